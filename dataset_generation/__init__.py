@@ -1,0 +1,1 @@
+"""Dataset generation: seeded problems (reference distribution and presets), names, export, Hub push."""

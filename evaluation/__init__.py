@@ -1,0 +1,1 @@
+"""Evaluation: generate completions for models and checkpoints, score them with the shared rules, report and chart."""

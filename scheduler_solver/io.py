@@ -1,0 +1,106 @@
+"""Crash-safe file output: write to a temporary file beside the target, then rename.
+
+An interrupted run never leaves a truncated JSON, PNG or JSONL line behind that a
+later run would trust. ``append_jsonl``/``read_jsonl`` give resumable logs: a torn
+last line (from a kill mid-write) is ignored on read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it onto ``path``.
+
+    Works for files and folders (e.g. ``Dataset.save_to_disk``). On error the temporary is removed.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            import shutil
+
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: PathLike, obj: Any) -> None:
+    """Append one JSON line and flush it (resumable logs)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def read_jsonl(path: PathLike, repair: bool = True) -> list[Any]:
+    """Read a JSONL file. A torn final line (a kill mid-write: no newline, bad JSON) is
+    dropped and, with ``repair``, cut from the file so that later appends stay valid."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    data = p.read_bytes()
+    rows: list[Any] = []
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if i == len(lines) - 1:  # torn tail: the row will be redone
+                if repair:
+                    with open(p, "r+b") as f:
+                        f.truncate(len(data) - len(line))
+                break
+            from .errors import UserError
+
+            raise UserError(f"{path}:{i + 1}: not valid JSON")
+    return rows
+
+
+def write_jsonl(path: PathLike, rows) -> None:
+    """Write a whole JSONL file atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

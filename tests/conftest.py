@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests never touch the network: the Hub is forced offline here."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random 2-layer Qwen2 + offline tokenizer, built once per test session."""
+    from evaluation.models import build_tiny_model
+
+    return str(build_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model")))
+
+
+@pytest.fixture()
+def sample_rows():
+    """Three small rows in the public dataset schema (one past midnight, as in the real data)."""
+    return [
+        {"events": [["Yoga", "09:00", "10:00"], ["Standup", "09:30", "10:15"], ["Lunch", "10:15", "11:00"]],
+         "priority_events": ["Standup"], "optimal_score": 135,
+         "prompt": "Events:\n- Yoga (09:00 - 10:00)\n- Standup (09:30 - 10:15)\n- Lunch (10:15 - 11:00)\n\nPriorities:\n- Standup"},
+        {"events": [["Late show", "23:10", "24:40"], ["Night walk", "23:50", "24:22"], ["Tea", "21:00", "21:30"]],
+         "priority_events": ["Night walk"], "optimal_score": 120,
+         "prompt": "Events:\n- Late show (23:10 - 24:40)\n- Night walk (23:50 - 24:22)\n- Tea (21:00 - 21:30)\n\nPriorities:\n- Night walk"},
+        {"events": [["A", "08:00", "09:00"], ["B", "09:00", "10:00"], ["C", "08:30", "09:30"], ["D", "12:00", "12:15"]],
+         "priority_events": ["C"], "optimal_score": 135,
+         "prompt": "Events:\n- A (08:00 - 09:00)\n- B (09:00 - 10:00)\n- C (08:30 - 09:30)\n- D (12:00 - 12:15)\n\nPriorities:\n- C"},
+    ]
