@@ -160,9 +160,17 @@ def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
-    if tokenizer.pad_token is None:
+    # The GGUF's tokenizer metadata names <|im_start|> as eos; the chat format ends turns with <|im_end|>
+    # (the model config agrees: eos_token_id 2). TRL appends tokenizer.eos_token to SFT completions, so fix it.
+    vocab = tokenizer.get_vocab()
+    if "<|im_end|>" in vocab:
+        tokenizer.eos_token = "<|im_end|>"
+    if "<|endoftext|>" in vocab and tokenizer.pad_token in (None, tokenizer.eos_token, tokenizer.bos_token):
+        tokenizer.pad_token = "<|endoftext|>"
+    elif tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
     with atomic_path(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "dataset_generation.cli",
     "evaluation.cli",
     "training.cli",
+    "training.reward_cli",
     "qwen_scheduler.pipeline",
 )
 
