@@ -1,0 +1,71 @@
+"""``qwen-scheduler evaluate``: generate with models/checkpoints, score with the shared rules, report and chart.
+
+    qwen-scheduler evaluate --dataset data/events --limit 50 --model oracle --model greedy \\
+        --model HuggingFaceTB/SmolLM2-135M-Instruct --checkpoints outputs/run1 --output eval/
+    qwen-scheduler evaluate --output eval/ --report-only --rules anchor   # re-score and redraw only
+
+Import-light: torch and transformers are imported by the handler only when a model is evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from scheduler_solver.errors import UserError
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.report_only:
+        from .report import render
+
+        render(args.output, rules=args.rules, dataset=args.dataset)
+        return 0
+    if not args.dataset:
+        raise UserError("--dataset is required (unless --report-only)")
+    from .runner import EvalConfig, run_evaluation
+
+    config = EvalConfig(
+        dataset=args.dataset, output=args.output, models=args.model or [], labels=args.label or [],
+        checkpoints=args.checkpoints, split=args.split, limit=args.limit, backend=args.backend,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+        samples=args.samples, batch_size=args.batch_size, dtype=args.dtype, device=args.device, base=args.base,
+        rules=args.rules, overwrite=args.overwrite,
+    )
+    run_evaluation(config)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="generate schedules with models/checkpoints, score them, write report + charts",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default=None, help="datasets folder, .jsonl/.json/.parquet file, or Hub id")
+    p.add_argument("--split", default=None, help="split to read (default: test if present, else the only one)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows")
+    p.add_argument("--model", action="append", metavar="M",
+                   help="Hub id, model folder, LoRA adapter folder, or 'oracle' / 'greedy' (repeatable)")
+    p.add_argument("--label", action="append", metavar="NAME", help="a name per --model, in order (default: derived)")
+    p.add_argument("--checkpoints", metavar="RUN_DIR", default=None,
+                   help="evaluate every checkpoint-* of a training run (by step, labelled by epoch) and its final model")
+    p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
+    p.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"],
+                   help="auto: vLLM if installed and CUDA is available, else transformers")
+    p.add_argument("--max-new-tokens", type=int, default=2000, help="generation budget per completion (default 2000)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature > 0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="completions per row; reports mean@k, pass@k (rows with >= 1 valid of k) and best@k")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per generate call (default 8; vLLM: prompts per chunk, default 256)")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (transformers backend)")
+    p.add_argument("--rules", default="strict", choices=["strict", "anchor"],
+                   help="rule set for scoring (default strict; anchor = the reference project's evaluation)")
+    p.add_argument("--overwrite", action="store_true", help="discard earlier results of these labels and start over")
+    p.add_argument("--report-only", action="store_true",
+                   help="generate nothing: re-score DIR's completions and rewrite summary, report and charts")
+    p.set_defaults(func=cmd_evaluate)
+
+
+__all__ = ["register"]

@@ -1,0 +1,165 @@
+"""Score every label of an evaluation folder and write ``summary.json``, ``report.md`` and the charts.
+
+Scoring goes through ``scheduler_solver.scoring.score_completions`` (the path behind
+``qwen-scheduler score``), once per sample number. Only rows whose k samples are all present are
+scored. With k samples per row (``--samples k``):
+
+* ``valid``, ``failures``, ``mean_score`` count every completion (n x k of them); ``mean_score`` is
+  mean@k, the mean of value/optimum x 100 over all completions (invalid ones score 0);
+* ``pass_at_k`` -- percent of rows with at least one valid schedule among their k samples;
+* ``best_at_k`` -- mean over rows of the best of the k scores.
+
+With k = 1 these are the plain figures (pass@1 = valid / n). Re-render an existing folder (e.g.
+under the other rule set) with ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+from scheduler_solver.data import load_rows
+from scheduler_solver.errors import UserError
+from scheduler_solver.io import atomic_write_json, atomic_write_text, write_jsonl
+from scheduler_solver.rules import FAILURES
+from scheduler_solver.scoring import score_completions
+
+from . import layout
+
+HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
+
+
+def _mean(xs) -> Optional[float]:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else None
+
+
+def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[dict, list[dict]]:
+    """``(summary entry, per-completion verdicts)`` for one label folder."""
+    settings = layout.read_settings(label_dir) or {}
+    records = layout.load_records(label_dir)
+    n_rows = settings.get("rows", len(rows))
+    k = settings.get("samples", 1)
+    if n_rows > len(rows):
+        raise UserError(f"{label_dir}: evaluated {n_rows} rows but the dataset now has {len(rows)}")
+    complete = [i for i in range(n_rows) if all((i, s) in records for s in range(k))]
+    verdicts: list[dict] = []
+    valid = 0
+    failures = {c: 0 for c in FAILURES}
+    for s in range(k):
+        per_row, summ = score_completions(rows, {i: records[(i, s)]["completion"] for i in complete}, rules)
+        verdicts += [{**v, "sample": s} for v in per_row]
+        valid += summ["valid"]
+        for c in FAILURES:
+            failures[c] += summ["failures"].get(c, 0)
+    by_row: dict[int, list[dict]] = {}
+    for v in verdicts:
+        by_row.setdefault(v["index"], []).append(v)
+    scores = [100.0 * v["score"] for v in verdicts]
+    used = [records[(i, s)] for i in complete for s in range(k)]
+    timed = [r for r in used if isinstance(r.get("seconds"), (int, float))]
+    tokened = [r for r in timed if isinstance(r.get("n_tokens"), int)]
+    seconds = sum(r["seconds"] for r in timed)
+    tok_seconds = sum(r["seconds"] for r in tokened)
+    hist = [0] * HIST_BINS
+    for x in scores:
+        hist[min(int(x // (100 / HIST_BINS)), HIST_BINS - 1)] += 1
+    entry = {
+        "n": len(complete), "rows_expected": n_rows, "complete": len(complete) == n_rows,
+        "samples": k, "completions": len(verdicts), "valid": valid,
+        "mean_score": _mean(scores) or 0.0, "failures": failures,
+        "pass_at_k": 100.0 * sum(any(v["category"] == "valid" for v in vs) for vs in by_row.values()) / len(by_row)
+        if by_row else 0.0,
+        "best_at_k": _mean(100.0 * max(v["score"] for v in vs) for vs in by_row.values()) or 0.0,
+        "mean_tokens": _mean(r["n_tokens"] for r in tokened),
+        "mean_chars": _mean(len(r["completion"]) for r in used),
+        "truncated": sum(bool(r.get("truncated")) for r in used),
+        "tokens_per_s": sum(r["n_tokens"] for r in tokened) / tok_seconds if tok_seconds > 0 else None,
+        "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("backend") != "baseline" else None,
+        "generation_seconds": seconds,
+        "score_histogram": hist,
+        "rules": rules,
+        **{k2: settings.get(k2) for k2 in ("backend", "model", "kind", "base", "epoch", "step", "sampling")},
+    }
+    return entry, sorted(verdicts, key=lambda v: (v["index"], v["sample"]))
+
+
+def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = None, dataset: Optional[str] = None,
+           generated_now: Optional[Mapping[str, int]] = None, charts: bool = True,
+           log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict:
+    """Score all labels of ``out_dir`` and rewrite summary.json, report.md and the PNGs (each atomically)."""
+    out = Path(out_dir)
+    index = layout.read_index(out)
+    if index is None:
+        raise UserError(f"{out} holds no evaluation ({layout.INDEX} is missing); run qwen-scheduler evaluate first")
+    if rows is None:
+        rows = load_rows(dataset or index["dataset"], index.get("split"))
+    models = {}
+    for label in index.get("labels", []):
+        ldir = out / label
+        if not (ldir / layout.SETTINGS).is_file():
+            log(f"warning: {ldir} is listed in {layout.INDEX} but has no {layout.SETTINGS}; skipped")
+            continue
+        entry, verdicts = score_label(ldir, rows, rules)
+        if generated_now is not None and label in generated_now:
+            entry["generated_now"] = generated_now[label]
+        write_jsonl(ldir / layout.SCORES, verdicts)
+        models[label] = entry
+    summary = {"dataset": index["dataset"], "split": index.get("split"), "rules": rules, "models": models}
+    images = []
+    if charts:
+        from .charts import write_charts
+
+        images = write_charts(out, summary)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", markdown(summary, images))
+    log(format_table(summary))
+    log(f"wrote {out / 'summary.json'}, {out / 'report.md'} and {len(images)} charts")
+    return summary
+
+
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def format_table(summary: Mapping) -> str:
+    """The Markdown table of report.md: one line per label."""
+    models = summary["models"]
+    ks = {e["samples"] for e in models.values()}
+    multi = any(k > 1 for k in ks)
+    head = ["model", "rows", "valid", "mean score"] + (["pass@k", "best@k"] if multi else []) + list(FAILURES) + [
+        "mean tokens", "truncated", "tokens/s", "completions/s", "backend"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, e in models.items():
+        rows = f"{e['n']}" + ("" if e["complete"] else f" of {e['rows_expected']} (partial)")
+        valid = f"{e['valid']}/{e['completions']}"
+        cells = [label, rows, valid, f"{e['mean_score']:.2f}"]
+        if multi:
+            cells += [f"{e['pass_at_k']:.1f}% (k={e['samples']})", f"{e['best_at_k']:.2f}"]
+        cells += [str(e["failures"].get(c, 0)) for c in FAILURES]
+        cells += [_num(e["mean_tokens"], ".1f"), str(e["truncated"]), _num(e["tokens_per_s"], ".1f"),
+                  _num(e["completions_per_s"], ".2f"), str(e.get("backend"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
+    split = f" (split {summary['split']})" if summary.get("split") else ""
+    parts = [
+        "# Evaluation report", "",
+        f"Dataset `{summary['dataset']}`{split}; rules `{summary['rules']}`. "
+        "Made by `qwen-scheduler evaluate`; `summary.json` holds the same figures.", "",
+        format_table(summary), "",
+        "*valid*: valid schedules / completions scored. *mean score*: mean over completions of "
+        "100 x weighted duration / optimum (0 when invalid); with k samples per row this is mean@k, "
+        "*pass@k* is the percent of rows with at least one valid schedule among k, *best@k* the mean of each "
+        "row's best score. Failure columns count completions per category. *mean tokens*: generated tokens per "
+        "completion; *truncated*: completions stopped by --max-new-tokens; throughput is tokens (completions) "
+        "over generation wall time. Baselines (oracle, greedy) use no model: no token figures.", "",
+    ]
+    if images:
+        parts += ["## Charts", ""]
+        for name, title in images:
+            parts += [f"### {title}", "", f"![{title}]({name})", ""]
+    return "\n".join(parts)
