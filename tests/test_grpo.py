@@ -1,0 +1,208 @@
+"""``qwen-scheduler train grpo`` end to end on the CPU: the tiny recipe, the real reward registry, TRL.
+
+A random model never earns a reward, so every group would have zero advantage and nothing would be
+learned. The fixture therefore first teaches the tiny model (plain PyTorch, a few seconds) to answer
+with one fixed schedule, closed half of the time and left open otherwise: sampled, it passes the format
+check some of the time, so the rewards differ inside a group and GRPO has a signal to follow.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY = "training/recipes/tiny-cpu.yaml"
+DATA = "training/recipes/data/tiny-train.jsonl"
+REWARDS = ("format", "chronological", "score")
+GOOD = "<think>ok</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event></schedule>"
+BAD = GOOD[: -len("</schedule>")]  # the same answer, unfinished: the format check fails
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _warm_start(base_dir: str, out_dir: str, rows: list, steps: int = 160) -> None:
+    """Teach the model two answers, in turns: a well-formed schedule, and the same without its closing
+    ``</schedule>``. Sampling then ends either way, so the completions of a group earn different rewards."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scheduler_solver.prompts import build_messages, chat_prompt
+    from scheduler_solver.rules import training_format_ok
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    answers = [tok(t + tok.eos_token, add_special_tokens=False).input_ids for t in (GOOD, BAD)]
+    prompts = [tok(chat_prompt(tok, build_messages(r["prompt"])), add_special_tokens=False).input_ids for r in rows]
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for step in range(steps):
+        answer = answers[step % 2]
+        ids = torch.tensor([prompts[(step // 2) % len(prompts)] + answer])
+        labels = torch.full_like(ids, -100)
+        labels[0, -len(answer):] = torch.tensor(answer)
+        model(input_ids=ids, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        x = torch.tensor([prompts[0]])
+        out = model.generate(x, do_sample=True, temperature=1.0, max_new_tokens=len(answers[0]) + 4,
+                             num_return_sequences=16, pad_token_id=tok.pad_token_id)
+    good = sum(training_format_ok(t) for t in tok.batch_decode(out[:, x.shape[1]:], skip_special_tokens=True))
+    assert 2 <= good <= 14, f"the warm start should answer both ways; {good} of 16 samples were well-formed"
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+
+
+@pytest.fixture(scope="module")
+def warm_model(tmp_path_factory):
+    from evaluation.models import build_tiny_model
+    from scheduler_solver.io import read_jsonl
+
+    root = tmp_path_factory.mktemp("warm")
+    base = build_tiny_model(str(root / "base"))
+    _warm_start(str(base), str(root / "warm"), read_jsonl(DATA)[:2])
+    return str(root / "warm")
+
+
+def _args(out, model, *extra):
+    return ["train", "grpo", "--config", TINY, "--output_dir", str(out), "--model_name_or_path", model,
+            "--build_tiny", "false", "--limit", "2", "--max_completion_length", "64", *extra]
+
+
+@pytest.fixture(scope="module")
+def run(warm_model, tmp_path_factory):
+    """One GRPO run of the tiny recipe: 2 prompts, 2 epochs of 2 steps; then 1 more epoch via --resume."""
+    import contextlib
+    import io
+
+    from qwen_scheduler.cli import main
+
+    out = tmp_path_factory.mktemp("grpo") / "run"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(_args(out, warm_model))
+    first = {"rc": rc, "stdout": buf.getvalue(), "adapter": _lora(out / "adapter_model.safetensors"),
+             "checkpoints": sorted(p.name for p in out.glob("checkpoint-*"))}
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc2 = main(_args(out, warm_model, "--num_train_epochs", "3", "--resume", "--merge", "true"))
+    return {"dir": out, "first": first, "rc2": rc2, "stdout2": buf.getvalue()}
+
+
+def _lora(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v.clone() for k, v in load_file(str(path)).items() if "lora_" in k}
+
+
+def _state(path: Path) -> dict:
+    return json.loads((path / "trainer_state.json").read_text())
+
+
+def test_plan_is_printed_before_training(run):
+    out = run["first"]["stdout"]
+    assert run["first"]["rc"] == 0, out
+    plan = out[out.index("GRPO plan"):]
+    assert "backend:      trl" in plan and "2 train rows" in plan
+    assert "= 4 completions per step = 1 prompt(s) x 4 generations" in plan
+    assert "2 per epoch x 2 epochs = 4 total" in plan
+    assert "rewards:      format x1, chronological x1, score x1" in plan
+    assert plan.index("GRPO plan") < plan.index("saved the LoRA adapter")
+
+
+def test_lora_weights_changed(run):
+    weights = run["first"]["adapter"]
+    b = [v for k, v in weights.items() if "lora_B" in k]
+    assert b and any(v.abs().max().item() > 0 for v in b)  # LoRA B starts at zero: only updates move it
+    final = _lora(run["dir"] / "adapter_model.safetensors")
+    assert any(not (final[k] == weights[k]).all() for k in weights)  # the resumed epoch moved them again
+
+
+def test_checkpoint_every_epoch_and_every_save_steps(run):
+    # 2 steps per epoch: epoch ends at 2 and 4, save_steps 3 -> 3
+    assert run["first"]["checkpoints"] == ["checkpoint-2", "checkpoint-3", "checkpoint-4"]
+    state = _state(run["dir"] / "checkpoint-4")
+    assert state["max_steps"] == 4 and state["global_step"] == 4 and state["epoch"] == 2.0
+
+
+def test_trainer_state_has_every_reward_metric(run):
+    logs = [h for h in _state(run["dir"] / "checkpoint-4")["log_history"] if "reward" in h]
+    assert [h["step"] for h in logs] == [1, 2, 3, 4]
+    for name in REWARDS:
+        assert all(f"rewards/{name}/mean" in h for h in logs), name
+    assert any(h["frac_reward_zero_std"] < 1.0 for h in logs)  # at least one group had a learning signal
+    assert all(h["timing/generate_and_score_s"] > 0 for h in logs)
+
+
+def test_completion_samples_log(run):
+    from scheduler_solver.io import read_jsonl
+
+    samples = read_jsonl(run["dir"] / "completion_samples.jsonl")
+    assert {s["step"] for s in samples} >= {0, 1, 2, 3}
+    assert all(set(s["rewards"]) == set(REWARDS) and s["prompt"].startswith("Events:") for s in samples)
+    assert {s["rewards"]["format"] for s in samples} <= {0.0, 10.0}
+    assert "===== step 0 | sample 0 | format=" in (run["dir"] / "completion_samples.txt").read_text()
+
+
+def test_resume_continues_from_the_last_checkpoint(run):
+    assert run["rc2"] == 0, run["stdout2"]
+    assert f"resume:       {run['dir'] / 'checkpoint-4'}" in run["stdout2"]
+    state = _state(run["dir"] / "checkpoint-6")
+    assert state["global_step"] == 6 and state["max_steps"] == 6
+    steps = [h["step"] for h in state["log_history"] if "reward" in h]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the history of the first run is carried on, not restarted
+
+
+def test_merge_after_training_is_checked(run):
+    report = json.loads((run["dir"] / "merged" / "merge_check.json").read_text())
+    assert report["ok"] and report["max_abs_logit_diff"] <= 1e-3 and report["argmax_agreement"] == 1.0
+    assert "merge check (2 prompts" in run["stdout2"]
+
+
+def test_rerun_without_resume_refuses_and_resume_needs_a_checkpoint(run, warm_model, tmp_path, capsys):
+    from qwen_scheduler.cli import main
+
+    assert main(_args(run["dir"], warm_model)) == 2
+    assert "already holds checkpoints (last: checkpoint-6); pass --resume" in capsys.readouterr().err
+    assert main(_args(tmp_path / "fresh", warm_model, "--resume")) == 2
+    assert "--resume: no checkpoint-N folder" in capsys.readouterr().err
+
+
+def test_push_offline_fails_with_one_line_and_keeps_files(run, capsys, monkeypatch):
+    from qwen_scheduler.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = sorted(p.name for p in run["dir"].iterdir())
+    assert main(["train", "push", "--folder", str(run["dir"]), "--repo", "someone/qwen-scheduler-test"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "push to someone/qwen-scheduler-test failed" in err
+    assert set(before) <= {p.name for p in run["dir"].iterdir()}
+    card = (run["dir"] / "README.md").read_text()
+    assert "base_model:" in card and "tiny-train.jsonl" in card and "format" in card
+
+
+def test_trap_warnings_go_to_warnings_log(tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from training.callbacks import TrapWarnings
+
+    cb = TrapWarnings(str(tmp_path), clipped_ratio=0.2, zero_std=0.8, max_completion_length=64, window=2)
+    state, control = TrainerState(), TrainerControl()
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    for step, (clipped, zero) in enumerate([(0.1, 0.5), (0.1, 0.5), (0.9, 0.95), (0.9, 0.95), (0.9, 0.95)], 1):
+        state.global_step = step
+        cb.on_log(args, state, control, logs={"completions/clipped_ratio": clipped, "frac_reward_zero_std": zero})
+    text = (tmp_path / "warnings.log").read_text()
+    assert text.count("hit the length limit (max_completion_length=64)") == 1  # once, then rate-limited
+    assert text.count("got the same reward") == 1
+    # the mean of the last 2 logs crosses 0.2 at step 3 (0.5) but 0.8 only at step 4 (0.95)
+    assert "step 3: 50% of completions hit the length limit" in text and "step 4: in 95% of prompt groups" in text

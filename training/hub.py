@@ -1,0 +1,128 @@
+"""Upload a trained adapter or merged model to the Hugging Face Hub, with a model card.
+
+    qwen-scheduler train grpo --config R.yaml --push-to-hub you/qwen-scheduler-7b-grpo
+    qwen-scheduler train push --folder runs/qwen-grpo --repo you/qwen-scheduler-7b-grpo
+
+The card (``README.md`` in the folder) names the base model, the recipe and overrides, the data,
+the main settings, and -- when an evaluation ``summary.json`` is given or found in
+``RUN/evaluation/`` -- the evaluation table. Offline or without a token the push fails with one
+line (exit 2); every local file stays where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional
+
+from scheduler_solver.errors import UserError
+
+
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def evaluation_table(summary_path: Path) -> Optional[str]:
+    """A Markdown table from an evaluation ``summary.json`` (``qwen-scheduler evaluate``)."""
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{summary_path}: unreadable evaluation summary ({e.__class__.__name__})")
+    try:
+        from evaluation.report import format_table
+
+        return format_table(summary)
+    except (KeyError, TypeError, ImportError):
+        return "```json\n" + json.dumps(summary, indent=2)[:6000] + "\n```"
+
+
+def model_card(folder: str, run_dir: Optional[str] = None, summary_path: Optional[str] = None) -> str:
+    """The card's Markdown text (YAML front matter included)."""
+    f, run = Path(folder), Path(run_dir or folder)
+    adapter = _load_json(f / "adapter_config.json")
+    merged_check = _load_json(f / "merge_check.json")
+    cfg = _load_yaml(run / "run_config.yaml")
+    script, model, train = cfg.get("script", {}), cfg.get("model", {}), cfg.get("training", {})
+    base = adapter.get("base_model_name_or_path") or merged_check.get("base") or model.get("model_name_or_path") or "unknown"
+    kind = "LoRA adapter" if adapter else "merged model"
+    front = ["---", f"base_model: {base}", "library_name: " + ("peft" if adapter else "transformers"),
+             "tags: [grpo, trl, scheduling, qwen-scheduler-grpo]", "---", ""]
+    lines = [f"# {f.name}", "",
+             f"A {kind} trained with GRPO (TRL) to build optimal event schedules: `<think>` reasoning, then a "
+             f"`<schedule>` of events that exist, run in chronological order and never overlap, maximising the "
+             f"weighted duration (priority events weigh 2).", "",
+             f"- **Base model:** `{base}`"]
+    if script:
+        lines += [f"- **Data:** `{script.get('dataset')}` split `{script.get('dataset_split')}`"
+                  + (f", limit {script['limit']}" if script.get("limit") else "")
+                  + (f", prompts <= {script['max_prompt_tokens']} tokens" if script.get("max_prompt_tokens") else ""),
+                  f"- **Rewards:** `{script.get('rewards')}`"]
+    if cfg.get("recipe"):
+        lines.append(f"- **Recipe:** `{cfg['recipe']}`" + (f", overrides `{' '.join(cfg.get('overrides') or [])}`"
+                                                           if cfg.get("overrides") else ""))
+    if train:
+        keys = ["learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+                "num_generations", "max_completion_length", "loss_type", "beta", "scale_rewards", "temperature"]
+        lines.append("- **Settings:** " + ", ".join(f"{k}={train[k]}" for k in keys if k in train))
+    if model:
+        lines.append(f"- **LoRA:** r={model.get('lora_r')}, alpha={model.get('lora_alpha')}, "
+                     f"4-bit base={model.get('load_in_4bit')}")
+    if merged_check:
+        lines.append(f"- **Merge check:** max |logit diff| {merged_check.get('max_abs_logit_diff'):.3g}, argmax "
+                     f"agreement {merged_check.get('argmax_agreement', 0):.1%} ({merged_check.get('dtype')})")
+    summary = Path(summary_path) if summary_path else run / "evaluation" / "summary.json"
+    if summary_path or summary.exists():
+        lines += ["", "## Evaluation", "", evaluation_table(summary)]
+    lines += ["", "## Use", "", "```bash",
+              "qwen-scheduler evaluate --model <owner/this-repo> --dataset anakin87/events-scheduling --split test "
+              "--output results/", "```",
+              "", "Made with `qwen-scheduler train grpo` (qwen-scheduler-grpo)."]
+    return "\n".join(front + lines) + "\n"
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def push(folder: str, repo_id: str, private: bool = True, summary_path: Optional[str] = None,
+         run_dir: Optional[str] = None) -> str:
+    """Write the card into ``folder`` and upload the folder (checkpoints excluded). Returns the repo URL."""
+    from scheduler_solver.io import atomic_write_text
+
+    f = Path(folder)
+    if not f.is_dir() or not ((f / "adapter_config.json").exists() or (f / "config.json").exists()):
+        raise UserError(f"{folder}: not a model or adapter folder")
+    if repo_id.count("/") > 1 or not repo_id.strip("/"):
+        raise UserError(f"not a Hub repository id: {repo_id!r} (use 'owner/name' or 'name')")
+    atomic_write_text(f / "README.md", model_card(folder, run_dir, summary_path))
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(f), repo_id=repo_id,
+                          ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.pth", "runs/**"],
+                          commit_message="Upload qwen-scheduler GRPO model")
+    except Exception as e:  # offline mode, no network, no token, no rights: one line, local files untouched
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise UserError(f"push to {repo_id} failed ({e.__class__.__name__}: {first[:200]}); "
+                        f"everything is still in {folder}")
+    print(f"pushed {folder} to {url}")
+    return str(url)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    if getattr(args, "overrides", None):
+        raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
+    push(args.folder, args.repo, private=not args.public, summary_path=args.evaluation_summary, run_dir=args.run_dir)
+    return 0
