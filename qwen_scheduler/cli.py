@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "evaluation.cli",
     "training.cli",
     "training.reward_cli",
+    "training.model_cli",
     "qwen_scheduler.pipeline",
 )
 

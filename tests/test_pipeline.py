@@ -1,0 +1,125 @@
+"""``qwen-scheduler pipeline`` end to end on the tiny model (no SmolLM2): every stage, the report,
+timings, charts, resume (finished stages skipped), --stages, and clear stops on bad settings."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qwen_scheduler.cli import main as cli
+from qwen_scheduler.pipeline import STAGES
+
+TINY = {
+    "preset": "cpu",
+    "scale": "tiny",
+    "generate": {"train_size": 8, "test_size": 3, "seed": 0, "holdout_name_sources": True,
+                 "set": {"min_events": 4, "max_events": 5}, "workers": 1},
+    "model": {"source": "tiny"},
+    "sft": {"overrides": {"limit": 4, "max_steps": 2, "max_length": 2048, "learning_rate": 1.0e-3}},
+    "grpo": {"overrides": {"limit": 2, "max_completion_length": 12, "max_prompt_tokens": 1500,
+                           "max_seq_length": 2048}},
+    "evaluate": {"limit": 2, "max_new_tokens": 12, "batch_size": 2},
+}
+
+
+def _config(tmp_path, **changes) -> str:
+    cfg = json.loads(json.dumps(TINY))
+    for key, value in changes.items():
+        cfg[key] = value
+    path = tmp_path / f"pipeline-{len(list(tmp_path.glob('pipeline-*')))}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One full tiny pipeline run, shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("pipe")
+    config, out = _config(tmp), tmp / "run"
+    assert cli(["pipeline", "--config", config, "--output", str(out)]) == 0
+    return config, out
+
+
+def test_every_stage_runs_and_the_report_sums_it_up(run):
+    _, out = run
+    timings = json.loads((out / "timings.json").read_text())["stages"]
+    assert [s for s in STAGES if timings.get(s, {}).get("status") == "ran"] == list(STAGES)
+    assert all(isinstance(timings[s]["wall_s"], float) for s in STAGES)
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    labels = list(summary["models"])
+    assert labels[:4] == ["oracle", "greedy", "base", "sft"]
+    grpo = [label for label in labels if label.startswith("grpo-")]
+    assert grpo == ["grpo-checkpoint-2-epoch1.00"]  # the final model is that checkpoint: not evaluated twice
+    assert summary["models"]["oracle"]["mean_score"] == 100.0
+    assert all(summary["models"][label]["n"] == 2 for label in labels)
+    report = (out / "report.md").read_text()
+    assert "the numbers below are not results" in report
+    for stage in STAGES:
+        assert f"| {stage} | ran |" in report
+    for label in labels:
+        assert f"| {label} |" in report
+    for png in ["eval/mean_score.png", "plots/sft/overview.png", "plots/grpo/overview.png"]:
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in report
+    assert (out / "plots" / "sft" / "loss.png").exists() and (out / "plots" / "grpo" / "reward.png").exists()
+
+
+def test_rerun_skips_finished_stages(run, capsys):
+    config, out = run
+    before = {p: p.stat().st_mtime_ns for p in (out / "sft" / "model.safetensors", out / "eval" / "summary.json")}
+    old = json.loads((out / "timings.json").read_text())["stages"]
+    assert cli(["pipeline", "--config", config, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for stage in STAGES[:-1]:
+        assert f"== pipeline: {stage}: output exists, skipped" in printed
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    new = json.loads((out / "timings.json").read_text())["stages"]
+    assert new["sft"] == {**old["sft"], "status": "skipped (done earlier)"}  # earlier wall time kept
+
+
+def test_stages_subset_redoes_only_those(run, capsys, tmp_path):
+    config, out = run
+    import shutil
+
+    shutil.rmtree(out / "plots")
+    assert cli(["pipeline", "--config", config, "--output", str(out), "--stages", "plot,report"]) == 0
+    printed = capsys.readouterr().out
+    assert "== pipeline: plot: qwen-scheduler plot rewards" in printed and "evaluate" not in printed
+    assert (out / "plots" / "grpo" / "overview.png").exists()
+
+
+def test_other_settings_in_the_same_folder_are_refused(run, tmp_path, capsys):
+    _, out = run
+    other = _config(tmp_path, evaluate={**TINY["evaluate"], "limit": 3})
+    assert cli(["pipeline", "--config", other, "--output", str(out)]) == 2
+    assert "was made with other pipeline settings" in capsys.readouterr().err
+
+
+def test_a_failing_stage_stops_the_pipeline_with_a_clear_message(tiny_model_dir, tmp_path, capsys):
+    config = _config(tmp_path, model={"source": tiny_model_dir},
+                     sft={"overrides": {**TINY["sft"]["overrides"], "trace_style": "verbose"}})
+    out = tmp_path / "bad"
+    assert cli(["pipeline", "--config", config, "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "unknown trace_style 'verbose'" in captured.err
+    assert "stage 'sft' failed (exit code 2)" in captured.out
+    timings = json.loads((out / "timings.json").read_text())["stages"]
+    assert timings["generate"]["status"] == "ran" and timings["sft"]["status"] == "failed (exit 2)"
+    assert "model" not in timings or timings["model"]["status"].startswith("skipped")
+    assert "grpo" not in timings and not (out / "grpo").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "cpu", "--stages", "sft,deploy"], "unknown stage 'deploy'"),
+    (["--config", "no/such.yaml"], "not found"),
+])
+def test_bad_pipeline_arguments(tmp_path, capsys, args, message):
+    assert cli(["pipeline", *args, "--output", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_config_section(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: cpu\ntraining: {}\n")
+    assert cli(["pipeline", "--config", str(path), "--output", str(tmp_path / "o")]) == 2
+    assert "unknown section 'training'" in capsys.readouterr().err

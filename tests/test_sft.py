@@ -1,0 +1,104 @@
+"""``qwen-scheduler train sft`` on the tiny model: loss only on completion tokens, checkpoints,
+resume, a saved model that evaluation loads, and one-line errors for bad settings."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from qwen_scheduler.cli import main as cli
+from scheduler_solver.io import write_jsonl
+
+RECIPE = str(Path(__file__).resolve().parent.parent / "training" / "recipes" / "smollm2-sft-cpu.yaml")
+
+
+@pytest.fixture()
+def rows_file(tmp_path, sample_rows):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, sample_rows * 2)
+    return str(path)
+
+
+def _argv(model, rows, out, *extra):
+    return ["--config", RECIPE, "--model_name_or_path", model, "--dataset", rows, "--dataset_split", "train",
+            "--output_dir", str(out), "--limit", "4", "--max_steps", "2", "--max_length", "2048",
+            "--learning_rate", "1e-2", "--warmup_steps", "0", *extra]
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def test_labels_mask_every_prompt_token(tiny_model_dir, rows_file, tmp_path):
+    from training.sft import build, make_trainer, tokenize_examples
+    from training.traces import sft_example
+
+    ctx = build(_argv(tiny_model_dir, rows_file, tmp_path / "out", "--trace_style", "full"))
+    trainer = make_trainer(ctx)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    examples = [sft_example(r, "full") for r in ctx["data"].rows[:2]]
+    prompts, completions = tokenize_examples(examples, trainer.processing_class)
+    for b in range(2):
+        labels, ids = batch["labels"][b], batch["input_ids"][b]
+        n_p, n_c = len(prompts[b]), len(completions[b])
+        assert (labels[:n_p] == -100).all()  # system + user + "assistant" header: no loss
+        assert torch.equal(labels[n_p:n_p + n_c], ids[n_p:n_p + n_c])  # every completion token is learned
+        assert (labels[n_p + n_c:] == -100).all()  # padding
+        text = trainer.processing_class.decode(ids[n_p:n_p + n_c])
+        assert text.startswith("<think>\nEvents by start") and "Keep:" in text and "</schedule>" in text
+    assert ctx["args"].completion_only_loss is True
+    assert any("completion tokens only" in line for line in ctx["plan"])
+
+
+def test_lora_sft_saves_a_merged_model_that_evaluation_loads(tiny_model_dir, rows_file, tmp_path, capsys):
+    from evaluation.models import load_model_and_tokenizer
+    from training.sft import final_model
+
+    out = tmp_path / "lora"
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, out, "--use_peft", "true")]) == 0
+    printed = capsys.readouterr().out
+    assert "SFT plan" in printed and "2 total" in printed
+    assert (out / "adapter_config.json").exists() and (out / "checkpoint-2").is_dir()
+    merged = final_model(str(out))
+    assert merged == str(out / "merged")
+    model, tok = load_model_and_tokenizer(merged, device="cpu")
+    assert tok.pad_token is not None and model.config.vocab_size == len(tok)
+    before, after = _weights(tiny_model_dir), _weights(merged)
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    assert any("q_proj" in k for k in changed)  # the LoRA update is in the merged weights
+    summary = json.loads((out / "sft_summary.json").read_text())
+    assert summary["steps"] == 2 and summary["final_model"] == merged and summary["rows"] == 4
+
+
+def test_full_finetune_then_resume_from_a_checkpoint(tiny_model_dir, rows_file, tmp_path):
+    from evaluation.models import load_model_and_tokenizer
+
+    out = tmp_path / "full"
+    argv = _argv(tiny_model_dir, rows_file, out, "--use_peft", "false")
+    assert cli(["train", "sft", *argv, "--max_steps", "1"]) == 0
+    assert not (out / "adapter_config.json").exists() and (out / "checkpoint-1").is_dir()
+    changed = [k for k, v in _weights(tiny_model_dir).items() if not torch.equal(v, _weights(out)[k])]
+    assert changed
+    load_model_and_tokenizer(str(out), device="cpu")
+    assert cli(["train", "sft", *argv]) == 2  # finished run: not silently overwritten
+    (out / "sft_summary.json").unlink()  # as if stopped after the checkpoint
+    assert cli(["train", "sft", *argv, "--max_steps", "2"]) == 2  # a checkpoint exists: --resume required
+    assert cli(["train", "sft", *argv, "--max_steps", "2", "--resume"]) == 0
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and len([h for h in state["log_history"] if "loss" in h]) == 2
+    assert json.loads((out / "sft_summary.json").read_text())["steps"] == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--trace_style", "verbose"], "unknown trace_style 'verbose'"),
+    (["--dataset", "no/such/dir/rows.jsonl"], "not found"),
+    (["--max_length", "100"], "every row is longer than max_length=100"),
+    (["--learning_rat", "1"], "did you mean 'learning_rate'"),
+])
+def test_bad_settings_are_one_line_errors(tiny_model_dir, rows_file, tmp_path, capsys, extra, message):
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "x"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "".join(err)

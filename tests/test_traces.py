@@ -1,0 +1,159 @@
+"""Solver traces (training/traces.py): every trace's schedule is optimal and valid, the
+reasoning names every event verbatim, lists exactly the overlaps, and ends on the optimum."""
+
+import random
+import re
+
+import pytest
+
+from scheduler_solver.errors import UserError
+from scheduler_solver.events import Problem, format_time
+from scheduler_solver.prompts import build_messages
+from scheduler_solver.rules import check
+from scheduler_solver.solver import brute_force, solve
+from training.traces import TRACE_STYLES, build_trace, conflict_groups, sft_example, trace_completion
+
+NAMES = ["Yoga", "Team sync", "Lunch w/ Ana", "Café meeting", "Deploy #3", "Review (Q3)", "1:1 Bob",
+         "Run", "Late show", "Dentist", "Call - Mum", "Board game night", "Gym", "Ёлка", "Walk & talk",
+         "Standup", "x", "Rust workshop", "Piano", "Taxes 2024"]
+
+
+def _random_problem(rng: random.Random) -> Problem:
+    n = rng.randint(3, 9)
+    events = []
+    for name in rng.sample(NAMES, n):
+        start = rng.randrange(7 * 60, 24 * 60, 5)  # some run past midnight ("24:20")
+        events.append((name, format_time(start), format_time(start + rng.choice([15, 30, 45, 60, 90, 120]))))
+    priorities = [e[0] for e in rng.sample(events, rng.randint(0, min(3, n)))]
+    return Problem.build(events, priorities)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    rng = random.Random(1234)
+    out = [_random_problem(rng) for _ in range(400)]
+    # a single-event optimum cannot pass the rules (too_few_events) whatever the answer: not a trace matter
+    kept = [p for p in out if len(solve(p).events) >= 2]
+    assert len(kept) > 300
+    return kept
+
+
+@pytest.mark.parametrize("style", list(TRACE_STYLES))
+def test_every_trace_schedule_is_optimal_and_valid(problems, style):
+    for p in problems:
+        completion = trace_completion(p, style)
+        for rules in ("strict", "anchor"):
+            v = check(completion, p, rules=rules)
+            assert v.category == "valid" and v.score == 1.0, (rules, p.prompt_text(), completion)
+
+
+LINE = re.compile(r"^(\d+)\. (.+) \((\d{2}:\d{2}) - (\d{2}:\d{2})\) (\d+)(?:x(\d) = (\d+))?$", flags=re.M)
+
+
+def _order(p):
+    return sorted(p.events, key=lambda e: (e.start, e.end, e.name))
+
+
+def _lines(block):
+    """``[(number, (name, start, end), value)]`` of the numbered event lines in a block of trace text."""
+    out = []
+    for num, name, start, end, minutes, weight, value in LINE.findall(block):
+        out.append((int(num), (name, start, end), int(value) if weight else int(minutes)))
+    return out
+
+
+def test_full_trace_names_every_event_verbatim_in_start_order(problems):
+    for p in problems:
+        listed = _lines(build_trace(p).split("\nCheck each start")[0])
+        assert [n for n, _, _ in listed] == list(range(1, len(p.events) + 1))
+        assert [r for _, r, _ in listed] == [tuple(e.as_row()) for e in _order(p)]  # verbatim, in start order
+        assert [v for _, _, v in listed] == [p.value(e) for e in _order(p)]
+
+
+def test_full_trace_sweep_compares_each_start_with_the_latest_end(problems):
+    for p in problems:
+        order = _order(p)
+        sweep = re.findall(r"^#(\d+): (\d{2}:\d{2}) (<|>=) (\d{2}:\d{2}), (overlap|new group)$", build_trace(p), re.M)
+        assert [int(k) for k, *_ in sweep] == list(range(2, len(order) + 1))
+        for k, start, sign, reach, verdict in sweep:
+            e, earlier = order[int(k) - 1], order[: int(k) - 1]
+            assert start == e.start_text and reach == max(earlier, key=lambda x: x.end).end_text
+            overlaps = any(e.overlaps(x) for x in earlier)
+            assert (sign == "<") == overlaps == (verdict == "overlap")  # the sweep finds every overlap
+
+
+def test_full_trace_groups_list_conflict_free_choices_and_the_best(problems):
+    for p in problems:
+        order, kept = _order(p), set(solve(p).events)
+        groups = [g for g in conflict_groups(p) if len(g) > 1]
+        found = re.findall(r"^((?:#\d+ )*#\d+): (.+), best ([#\d +]+) = (\d+)$", build_trace(p), re.M)
+        assert len(found) == len(groups)
+        for group, (members, options, best, value) in zip(groups, found):
+            assert [order[int(x[1:]) - 1] for x in members.split()] == group
+            best_events = [order[int(x[1:]) - 1] for x in best.split(" + ")]
+            assert best_events == [e for e in group if e in kept] and int(value) == p.total_value(best_events)
+            for option, total in re.findall(r"([#\d +]+) = (\d+)", options):
+                events = [order[int(x.strip()[1:]) - 1] for x in option.split(" + ")]
+                assert all(not a.overlaps(b) for i, a in enumerate(events) for b in events[i + 1:])
+                assert int(total) == p.total_value(events) <= int(value)
+
+
+def test_full_trace_keeps_the_solution_verbatim_and_totals_the_optimum(problems):
+    for p in problems:
+        trace = build_trace(p)
+        kept = _lines(trace.split("\nKeep:\n")[1])
+        assert [r for _, r, _ in kept] == [tuple(e.as_row()) for e in solve(p).events]
+        m = re.fullmatch(r"Total = (?:([\d +]+) = )?(\d+)", trace.splitlines()[-1])
+        assert m and int(m.group(2)) == solve(p).total == brute_force(p)
+        if m.group(1):
+            assert [int(x) for x in m.group(1).split(" + ")] == [v for _, _, v in kept]
+
+
+def test_compact_trace_lists_exactly_the_overlapping_pairs(problems):
+    for p in problems:
+        trace = build_trace(p, "compact")
+        order = _order(p)
+        pairs = re.findall(r"#(\d+) starts (\d{2}:\d{2}) < #(\d+) ends (\d{2}:\d{2})", trace)
+        assert len(pairs) == p.overlapping_pairs()
+        for later, start, earlier, end in pairs:
+            a, b = order[int(earlier) - 1], order[int(later) - 1]
+            assert a.overlaps(b) and b.start_text == start and a.end_text == end
+        keep = re.search(r"^Keep: (.+)$", trace, flags=re.M).group(1)
+        assert [order[int(x.strip("#")) - 1] for x in keep.split(", ")] == list(solve(p).events)
+        assert trace.splitlines()[-1].endswith(f"= {solve(p).total}") or trace.splitlines()[-1] == f"Total = {solve(p).total}"
+
+
+def test_traces_are_deterministic_and_ignore_input_order():
+    rng = random.Random(7)
+    for _ in range(50):
+        p = _random_problem(rng)
+        events = [e.as_row() for e in p.events]
+        rng.shuffle(events)
+        shuffled = Problem.build(events, p.priorities)
+        for style in TRACE_STYLES:
+            assert trace_completion(p, style) == trace_completion(p, style) == trace_completion(shuffled, style)
+
+
+def test_styles_differ_and_none_has_empty_reasoning(sample_rows):
+    row = sample_rows[0]
+    full, compact, minimal, none = (trace_completion(row, s) for s in ("full", "compact", "minimal", "none"))
+    assert "Check each start" in full and "Conflicts:" in compact and "Conflicts:" not in minimal
+    for longer in (full, compact):
+        assert minimal.split("</think>")[0] in longer  # minimal = the event list, the start of both
+    assert none.startswith("<think>\n\n</think>\n<schedule>")
+    assert len(none) < len(minimal) < len(compact) < len(full)
+    assert full.split("</think>")[1] == none.split("</think>")[1]  # the same optimal schedule
+
+
+def test_sft_example_is_prompt_completion_conversational(sample_rows):
+    ex = sft_example(sample_rows[1], "full")
+    assert ex["prompt"] == build_messages(sample_rows[1])
+    assert [m["role"] for m in ex["completion"]] == ["assistant"]
+    p = Problem.from_row(sample_rows[1])
+    assert check(ex["completion"][0]["content"], p).score == 1.0
+    assert "24:22" in ex["completion"][0]["content"]  # past-midnight times copied as given
+
+
+def test_unknown_style_is_a_user_error(sample_rows):
+    with pytest.raises(UserError, match="unknown trace style 'verbose'"):
+        build_trace(sample_rows[0], "verbose")
