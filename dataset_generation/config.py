@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from scheduler_solver.errors import UserError
+from scheduler_solver.io import read_yaml_mapping
 from scheduler_solver.events import ProblemError, parse_time
 
 from . import names
@@ -78,17 +78,7 @@ class GenerationConfig:
     @classmethod
     def from_yaml(cls, path: str, **overrides: Any) -> "GenerationConfig":
         """A YAML recipe: optional ``preset`` plus any fields; ``overrides`` win."""
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config file {path} not found")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
-        if not isinstance(data, Mapping):
-            raise UserError(f"{path}: expected a mapping of settings")
+        data = read_yaml_mapping(path, "config file")
         data = dict(data)
         preset = overrides.pop("preset", None) or data.pop("preset", "reference")
         data.pop("preset", None)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from scheduler_solver.errors import UserError
+from scheduler_solver.io import read_yaml_mapping
 
 STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 RECIPES = Path(__file__).resolve().parent.parent / "training" / "recipes"
@@ -56,19 +57,7 @@ PRESETS = {
 
 def load_config(preset: Optional[str], path: Optional[str]) -> dict:
     """A preset, then a YAML file's sections merged over it key by key."""
-    import yaml
-
-    data = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"pipeline config {path!r} not found")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: expected a mapping of sections")
+    data = read_yaml_mapping(path, "pipeline config") if path else {}
     name = preset or data.pop("preset", None) or "cpu"
     data.pop("preset", None)
     if name not in PRESETS:

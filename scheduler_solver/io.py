@@ -104,3 +104,28 @@ def read_jsonl(path: PathLike, repair: bool = True) -> list[Any]:
 def write_jsonl(path: PathLike, rows) -> None:
     """Write a whole JSONL file atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_yaml_mapping(path: PathLike, what: str = "config file") -> dict:
+    """A YAML file's top-level mapping (``{}`` when empty); one-line ``UserError`` when missing or invalid."""
+    import yaml
+
+    from .errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or [e.__class__.__name__])[0]
+        raise UserError(f"{path}: not valid YAML{where}: {problem}")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: {what} must be a YAML mapping of 'key: value' lines, got {type(data).__name__}")
+    return data

@@ -27,10 +27,10 @@ import dataclasses
 import difflib
 import json
 import os
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from scheduler_solver.errors import UserError
+from scheduler_solver.io import read_yaml_mapping
 
 _RESERVED = ("config", "env")
 
@@ -42,24 +42,7 @@ def _first_line(e: BaseException) -> str:
 
 def load_recipe(path: str) -> dict[str, Any]:
     """The recipe's top-level mapping (``{}`` for an empty file); ``UserError`` if unreadable."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"recipe {path!r} not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or _first_line(e)}")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file")
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping of 'key: value' lines, got {type(data).__name__}")
-    return data
+    return read_yaml_mapping(path, "recipe")
 
 
 def split_config(argv: Sequence[str]) -> tuple[Optional[str], list[str]]:
