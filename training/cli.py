@@ -35,6 +35,14 @@ class OverridesParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def add_recipe_arguments(p: argparse.ArgumentParser, recipes: str, plan: str) -> None:
+    """``--config``, ``--resume [CHECKPOINT]`` and ``--dry-run``: shared by ``train grpo`` and ``train sft``."""
+    p.add_argument("--config", required=True, help=f"YAML recipe ({recipes})")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
+    p.add_argument("--dry-run", action="store_true", help=f"print the plan ({plan}) and stop")
+
+
 def cmd_grpo(args: argparse.Namespace) -> int:
     from .grpo import run_from_cli
 
@@ -51,10 +59,7 @@ def _add_grpo(tsub) -> None:
     p = tsub.add_parser("grpo", help="GRPO training from a YAML recipe (+ --key value overrides)",
                         description="GRPO training: LoRA/QLoRA on Unsloth or TRL. Any recipe key can be overridden "
                                     "with --key value (e.g. --output_dir runs/x --learning_rate 1e-5 --max_steps 10).")
-    p.add_argument("--config", required=True, help="YAML recipe (training/recipes/*.yaml)")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (sizes, batches, steps) and stop")
+    add_recipe_arguments(p, "training/recipes/*.yaml", "sizes, batches, steps")
     p.add_argument("--push-to-hub", dest="push_to_hub", default=None, metavar="REPO",
                    help="upload the adapter (or the merged model) with a model card to this Hub repo at the end")
     p.set_defaults(func=cmd_grpo)

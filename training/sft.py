@@ -254,10 +254,9 @@ def add_parser(tsub) -> None:
     p = tsub.add_parser("sft", help="supervised cold start on solver traces (before GRPO)",
                         description="SFT on solver traces from a YAML recipe. Any recipe key can be overridden with "
                                     "--key value (e.g. --output_dir runs/sft --trace_style minimal --use_peft false).")
-    p.add_argument("--config", required=True, help="YAML recipe (training/recipes/*-sft*.yaml)")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (rows, tokens, batches, steps) and stop")
+    from .cli import add_recipe_arguments
+
+    add_recipe_arguments(p, "training/recipes/*-sft*.yaml", "rows, tokens, batches, steps")
     p.set_defaults(func=run_from_cli)
 
 
