@@ -1,6 +1,6 @@
 """Run every CPU benchmark once and print their JSON figures (``make bench``).
 
-    python benchmarks/run_all.py              # generator (1M rows) + evaluation backend (tiny model)
+    python benchmarks/run_all.py              # generator (1M rows), evaluation backend (tiny model), rewards
     python benchmarks/run_all.py --quick      # smaller sizes, a minute or two
 
 Figures worth keeping go into BENCHMARKS.md with the command, the machine and the date.
@@ -24,6 +24,7 @@ def main() -> int:
     runs = [
         [sys.executable, str(HERE / "bench_generate.py"), *gen],
         [sys.executable, str(HERE / "bench_eval.py"), *(["--limit", "8"] if args.quick else [])],
+        [sys.executable, str(HERE / "bench_rewards.py")],
     ]
     failed = 0
     for cmd in runs:
