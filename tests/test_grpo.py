@@ -206,3 +206,16 @@ def test_trap_warnings_go_to_warnings_log(tmp_path):
     assert text.count("got the same reward") == 1
     # the mean of the last 2 logs crosses 0.2 at step 3 (0.5) but 0.8 only at step 4 (0.95)
     assert "step 3: 50% of completions hit the length limit" in text and "step 4: in 95% of prompt groups" in text
+
+
+def test_plot_rewards_on_the_tiny_run(run, tmp_path):
+    """`plot rewards` on the run the CLI just trained: every reward of the recipe gets its curve."""
+    from matplotlib.image import imread
+
+    from qwen_scheduler.cli import main
+
+    assert main(["plot", "rewards", str(run["dir"]), "--output", str(tmp_path)]) == 0
+    for name in ["reward", "overview", *(f"rewards_{r}" for r in REWARDS)]:
+        img = imread(tmp_path / f"{name}.png")
+        assert img.shape[0] > 200 and img.shape[1] > 300, name
+        assert img[..., :3].std() > 0.01, name  # not a blank canvas
