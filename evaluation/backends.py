@@ -8,6 +8,10 @@
 * :class:`TransformersBackend` -- batched, left-padded ``model.generate`` on CPU or GPU; rows are
   sorted by prompt length (longest first) so batches carry little padding; LoRA adapters load
   through PEFT; generation stops at EOS; only new tokens are decoded, without special tokens.
+  With ``continuous_batching=True`` (``--backend transformers-cb``) every prompt goes to
+  transformers' continuous-batching engine (``model.generate_batch``: paged KV cache, finished
+  sequences leave the batch at once, CUDA graphs on GPU) instead: no padding and no waiting for
+  the longest answer of a batch.
 
 vLLM lives in ``evaluation/vllm_backend.py``. Every backend hands records
 ``{index, sample, completion, n_tokens, seconds, truncated}`` to an ``emit`` callback as they are
@@ -177,10 +181,14 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, dtype: str = "auto", device: str = "auto", batch_size: int = 8, progress: bool = True):
+    def __init__(self, dtype: str = "auto", device: str = "auto", batch_size: int = 8, progress: bool = True,
+                 continuous_batching: bool = False):
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
         self.dtype, self.device, self.batch_size, self.progress = dtype, device, batch_size, progress
+        self.continuous_batching = continuous_batching
+        if continuous_batching:
+            self.name = "transformers-cb"
 
     def load(self, target):
         from .models import load_model_and_tokenizer
@@ -207,6 +215,8 @@ class TransformersBackend:
         stop = eos_ids(model, tok)
         if not stop:
             raise UserError("the tokenizer and model define no EOS token; generation could not stop")
+        if self.continuous_batching:
+            return self._generate_continuous(model, tok, prompts, order, stop, settings, emit)
         device = next(model.parameters()).device
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in _progress(batches, self.progress):
@@ -225,6 +235,32 @@ class TransformersBackend:
                 emit({"index": job.index, "sample": job.sample,
                       "completion": tok.decode(ids[:n], skip_special_tokens=True),
                       "n_tokens": n, "seconds": seconds, "truncated": truncated})
+
+
+    def _generate_continuous(self, model, tok, prompts, order, stop, settings: GenerationSettings, emit: Emit):
+        """All jobs in one ``generate_batch`` call; records are emitted as the call returns."""
+        from transformers import GenerationConfig
+        from transformers.generation import ContinuousBatchingConfig
+
+        ids = [tok(prompts[j.index], add_special_tokens=False)["input_ids"] for j in order]
+        gen = GenerationConfig(**sampling_kwargs(settings), eos_token_id=stop, pad_token_id=tok.pad_token_id)
+        # the KV cache takes at most half of the free GPU memory (the engine's default is 90%)
+        cb = ContinuousBatchingConfig(max_memory_percent=0.5, seed=settings.seed if settings.do_sample else None)
+        t0 = time.perf_counter()
+        # no inference_mode here: the engine's worker thread updates its own tensors in place
+        out = model.generate_batch(inputs=ids, generation_config=gen, continuous_batching_config=cb,
+                                   progress_bar=self.progress)
+        seconds = (time.perf_counter() - t0) / len(order)
+        results = list(out.values())
+        if len(results) != len(order):
+            raise RuntimeError(f"continuous batching returned {len(results)} of {len(order)} completions")
+        for job, res in zip(order, results):
+            if res.error is not None:
+                raise RuntimeError(f"continuous batching failed on row {job.index}: {res.error}")
+            n, truncated = generated_length(list(res.generated_tokens), set(stop))
+            emit({"index": job.index, "sample": job.sample,
+                  "completion": tok.decode(res.generated_tokens[:n], skip_special_tokens=True),
+                  "n_tokens": n, "seconds": seconds, "truncated": truncated})
 
 
 def _progress(batches, enabled: bool):

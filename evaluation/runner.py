@@ -31,7 +31,7 @@ from . import layout
 from .backends import GenerationSettings, Job, TransformersBackend, run_baseline
 from .checkpoints import Target, resolve_targets
 
-BACKENDS = ("auto", "vllm", "transformers")
+BACKENDS = ("auto", "vllm", "transformers", "transformers-cb")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
 
 
@@ -95,8 +95,8 @@ def resolve_backend(name: str) -> tuple[str, str]:
     if name == "vllm":
         require_vllm()
         return "vllm", "asked for"
-    if name == "transformers":
-        return "transformers", "asked for"
+    if name in ("transformers", "transformers-cb"):
+        return name, "asked for"
     import torch
 
     if vllm_available() and torch.cuda.is_available():
@@ -147,11 +147,13 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
     neural = [t for t in targets if t.neural]
     backend, why = resolve_backend(config.backend) if neural else ("baseline", "no model to run")
     batch_size = config.batch_size or (256 if backend == "vllm" else 8)
-    if backend == "transformers":
+    tf = None
+    if backend in ("transformers", "transformers-cb"):
         from .models import resolve_device
 
         resolve_device(config.device)  # e.g. --device cuda without CUDA: fail before any generation
-    tf = TransformersBackend(config.dtype, config.device, batch_size, config.progress) if backend == "transformers" else None
+        tf = TransformersBackend(config.dtype, config.device, batch_size, config.progress,
+                                 continuous_batching=backend == "transformers-cb")
 
     out = Path(config.output)
     index = layout.check_index(out, canonical(config.dataset), config.split)
@@ -185,7 +187,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
             pass
         elif not t.neural:
             run_baseline(t.kind, rows, jobs, emit)
-        elif backend == "transformers":
+        elif tf is not None:
             tf.generate(t, rows, jobs, config.generation(), emit)
         else:
             by_row: dict[int, list[int]] = defaultdict(list)

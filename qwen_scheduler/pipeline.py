@@ -51,7 +51,8 @@ PRESETS = {
             "model": {"source": "smollm2"},
             "sft": {"recipe": str(RECIPES / "smollm2-sft.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo.yaml"), "overrides": {}},
-            "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1152, "batch_size": 100}},
+            "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1280, "batch_size": None,
+                         "backend": "transformers-cb"}},
 }
 
 
@@ -153,7 +154,8 @@ class Pipeline:
         e = self.cfg["evaluate"]
         targets = [(b, b) for b in e.get("baselines") or []] + [("base", self.base), ("sft", self.sft_model())]
         state = _last_state(self.grpo_dir)
-        ended_at_last = bool(state) and state.get("global_step") == state.get("max_steps")
+        final = _read(self.grpo_dir / "trainer_state.json") or {}  # written with the final model
+        ended_at_last = bool(state) and state.get("global_step") in (final.get("global_step"), state.get("max_steps"))
         for t in discover_checkpoints(str(self.grpo_dir), warn=lambda m: print(f"warning: {m}")):
             if not (t.label.startswith("final") and ended_at_last):
                 targets.append((f"grpo-{t.label}", t.spec))

@@ -174,3 +174,20 @@ def test_sampling_k_completions_per_row(tiny_model_dir, dataset, tmp_path):
     entry = json.loads((out / "summary.json").read_text())["models"]["t"]
     assert (entry["n"], entry["samples"], entry["completions"]) == (2, 3, 6)
     assert "pass@k" in (out / "report.md").read_text()
+
+
+def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_path):
+    """``--backend transformers-cb`` (paged KV cache, no padding) must decode what left-padded batches decode."""
+    padded, cb = tmp_path / "padded", tmp_path / "cb"
+    assert evaluate("--dataset", dataset, "--model", tiny_model_dir, "--max-new-tokens", "12",
+                    "--batch-size", "4", "--output", str(padded)) == 0
+    assert main(["evaluate", "--backend", "transformers-cb", "--device", "cpu", "--dataset", dataset,
+                 "--model", tiny_model_dir, "--max-new-tokens", "12", "--output", str(cb)]) == 0
+    a = {r["index"]: r for r in lines(padded / "model" / "completions.jsonl")}
+    b = {r["index"]: r for r in lines(cb / "model" / "completions.jsonl")}
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    for i in a:
+        assert (b[i]["completion"], b[i]["n_tokens"], b[i]["truncated"]) == \
+            (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
+    summary = json.loads((cb / "summary.json").read_text())
+    assert summary["models"]["model"]["backend"] == "transformers-cb"

@@ -64,7 +64,7 @@ def _lines(block):
 
 def test_full_trace_names_every_event_verbatim_in_start_order(problems):
     for p in problems:
-        listed = _lines(build_trace(p).split("\nCheck each start")[0])
+        listed = _lines(build_trace(p, "full").split("\nCheck each start")[0])
         assert [n for n, _, _ in listed] == list(range(1, len(p.events) + 1))
         assert [r for _, r, _ in listed] == [tuple(e.as_row()) for e in _order(p)]  # verbatim, in start order
         assert [v for _, _, v in listed] == [p.value(e) for e in _order(p)]
@@ -73,7 +73,7 @@ def test_full_trace_names_every_event_verbatim_in_start_order(problems):
 def test_full_trace_sweep_compares_each_start_with_the_latest_end(problems):
     for p in problems:
         order = _order(p)
-        sweep = re.findall(r"^#(\d+): (\d{2}:\d{2}) (<|>=) (\d{2}:\d{2}), (overlap|new group)$", build_trace(p), re.M)
+        sweep = re.findall(r"^#(\d+): (\d{2}:\d{2}) (<|>=) (\d{2}:\d{2}), (overlap|new group)$", build_trace(p, "full"), re.M)
         assert [int(k) for k, *_ in sweep] == list(range(2, len(order) + 1))
         for k, start, sign, reach, verdict in sweep:
             e, earlier = order[int(k) - 1], order[: int(k) - 1]
@@ -86,7 +86,7 @@ def test_full_trace_groups_list_conflict_free_choices_and_the_best(problems):
     for p in problems:
         order, kept = _order(p), set(solve(p).events)
         groups = [g for g in conflict_groups(p) if len(g) > 1]
-        found = re.findall(r"^((?:#\d+ )*#\d+): (.+), best ([#\d +]+) = (\d+)$", build_trace(p), re.M)
+        found = re.findall(r"^((?:#\d+ )*#\d+): (.+), best ([#\d +]+) = (\d+)$", build_trace(p, "full"), re.M)
         assert len(found) == len(groups)
         for group, (members, options, best, value) in zip(groups, found):
             assert [order[int(x[1:]) - 1] for x in members.split()] == group
@@ -100,7 +100,7 @@ def test_full_trace_groups_list_conflict_free_choices_and_the_best(problems):
 
 def test_full_trace_keeps_the_solution_verbatim_and_totals_the_optimum(problems):
     for p in problems:
-        trace = build_trace(p)
+        trace = build_trace(p, "full")
         kept = _lines(trace.split("\nKeep:\n")[1])
         assert [r for _, r, _ in kept] == [tuple(e.as_row()) for e in solve(p).events]
         m = re.fullmatch(r"Total = (?:([\d +]+) = )?(\d+)", trace.splitlines()[-1])
@@ -157,3 +157,65 @@ def test_sft_example_is_prompt_completion_conversational(sample_rows):
 def test_unknown_style_is_a_user_error(sample_rows):
     with pytest.raises(UserError, match="unknown trace style 'verbose'"):
         build_trace(sample_rows[0], "verbose")
+
+
+SWEEP = re.compile(r"^#(\d+) (\d{2}:\d{2})-(\d{2}:\d{2})(?: vs (\d{2}:\d{2}))?: "
+                   r"(?:(overlap), group ((?:#\d+ )*#\d+)|(?:new )?group #\d+) until (\d{2}:\d{2})$", flags=re.M)
+
+
+def test_sweep_trace_compares_each_start_with_the_latest_end_and_tracks_the_group(problems):
+    for p in problems:
+        trace, order = build_trace(p, "sweep"), _order(p)
+        assert [r for _, r, _ in _lines(trace.split("\nSweep")[0])] == [tuple(e.as_row()) for e in order]
+        steps = SWEEP.findall(trace)
+        assert [int(s[0]) for s in steps] == list(range(1, len(order) + 1))
+        groups = iter(conflict_groups(p))
+        group, reach = None, None
+        for (num, start, end, versus, overlap, members, until), e in zip(steps, order):
+            assert (start, end) == (e.start_text, e.end_text)
+            if reach is None:
+                assert versus == "" and not overlap
+            else:
+                assert versus == format_time(reach) and bool(overlap) == (e.start < reach)
+            if overlap:
+                reach = max(reach, e.end)
+                assert members.split() == [f"#{order.index(g) + 1}" for g in group if order.index(g) <= order.index(e)]
+            else:
+                group, reach = next(groups), e.end
+            assert until == format_time(reach)
+
+
+def test_sweep_trace_closes_each_group_right_after_it_ends_with_the_dp_choice(problems):
+    for p in problems:
+        trace, order, kept = build_trace(p, "sweep"), _order(p), set(solve(p).events)
+        lines = trace.splitlines()
+        closes = [(i, line) for i, line in enumerate(lines) if line.startswith("Close ")]
+        assert len(closes) == len(conflict_groups(p))
+        groups = conflict_groups(p)
+        for k, ((i, line), group) in enumerate(zip(closes, groups)):
+            head, _, body = line[len("Close "):].partition(": ")
+            assert [order[int(x[1:]) - 1] for x in head.split()] == group
+            if k + 1 < len(groups):  # right after the line of the event that opens the next group
+                assert lines[i - 1].startswith(f"#{order.index(groups[k + 1][0]) + 1} ") and "new group" in lines[i - 1]
+            else:  # the last group closes after the whole sweep
+                assert lines[i + 1] == "Keep:"
+            if len(group) == 1:
+                assert body == f"keep #{order.index(group[0]) + 1}"
+                assert group[0] in kept
+                continue
+            options, _, best = body.rpartition(", best ")
+            assert [order[int(x[1:]) - 1] for x in best.split(" + ")] == [e for e in group if e in kept]
+            for option, sums in re.findall(r"((?:#\d+(?: \+ )?)+) = ([\d +=]+?)(?:, |$)", options):
+                events = [order[int(x.strip()[1:]) - 1] for x in option.split(" + ")]
+                assert all(not a.overlaps(b) for k, a in enumerate(events) for b in events[k + 1:])
+                parts = [int(x) for x in re.split(r" [+=] ", sums)]
+                assert parts[-1] == p.total_value(events)
+                if len(events) > 1:
+                    assert parts[:-1] == [p.value(e) for e in events]
+
+
+def test_sweep_trace_keeps_the_solution_verbatim(problems):
+    for p in problems:
+        trace, order = build_trace(p, "sweep"), _order(p)
+        keep = trace.split("\nKeep:\n")[1].splitlines()
+        assert keep == [f"{order.index(e) + 1}. {e.name} ({e.start_text} - {e.end_text})" for e in solve(p).events]

@@ -55,6 +55,40 @@ class EpochCheckpointCallback(TrainerCallback):
         return control
 
 
+class TimeBudget(TrainerCallback):
+    """Stop training once the next step could end past ``seconds`` of training (the trainer then
+    saves the final model as usual). The next step's length is taken as the longest step so far:
+    GRPO's steps are uneven (one step in ``steps_per_generation`` also generates).
+
+    >>> from types import SimpleNamespace as NS
+    >>> cb, control = TimeBudget(10.0, None, clock=iter([0.0, 4.0, 9.0]).__next__), NS(should_training_stop=False)
+    >>> cb.on_train_begin(None, NS(global_step=0), control)
+    >>> cb.on_step_end(None, NS(global_step=1), control).should_training_stop   # 4 s used, a 4 s step fits
+    False
+    >>> cb.on_step_end(None, NS(global_step=2), control).should_training_stop   # 9 s used, a 5 s step does not
+    WARNING: time budget: stopping after step 2 (9 s of 10 s used; the longest step took 5 s)
+    True
+    """
+
+    def __init__(self, seconds: float, output_dir: Optional[str], clock: Callable[[], float] = time.perf_counter):
+        self.seconds, self.output_dir, self.clock = seconds, output_dir, clock
+        self.start = self.last = None
+        self.longest = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = self.last = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = self.clock()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+        if now - self.start + self.longest > self.seconds:
+            control.should_training_stop = True
+            warn(self.output_dir, f"time budget: stopping after step {state.global_step} ({now - self.start:.0f} s of "
+                                  f"{self.seconds:.0f} s used; the longest step took {self.longest:.0f} s)")
+        return control
+
+
 class TrapWarnings(TrainerCallback):
     """Warn when the mean of the last ``window`` logged values crosses a threshold."""
 

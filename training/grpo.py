@@ -48,6 +48,8 @@ class GRPOScriptArguments:
     warn_clipped_ratio: float = field(default=0.2, metadata={"help": "Warn above this share of length-clipped completions."})
     warn_zero_std: float = field(default=0.8, metadata={"help": "Warn above this share of groups with equal rewards."})
     torch_threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for torch (tiny models: 1)."})
+    time_budget_s: Optional[float] = field(default=None, metadata={
+        "help": "Stop (and save the final model) before training would exceed this many seconds."})
 
     def reward_specs(self):
         text = self.rewards.strip()
@@ -181,9 +183,33 @@ def _timed_trainer(base):
             metrics = getattr(self, "_metrics", None)
             if isinstance(metrics, dict) and "train" in metrics:
                 metrics["train"]["timing/micro_step_s"].append(time.perf_counter() - t0)
+                peak = _peak_gpu_gib()
+                if peak is not None:  # since the run began (the largest of all steps so far)
+                    metrics["train"]["memory/peak_gib"].append(peak)
             return out
 
     return TimedGRPOTrainer
+
+
+def _peak_gpu_gib():
+    """Peak GPU memory allocated by this process's tensors (GiB), or None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
+def check_continuous_batching(args, model_args) -> None:
+    """TRL's continuous-batching generation casts the whole model to bf16 when ``bf16`` is on
+    (``unwrapped_model.to(torch.bfloat16)``): float32 master weights would silently become bf16 and
+    updates of ~1e-6 would round away. Refuse that combination."""
+    if not getattr(args, "use_transformers_continuous_batching", False) or not args.bf16:
+        return
+    if str(model_args.dtype) in ("float32", "fp32") or model_args.use_peft:
+        raise UserError("use_transformers_continuous_batching with bf16: true makes TRL cast the model (float32 "
+                        "master weights / LoRA weights included) to bf16 before every generation; use bf16: false "
+                        "(with tf32: true on a GPU) or turn continuous batching off")
 
 
 def _save_recipe(argv: list[str], script, args, model_args, output_dir: str) -> None:
@@ -244,8 +270,9 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     if script.merge and not model_args.use_peft:
         raise UserError("merge: true needs a LoRA run (use_peft: true); a full fine-tune is already a whole model")
     resume_from = resolve_resume(resume, args.output_dir)
+    check_continuous_batching(args, model_args)
 
-    from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TrapWarnings, is_main_process, warn
+    from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
     from .data import load_training_data
     from .modeling import load_training_tokenizer
 
@@ -277,11 +304,14 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     try:
         trainer = _timed_trainer(GRPOTrainer)(
             model=model, processing_class=train_tokenizer, reward_funcs=samples.wrap(reward_funcs), args=args,
-            train_dataset=data.dataset, peft_config=peft_config, callbacks=[EpochCheckpointCallback(), traps])
+            train_dataset=data.dataset, peft_config=peft_config,
+            callbacks=[EpochCheckpointCallback(), traps]
+            + ([TimeBudget(script.time_budget_s, args.output_dir)] if script.time_budget_s else []))
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
     trainer.train(resume_from_checkpoint=resume_from or None)
     trainer.save_model(args.output_dir)  # the adapter (or full model) + tokenizer; every rank must call it
+    trainer.save_state()  # output_dir/trainer_state.json: the final model's step and epoch (main process)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         if not trainer.is_world_process_zero():

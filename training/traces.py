@@ -3,19 +3,22 @@
 A small model cannot learn from GRPO a skill it never shows, so it first copies solver
 traces. A trace is the ``<think>`` text of :func:`scheduler_solver.prompts.render_answer`,
 followed by the optimal ``<schedule>`` (the DP's, :func:`scheduler_solver.solver.solve`).
-It is deterministic; for the generator's 4-8 events the ``full`` reasoning is ~470 SmolLM2 tokens
-(median; p95 ~650) and the whole completion ~660 (p95 ~930), so prompt + completion stay under
-~1500 of a 2048-token context. Styles:
+It is deterministic. Styles:
 
-* ``full`` (default) -- the decision, written so that every step is local and every
-  conclusion comes *after* its evidence (a left-to-right model decides at the token it
-  writes). Events numbered in start order, names and times copied verbatim, value = minutes
-  (x2 for priorities); a sweep that compares each start with the latest end so far
-  ("#3: 04:47 < 05:17, overlap"), which finds every overlap with one comparison per event;
-  for each group of overlapping events its maximal conflict-free choices with their values,
-  then the best (the DP's choice; groups never interact, so each is decided alone); the kept
-  events as full list lines, so the schedule below copies names and times from the line just
-  above it; the total, which equals the optimum.
+* ``sweep`` (default) -- the decision as one left-to-right pass in which every step reads only the
+  line above it or the event's own list line. Events numbered in start order, names and times
+  copied verbatim, value = minutes (x2 for priorities). Each sweep line carries the event's times,
+  the latest end so far ("vs 10:00"), overlap or a new group, the running group and its new latest
+  end; as soon as an event opens a new group, a ``Close`` line decides the group that just ended:
+  its maximal conflict-free choices with their values summed, then the best (the DP's choice;
+  groups never interact, so each is decided alone). The kept events are then copied as list lines,
+  so the schedule below copies names and times from the line just above it. No total: arithmetic
+  the answer does not need is only a chance to go wrong. For the generator's 4-8 events the whole
+  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150).
+* ``full`` -- the previous default (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
+  a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all groups decided in one block,
+  the kept lines with values, and the total. Its main failure was the group block: the model had
+  to gather each group's members from the sweep lines above and often cut a 3-event group to 2.
 * ``compact`` -- the first design (conflict pairs, "keep #2 = 90 > #1 = 60", kept events by
   number only). On a GPU with SmolLM2-135M it reached 55/100; its errors were wrong
   comparisons (the decision is written before the numbers) and names mangled when the
@@ -24,23 +27,26 @@ It is deterministic; for the generator's 4-8 events the ``full`` reasoning is ~4
 * ``none`` -- empty reasoning, for the "trace vs no trace" ablation.
 
     >>> from scheduler_solver.events import Problem
-    >>> p = Problem.build([("Yoga", "09:00", "10:00"), ("Standup", "09:30", "10:15"),
-    ...                    ("Lunch", "10:15", "11:00")], ["Standup"])
+    >>> p = Problem.build([("Yoga", "09:00", "10:00"), ("Standup", "09:30", "10:15"), ("Lunch", "10:15", "11:00"),
+    ...                    ("Walk", "10:30", "10:45"), ("Nap", "10:40", "12:00")], ["Standup"])
     >>> print(build_trace(p))
     Events by start, value = minutes x weight:
     1. Yoga (09:00 - 10:00) 60
     2. Standup (09:30 - 10:15) 45x2 = 90
     3. Lunch (10:15 - 11:00) 45
-    Check each start against the latest end so far:
-    #2: 09:30 < 10:00, overlap
-    #3: 10:15 >= 10:15, new group
-    Groups, best conflict-free choice:
-    #1 #2: #1 = 60, #2 = 90, best #2 = 90
-    No overlap: #3
+    4. Walk (10:30 - 10:45) 15
+    5. Nap (10:40 - 12:00) 80
+    Sweep by start, against the latest end so far:
+    #1 09:00-10:00: group #1 until 10:00
+    #2 09:30-10:15 vs 10:00: overlap, group #1 #2 until 10:15
+    #3 10:15-11:00 vs 10:15: new group #3 until 11:00
+    Close #1 #2: #1 = 60, #2 = 90, best #2
+    #4 10:30-10:45 vs 11:00: overlap, group #3 #4 until 11:00
+    #5 10:40-12:00 vs 11:00: overlap, group #3 #4 #5 until 12:00
+    Close #3 #4 #5: #3 = 45, #4 = 15, #5 = 80, best #5
     Keep:
-    2. Standup (09:30 - 10:15) 45x2 = 90
-    3. Lunch (10:15 - 11:00) 45
-    Total = 90 + 45 = 135
+    2. Standup (09:30 - 10:15)
+    5. Nap (10:40 - 12:00)
 
 Preview traces and their token counts (tokenizer optional):
 
@@ -57,7 +63,7 @@ from scheduler_solver.events import Event, Problem, format_time
 from scheduler_solver.prompts import build_messages, render_answer
 from scheduler_solver.solver import Solution, solve
 
-DEFAULT_STYLE = "full"
+DEFAULT_STYLE = "sweep"
 MAX_BRUTE_FORCE_GROUP = 12  # larger overlap groups show only the DP's choice
 MAX_OPTIONS = 4  # choices listed per group (the best and the most valuable others)
 
@@ -150,6 +156,58 @@ def full_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
+def sweep_trace(problem: Problem, solution: Solution) -> str:
+    """One pass in start order that decides each group of overlapping events as soon as it closes.
+
+    Every step reads only the line just above it or the event's own list line: the sweep line carries
+    the event's times, the comparison with the latest end so far, the running group and its new
+    latest end; when an event starts a new group, the next line decides the group that just closed
+    (its maximal conflict-free choices with their values summed, then the best = the DP's choice);
+    the kept events are then copied as list lines (names and times verbatim), without values and
+    without a total (arithmetic the answer does not need is a chance to go wrong).
+    """
+    order = _order(problem.events)
+    num = {e: i for i, e in enumerate(order, 1)}
+    kept = set(solution.events)
+    ref = lambda events: " + ".join(f"#{num[e]}" for e in events)  # noqa: E731
+
+    def value(option) -> str:
+        if len(option) == 1:
+            return str(problem.value(option[0]))
+        return " + ".join(str(problem.value(e)) for e in option) + f" = {problem.total_value(option)}"
+
+    def close(group) -> str:
+        members = " ".join(f"#{num[e]}" for e in group)
+        if len(group) == 1:
+            return f"Close {members}: keep {members}"
+        chosen = [e for e in group if e in kept]
+        options = ", ".join(f"{ref(o)} = {value(o)}" for o in _options(problem, group, chosen))
+        return f"Close {members}: {options}, best {ref(chosen)}"
+
+    lines = _event_list(problem) + ["Sweep by start, against the latest end so far:"]
+    group: list[Event] = []
+    reach = None
+    for e in order:
+        head = f"#{num[e]} {e.start_text}-{e.end_text} vs"
+        if reach is None:
+            group, reach = [e], e.end
+            lines.append(f"#{num[e]} {e.start_text}-{e.end_text}: group #{num[e]} until {format_time(reach)}")
+        elif e.start < reach:
+            group.append(e)
+            before, reach = reach, max(reach, e.end)
+            lines.append(f"{head} {format_time(before)}: overlap, "
+                         f"group {' '.join(f'#{num[g]}' for g in group)} until {format_time(reach)}")
+        else:
+            lines.append(f"{head} {format_time(reach)}: new group #{num[e]} "
+                         f"until {format_time(e.end)}")
+            lines.append(close(group))
+            group, reach = [e], e.end
+    lines.append(close(group))
+    lines.append("Keep:")
+    lines += [f"{num[e]}. {e.name} ({e.start_text} - {e.end_text})" for e in solution.events]
+    return "\n".join(lines)
+
+
 def _total_line(problem: Problem, solution: Solution) -> str:
     values = " + ".join(str(problem.value(e)) for e in solution.events)
     return f"Total = {values} = {solution.total}" if len(solution.events) > 1 else f"Total = {solution.total}"
@@ -200,6 +258,7 @@ def no_trace(problem: Problem, solution: Solution) -> str:
 
 #: Trace styles by name (``--trace_style``).
 TRACE_STYLES: dict[str, Callable[[Problem, Solution], str]] = {
+    "sweep": sweep_trace,
     "full": full_trace,
     "compact": compact_trace,
     "minimal": minimal_trace,

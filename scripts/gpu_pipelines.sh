@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run several GPU pipelines side by side, one per GPU, on a multi-GPU host (after scripts/gpu_setup.sh trl):
+# the main run and its ablations in the time of one. Each run is the one-GPU command
+#   qwen-scheduler pipeline --preset gpu [--config CONFIG] --output runs/NAME
+# with CUDA_VISIBLE_DEVICES set to its own GPU and 16 CPU threads (what a one-GPU H100/H200 host has), so
+# its stage times are those of a one-GPU machine. Usage (repo root, PYTHONPATH pointing at the bundle site):
+#
+#   bash scripts/gpu_pipelines.sh main abl-rewards=training/recipes/ablations/gpu-reference-rewards.yaml
+#
+# NAME alone runs the preset; NAME=CONFIG adds a pipeline config. Logs: runs/NAME/pipeline.log. With $OUT
+# set, each run is packed into $OUT/NAME.tar.gz (report, timings, summary, charts, trainer states, sample
+# completions, log; no weights) and the exit codes and wall times go to $OUT/runs.json.
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: bash scripts/gpu_pipelines.sh NAME[=CONFIG] ..." >&2; exit 2; }
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+[ "$gpus" -ge $# ] || { echo "gpu_pipelines: $# runs need $# GPUs, this host has $gpus" >&2; exit 2; }
+threads=${THREADS_PER_RUN:-16}
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 NCCL_NVLS_ENABLE=0
+
+names=() pids=() starts=()
+i=0
+for spec in "$@"; do
+  name=${spec%%=*}; config=; [ "$name" != "$spec" ] && config=${spec#*=}
+  mkdir -p "runs/$name"
+  args=(pipeline --preset gpu --output "runs/$name")
+  [ -n "$config" ] && args+=(--config "$config")
+  echo "gpu $i: qwen-scheduler ${args[*]}"
+  CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+    python3 -m qwen_scheduler "${args[@]}" > "runs/$name/pipeline.log" 2>&1 &
+  names+=("$name"); pids+=($!); starts+=("$(date +%s)")
+  i=$((i + 1))
+done
+
+codes=() walls=()
+for k in "${!pids[@]}"; do
+  wait "${pids[$k]}"; codes+=($?)
+  walls+=($(( $(date +%s) - ${starts[$k]} )))
+  echo "${names[$k]}: exit ${codes[$k]} after ${walls[$k]} s"
+done
+
+if [ -n "${OUT:-}" ]; then
+  json="{"
+  for k in "${!names[@]}"; do
+    n=${names[$k]}
+    (cd "runs/$n" && tar czf "$OUT/$n.tar.gz" --ignore-failed-read pipeline.log report.md timings.json \
+       eval/summary.json eval/report.md eval/*.png eval/*/completions.jsonl plots sft/trainer_state.json \
+       sft/sft_summary.json sft/checkpoint-*/trainer_state.json grpo/trainer_state.json grpo/run_config.yaml \
+       grpo/checkpoint-*/trainer_state.json grpo/warnings.log \
+       grpo/completion_samples.jsonl 2>/dev/null)
+    json+="\"$n\": {\"exit\": ${codes[$k]}, \"wall_s\": ${walls[$k]}}"
+    [ "$k" -lt $(( ${#names[@]} - 1 )) ] && json+=", "
+  done
+  echo "$json}" > "$OUT/runs.json"
+fi
+for c in "${codes[@]}"; do [ "$c" = 0 ] || exit 1; done
