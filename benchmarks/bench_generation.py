@@ -1,0 +1,123 @@
+"""GRPO's generation round, before and after: padded ``model.generate`` vs continuous batching.
+
+One GRPO generation round of the SmolLM2 recipe = 32 prompts x 8 sampled completions (temperature 1,
+up to 1216 new tokens). This times that round with the two ways TRL can generate without vLLM:
+
+* ``generate`` -- what the recipe used before: float32 weights under bf16 autocast (``bf16: true``),
+  one left-padded ``model.generate`` call for all 256 sequences (TRL's default path); the batch runs
+  until its longest completion ends.
+* ``cb`` -- what it uses now: ``use_transformers_continuous_batching`` (``model.generate_batch``: paged KV
+  cache, finished sequences leave at once), float32 weights with TF32 matmuls (``bf16: false, tf32: true``).
+* ``cb-bf16`` -- the same with the model cast to bf16 (what TRL does when ``bf16: true``), for reference.
+
+    python benchmarks/bench_generation.py --model runs/smollm2-gpu/sft/checkpoint-500 --dataset runs/smollm2-gpu/data \\
+        --output gen.json     # GPU; on a CPU use --device cpu --prompts 2 --samples 2 --max-new-tokens 32
+
+Prints and writes one JSON record per method: wall seconds, completions, generated tokens, tokens/s,
+mean completion length, peak GPU memory. Figures go in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _prompts(tok, dataset: str, split: str, n: int) -> list[list[int]]:
+    from scheduler_solver.data import load_rows
+    from scheduler_solver.prompts import build_messages, chat_prompt
+
+    rows = load_rows(dataset, split)[:n]
+    return [tok(chat_prompt(tok, build_messages(r)), add_special_tokens=False)["input_ids"] for r in rows]
+
+
+def _count(seqs, stop: set) -> list[int]:
+    out = []
+    for ids in seqs:
+        n = next((i + 1 for i, t in enumerate(ids) if t in stop), len(ids))
+        out.append(n)
+    return out
+
+
+def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int, device: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").to(device)
+    model.eval()
+    cuda = device.startswith("cuda")
+    if method == "cb-bf16":
+        model.to(torch.bfloat16)
+    torch.backends.cuda.matmul.allow_tf32 = method.startswith("cb")
+    stop = {tok.eos_token_id} | set(model.generation_config.eos_token_id if isinstance(
+        model.generation_config.eos_token_id, list) else [model.generation_config.eos_token_id])
+    stop.discard(None)
+    gen = GenerationConfig(max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                           eos_token_id=sorted(stop), pad_token_id=tok.pad_token_id)
+    batch = [p for p in prompts for _ in range(samples)]
+    torch.manual_seed(0)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    if method == "generate":
+        tok.padding_side = "left"
+        width = max(len(p) for p in batch)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+        with torch.no_grad(), torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16,
+                                             enabled=cuda):
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
+        seqs = out[:, width:].tolist()
+    else:
+        from transformers.generation import ContinuousBatchingConfig
+
+        res = model.generate_batch(inputs=batch, generation_config=gen,
+                                   continuous_batching_config=ContinuousBatchingConfig(max_memory_percent=0.4),
+                                   progress_bar=False)
+        seqs = [list(r.generated_tokens) for r in res.values()]
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    lengths = _count(seqs, stop)
+    tokens = sum(lengths)
+    return {"method": method, "completions": len(seqs), "wall_s": round(wall, 2), "tokens": tokens,
+            "tokens_per_s": round(tokens / wall, 1), "mean_length": round(tokens / len(seqs), 1),
+            "max_length": max(lengths), "truncated": sum(n == max_new for n in lengths),
+            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="model folder (e.g. the SFT model of a GPU pipeline run)")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=1216)
+    ap.add_argument("--methods", default="generate,cb,cb-bf16")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--output", default=None, help="JSON file for the records")
+    a = ap.parse_args(argv)
+    from transformers import AutoTokenizer
+
+    prompts = _prompts(AutoTokenizer.from_pretrained(a.model), a.dataset, a.split, a.prompts)
+    records = []
+    for method in a.methods.split(","):
+        rec = run_method(method, a.model, prompts, a.samples, a.max_new_tokens, a.device)
+        print(json.dumps(rec), flush=True)
+        records.append(rec)
+    if a.output:
+        Path(a.output).write_text(json.dumps({"model": a.model, "prompts": a.prompts, "samples": a.samples,
+                                              "max_new_tokens": a.max_new_tokens, "records": records}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
