@@ -51,8 +51,7 @@ PRESETS = {
             "model": {"source": "smollm2"},
             "sft": {"recipe": str(RECIPES / "smollm2-sft.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo.yaml"), "overrides": {}},
-            "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1280, "batch_size": None,
-                         "backend": "transformers-cb"}},
+            "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1280, "batch_size": 100}},
 }
 
 
