@@ -9,7 +9,8 @@
 #
 # NAME alone runs the preset; NAME=CONFIG adds a pipeline config. Logs: runs/NAME/pipeline.log. With $OUT
 # set, each run is packed into $OUT/NAME.tar.gz (report, timings, summary, charts, trainer states, sample
-# completions, log; no weights) and the exit codes and wall times go to $OUT/runs.json.
+# completions, log; no weights) and the exit codes and wall times go to $OUT/runs.json. RUN_TIMEOUT=S stops a
+# run after S seconds (exit 124) so that what it produced is still packed.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: bash scripts/gpu_pipelines.sh NAME[=CONFIG] ..." >&2; exit 2; }
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
@@ -25,7 +26,7 @@ for spec in "$@"; do
   args=(pipeline --preset gpu --output "runs/$name")
   [ -n "$config" ] && args+=(--config "$config")
   echo "gpu $i: qwen-scheduler ${args[*]}"
-  CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+  CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads timeout "${RUN_TIMEOUT:-0}" \
     python3 -m qwen_scheduler "${args[@]}" > "runs/$name/pipeline.log" 2>&1 &
   names+=("$name"); pids+=($!); starts+=("$(date +%s)")
   i=$((i + 1))
