@@ -56,36 +56,58 @@ class EpochCheckpointCallback(TrainerCallback):
 
 
 class TimeBudget(TrainerCallback):
-    """Stop training once the next step could end past ``seconds`` of training (the trainer then
-    saves the final model as usual). The next step's length is taken as the longest step so far:
-    GRPO's steps are uneven (one step in ``steps_per_generation`` also generates).
+    """Stop training once the next unit of work could end past ``seconds`` (the trainer then saves
+    the final model as usual).
+
+    GRPO's steps are uneven: the first optimizer step of each generation round also generates (on
+    the SmolLM2 GPU recipe: 117 s of generation, then updates of under a second). So the unit is a
+    round of ``steps_per_round`` optimizer steps (``steps_per_generation / gradient_accumulation_steps``
+    for GRPO, 1 otherwise): the budget is checked only where a round ends, against the longest round
+    so far, and a round that has begun is finished.
 
     >>> from types import SimpleNamespace as NS
-    >>> cb, control = TimeBudget(10.0, None, clock=iter([0.0, 4.0, 9.0]).__next__), NS(should_training_stop=False)
+    >>> ticks = iter([0.0, 100.0, 101.0, 102.0, 203.0, 204.0, 205.0])
+    >>> cb = TimeBudget(250.0, None, steps_per_round=3, clock=ticks.__next__)
+    >>> control = NS(should_training_stop=False)
     >>> cb.on_train_begin(None, NS(global_step=0), control)
-    >>> cb.on_step_end(None, NS(global_step=1), control).should_training_stop   # 4 s used, a 4 s step fits
+    >>> [cb.on_step_end(None, NS(global_step=s), control).should_training_stop for s in (1, 2)]
+    [False, False]
+    >>> cb.on_step_end(None, NS(global_step=3), control).should_training_stop   # 102 s + a 102 s round fits
     False
-    >>> cb.on_step_end(None, NS(global_step=2), control).should_training_stop   # 9 s used, a 5 s step does not
-    WARNING: time budget: stopping after step 2 (9 s of 10 s used; the longest step took 5 s)
+    >>> [cb.on_step_end(None, NS(global_step=s), control).should_training_stop for s in (4, 5)]
+    [False, False]
+    >>> cb.on_step_end(None, NS(global_step=6), control).should_training_stop   # 205 s + 103 s does not
+    WARNING: time budget: stopping after step 6 (205 s of 250 s used; the longest round of 3 step(s) took 103 s)
     True
     """
 
-    def __init__(self, seconds: float, output_dir: Optional[str], clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, seconds: float, output_dir: Optional[str], steps_per_round: int = 1,
+                 clock: Callable[[], float] = time.perf_counter):
         self.seconds, self.output_dir, self.clock = seconds, output_dir, clock
-        self.start = self.last = None
+        self.steps_per_round = max(1, int(steps_per_round))
+        self.start = self.round_start = None
         self.longest = 0.0
 
+    @staticmethod
+    def round_of(args) -> int:
+        """Optimizer steps per generation round of a GRPO config (1 for other trainers)."""
+        spg = getattr(args, "steps_per_generation", None)
+        return max(1, int(spg) // max(1, int(args.gradient_accumulation_steps))) if spg else 1
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start = self.last = self.clock()
+        self.start = self.round_start = self.clock()
 
     def on_step_end(self, args, state, control, **kwargs):
         now = self.clock()
-        self.longest = max(self.longest, now - self.last)
-        self.last = now
+        if state.global_step % self.steps_per_round:
+            return control  # mid-round: the round's generation is paid for, finish it
+        self.longest = max(self.longest, now - self.round_start)
+        self.round_start = now
         if now - self.start + self.longest > self.seconds:
             control.should_training_stop = True
             warn(self.output_dir, f"time budget: stopping after step {state.global_step} ({now - self.start:.0f} s of "
-                                  f"{self.seconds:.0f} s used; the longest step took {self.longest:.0f} s)")
+                                  f"{self.seconds:.0f} s used; the longest round of {self.steps_per_round} step(s) "
+                                  f"took {self.longest:.0f} s)")
         return control
 
 

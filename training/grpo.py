@@ -306,7 +306,8 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
             model=model, processing_class=train_tokenizer, reward_funcs=samples.wrap(reward_funcs), args=args,
             train_dataset=data.dataset, peft_config=peft_config,
             callbacks=[EpochCheckpointCallback(), traps]
-            + ([TimeBudget(script.time_budget_s, args.output_dir)] if script.time_budget_s else []))
+            + ([TimeBudget(script.time_budget_s, args.output_dir, TimeBudget.round_of(args))]
+               if script.time_budget_s else []))
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
     trainer.train(resume_from_checkpoint=resume_from or None)
