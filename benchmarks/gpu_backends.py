@@ -1,0 +1,566 @@
+"""Issue 6 on a multi-GPU host: GRPO backends side by side, merge checks, 1 vs 2 GPUs -- run, then summarise.
+
+``scripts/gpu_issue6.sh`` calls this (stdlib only, so the host's bare ``python3`` can run it)::
+
+    python3 benchmarks/gpu_backends.py run --work /tmp/issue6 --out $OUT     # all jobs, then the summary
+    python3 benchmarks/gpu_backends.py run --dry-run --gpus 2 --fail trl_4bit   # control flow only (no GPU)
+    python3 benchmarks/gpu_backends.py summarize --work /tmp/issue6 --out $OUT  # redo results.json + table.md
+
+Jobs (``plan``): prepare SmolLM2 + generate 512 train rows; GRPO with the same recipe, data, seed and steps
+(``training/recipes/smollm2-grpo-bench.yaml``) on trl bf16 LoRA, trl + bitsandbytes 4-bit and Unsloth 4-bit
+(``--unsloth-site`` first on PYTHONPATH); a checked bf16 merge of each adapter; ``evaluate`` of the Unsloth
+adapter; ``accelerate launch`` DDP with 1 and 2 processes (same per-device batch: same steps, twice the
+samples); ZeRO-2 on 2 GPUs when ``--ds-site`` holds DeepSpeed. A GPU pool runs what fits at once (4 GPUs:
+everything in about two waves; 2 GPUs: the same jobs in more waves); a job waits for its inputs, a failed
+job only skips the jobs that need it, and everything still running at ``--budget`` seconds is stopped.
+Every job logs to ``WORK/logs/NAME.log``; ``WORK/jobs.json`` holds each exit code, GPUs, times and log tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = "training/recipes/smollm2-grpo-bench.yaml"
+PER_DEVICE = 64  # the recipe's per_device_train_batch_size (8 prompts x 8 generations)
+BACKENDS = {"trl_bf16": ["--backend", "trl"], "trl_4bit": ["--backend", "trl", "--load_in_4bit", "true"],
+            "unsloth_4bit": ["--backend", "unsloth", "--load_in_4bit", "true"]}
+DIST = {"ddp1": ("ddp.yaml", 1), "ddp2": ("ddp.yaml", 2), "zero2": ("zero2.yaml", 2)}
+CPU_OVERRIDES = ["--bf16", "false", "--use_cpu", "true", "--per_device_train_batch_size", "8",
+                 "--max_completion_length", "16", "--torch_threads", "1"]
+VERSIONS = ["torch", "transformers", "peft", "accelerate", "trl", "datasets", "bitsandbytes", "unsloth",
+            "unsloth_zoo", "deepspeed"]
+
+
+@dataclass
+class Job:
+    name: str
+    argv: list
+    gpus: int = 0
+    deps: tuple = ()
+    site: str = ""          # extra site dir put before the base site on PYTHONPATH
+    skip: str = ""          # a reason not to run it at all
+    world: int = 1          # processes (for samples per step)
+    per_device: int = PER_DEVICE
+
+
+@dataclass
+class Opts:
+    work: Path
+    site: str = "/tmp/site"
+    unsloth_site: str = "/tmp/site-unsloth"
+    ds_site: str = "/tmp/site-ds"
+    steps: int = 8
+    cpu: bool = False
+    py: str = field(default_factory=lambda: sys.executable)
+
+
+def plan(o: Opts) -> list[Job]:
+    """All jobs, in priority order (earlier ones get free GPUs first)."""
+    w, py = o.work, o.py
+    qs = [py, "-m", "qwen_scheduler"]
+    smol, data = str(w / "smol"), str(w / "data")
+    grpo = ["train", "grpo", "--config", RECIPE, "--model_name_or_path", smol, "--dataset", data,
+            "--max_steps", str(o.steps), "--save_steps", str(o.steps)] + (CPU_OVERRIDES if o.cpu else [])
+    per_device = 8 if o.cpu else PER_DEVICE
+    jobs = [Job("prep_model", qs + ["model", "prepare", "--output", smol] + (["--source", "tiny"] if o.cpu else [])),
+            Job("prep_data", qs + ["generate", "--output", data, "--train-size", "512", "--test-size", "32",
+                                   "--seed", "6", "--no-progress", "--overwrite"])]
+    prep = ("prep_model", "prep_data")
+    for name, extra in BACKENDS.items():
+        unsloth = name.startswith("unsloth")
+        skip = "" if not unsloth or Path(o.unsloth_site, "unsloth").is_dir() or o.cpu else \
+            f"no Unsloth in {o.unsloth_site} (scripts/gpu_setup.sh unsloth-addon)"
+        jobs.append(Job(name, qs + grpo + extra + ["--output_dir", str(w / "runs" / name)], 1, prep,
+                        o.unsloth_site if unsloth else "", skip))
+    for port, (name, (config, n)) in enumerate(DIST.items(), start=29511):
+        skip = "" if name != "zero2" or Path(o.ds_site, "deepspeed").is_dir() else \
+            f"no DeepSpeed in {o.ds_site} (scripts/gpu_setup.sh ds-addon)"
+        launch = [py, "-m", "accelerate.commands.launch", "--config_file", f"training/accelerate/{config}",
+                  "--num_processes", str(n), "--main_process_port", str(port), "-m", "qwen_scheduler"]
+        jobs.append(Job(name, launch + grpo + ["--backend", "trl", "--output_dir", str(w / "runs" / name)],
+                        n, prep, o.ds_site if name == "zero2" else "", skip, n))
+    for name in BACKENDS:
+        jobs.append(Job(f"merge_{name}", qs + ["train", "merge", "--adapter", str(w / "runs" / name), "--output",
+                                              str(w / "merged" / name), "--base", smol, "--dataset", data,
+                                              "--split", "test", "--dtype", "float32" if o.cpu else "bfloat16"],
+                        1, (name,)))
+    jobs.append(Job("eval_unsloth_4bit", qs + ["evaluate", "--dataset", data, "--split", "test", "--model",
+                                              str(w / "runs" / "unsloth_4bit"), "--label", "unsloth_4bit",
+                                              "--limit", "16", "--max-new-tokens", "256", "--batch-size", "16",
+                                              "--backend", "transformers", "--output", str(w / "eval")],
+                    1, ("unsloth_4bit",)))
+    for j in jobs:
+        j.per_device = per_device
+    return jobs
+
+
+def _env(o: Opts, job: Job, gpus: list) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               NCCL_NVLS_ENABLE="0", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="4")
+    path = [p for p in (job.site, o.site, os.environ.get("PYTHONPATH", "")) if p and not o.cpu] or \
+        [os.environ.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = ":".join(p for p in path if p)
+    if not o.cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    return env
+
+
+def _tail(path: Path, n: int = 25) -> list:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = [ln.rstrip() for ln in re.split(r"[\r\n]+", text) if ln.strip()]
+    return [ln[:400] for ln in lines[-n:]]
+
+
+def _kill(proc) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _save_state(work: Path, state: dict) -> None:
+    tmp = work / "jobs.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(work / "jobs.json")
+
+
+def schedule(o: Opts, jobs: list, n_gpus: int, budget: float, dry: dict | None = None, poll: float = 0.3) -> dict:
+    """Run ``jobs`` on a pool of ``n_gpus``; ``dry`` = {name: (seconds, exit code)} fakes each command."""
+    logs = o.work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    state = {j.name: {"status": "pending", "gpus": [], "cmd": shlex.join(j.argv), "site": j.site} for j in jobs}
+    free, running, pending = list(range(n_gpus)), {}, list(jobs)
+    while pending or running:
+        for name, (proc, job, fh) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            fh.close()
+            rec = state[name]
+            status = "ok" if proc.returncode == 0 else "timeout" if rec.get("status") == "timeout" else "failed"
+            rec.update(rc=proc.returncode, end=round(time.time() - t0, 1), end_abs=time.time(), status=status)
+            rec["seconds"] = round(rec["end"] - rec["start"], 1)
+            rec["log_tail"] = _tail(logs / f"{name}.log")
+            free += rec["gpus"]
+            del running[name]
+            print(f"[issue6] {rec['end']:6.1f}s {name}: {rec['status']} (rc {proc.returncode}, {rec['seconds']} s)",
+                  flush=True)
+        left = budget - (time.time() - t0)
+        if left <= 0:
+            for name, (proc, job, fh) in running.items():
+                state[name]["status"] = "timeout"
+                print(f"[issue6] {name}: budget of {budget:g} s spent, stopping it", flush=True)
+                _kill(proc)
+            for job in pending:
+                state[job.name].update(status="skipped", reason="no time left in the budget")
+            pending = []
+            continue  # the stopped jobs are reaped on the next pass
+        for job in list(pending):
+            rec = state[job.name]
+            bad = [d for d in job.deps if state[d]["status"] in ("failed", "skipped", "timeout")]
+            reason = job.skip or (f"needs {', '.join(bad)}, which did not succeed" if bad else "") or \
+                (f"needs {job.gpus} GPUs, {n_gpus} here" if job.gpus > n_gpus else "") or \
+                ("no time left in the budget" if left < 20 else "")
+            if reason:
+                rec.update(status="skipped", reason=reason)
+                pending.remove(job)
+                print(f"[issue6] {job.name}: skipped ({reason})", flush=True)
+                continue
+            if any(state[d]["status"] != "ok" for d in job.deps) or job.gpus > len(free):
+                continue
+            gpus, free = sorted(free)[:job.gpus], sorted(free)[job.gpus:]
+            argv = job.argv if dry is None else [sys.executable, "-c", "import sys, time; time.sleep(%r); "
+                                                 "print('dry run'); sys.exit(%d)" % dry.get(job.name, (0.2, 0))]
+            fh = open(logs / f"{job.name}.log", "w")
+            fh.write(f"$ {shlex.join(job.argv)}\n# GPUs {gpus}, site {job.site or '-'}\n")
+            fh.flush()
+            proc = subprocess.Popen(argv, cwd=ROOT, env=_env(o, job, gpus), stdout=fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            rec.update(status="running", gpus=gpus, start=round(time.time() - t0, 1), start_abs=time.time())
+            running[job.name] = (proc, job, fh)
+            pending.remove(job)
+            print(f"[issue6] {rec['start']:6.1f}s {job.name}: start on GPUs {gpus}", flush=True)
+        _save_state(o.work, state)
+        time.sleep(poll)
+    _save_state(o.work, state)
+    return state
+
+
+class GpuSampler(threading.Thread):
+    """``nvidia-smi`` every second -> ``WORK/logs/nvidia-smi.csv`` (epoch seconds, GPU index, MiB used)."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.stop = path, threading.Event()
+
+    def run(self):
+        with open(self.path, "w") as fh:
+            while not self.stop.is_set():
+                try:
+                    out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.used", "--format=csv,noheader,"
+                                          "nounits"], capture_output=True, text=True, timeout=10).stdout
+                except (OSError, subprocess.SubprocessError):
+                    return
+                for line in out.strip().splitlines():
+                    fh.write(f"{time.time():.1f},{line.replace(' ', '')}\n")
+                fh.flush()
+                self.stop.wait(1.0)
+
+
+# ---------------------------------------------------------------------------------------------- summary
+LOG_DICT = re.compile(r"\{'[^{}]*\}")
+STEP_KEYS = ("loss", "step_time", "timing/generate_and_score_s")
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def parse_log(path: Path) -> list:
+    """The metric dicts the trainer printed (``{'loss': '0.1', ...}``; values may be strings), as numbers."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    found = []
+    for m in LOG_DICT.finditer(text):
+        try:
+            d = ast.literal_eval(m.group(0))
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(d, dict) and (any(k in d for k in STEP_KEYS) or "train_runtime" in d):
+            found.append({k: _num(v) for k, v in d.items()})
+    return found
+
+
+def trainer_history(run_dir: Path) -> list:
+    """``log_history`` of the last ``checkpoint-N/trainer_state.json`` ([] when there is none)."""
+    ckpts = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    for ck in reversed(ckpts):
+        try:
+            return json.loads((ck / "trainer_state.json").read_text()).get("log_history", [])
+        except (OSError, ValueError):
+            continue
+    return []
+
+
+def _mean(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return round(statistics.fmean(vals), 4) if vals else None
+
+
+def run_figures(log_entries: list, history: list, world: int, per_device: int) -> dict:
+    """Step time, generation tokens/s, memory and throughput of one GRPO run.
+
+    Per-step rows come from ``trainer_state.json`` when a checkpoint was written, else from the printed
+    logs (a run stopped early); ``train_runtime`` & co. only from the printed final line. Step 1 (CUDA
+    warm-up, compilation) is left out of the means: ``*_excl_first``."""
+    steps = [h for h in history if any(k in h for k in STEP_KEYS) and "train_runtime" not in h]
+    source = "trainer_state.json"
+    if not steps:
+        source = "printed logs"
+        steps = [dict(e, step=i + 1) for i, e in enumerate(x for x in log_entries if "train_runtime" not in x)]
+    final = next((e for e in reversed(log_entries + history) if "train_runtime" in e), {})
+    later = [s for s in steps if s.get("step", 1) >= 2] or steps
+    time_key = "step_time" if any("step_time" in s for s in steps) else "timing/micro_step_s"
+    tps = [world * per_device * s["completions/mean_length"] / s["timing/generate_and_score_s"] for s in later
+           if isinstance(s.get("completions/mean_length"), float) and (s.get("timing/generate_and_score_s") or 0) > 0]
+    peaks = [s["memory/peak_gib"] for s in steps if isinstance(s.get("memory/peak_gib"), float)]
+    return {"steps_logged": len(steps), "source": source, "completions_per_step": world * per_device,
+            "step_time_s_excl_first": _mean(later, time_key), "step_time_s_first": steps[0].get(time_key) if steps
+            else None, "generate_and_score_s_excl_first": _mean(later, "timing/generate_and_score_s"),
+            "gen_tokens_per_s_excl_first": round(statistics.fmean(tps), 1) if tps else None,
+            "completion_tokens_mean": _mean(steps, "completions/mean_length"),
+            "clipped_ratio_mean": _mean(steps, "completions/clipped_ratio"),
+            "peak_gib_torch": max(peaks) if peaks else None, "reward_last": steps[-1].get("reward") if steps else None,
+            **{k: final.get(k) for k in ("train_runtime", "train_steps_per_second", "train_samples_per_second")}}
+
+
+def smi_peaks(csv: Path, rec: dict) -> dict:
+    """Max MiB that nvidia-smi saw on each of the job's GPUs while it ran ({} without samples)."""
+    peaks = {}
+    try:
+        lines = csv.read_text().splitlines()
+    except OSError:
+        return peaks
+    lo, hi = rec.get("start_abs", 0), rec.get("end_abs", float("inf"))
+    for line in lines:
+        try:
+            t, idx, mib = line.split(",")
+            t, idx, mib = float(t), int(idx), float(mib)
+        except ValueError:
+            continue
+        if lo <= t <= hi and idx in rec.get("gpus", []):
+            peaks[idx] = max(peaks.get(idx, 0.0), mib)
+    return peaks
+
+
+def lora_b_absmax(path: Path):
+    """Largest |value| over the ``lora_B`` tensors of a safetensors adapter (read with the stdlib): 0.0 means the
+    adapter is still the identity (B starts at zero), so a merge check of it would prove nothing."""
+    import array
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            header, base = json.loads(fh.read(n)), 8 + n
+            best = 0.0
+            for name, t in header.items():
+                if "lora_B" not in name or t.get("dtype") not in ("F32", "BF16", "F16"):
+                    continue
+                lo, hi = t["data_offsets"]
+                fh.seek(base + lo)
+                raw = fh.read(hi - lo)
+                if t["dtype"] == "F16":
+                    vals = struct.unpack(f"<{len(raw) // 2}e", raw)
+                elif t["dtype"] == "BF16":
+                    half = array.array("H", raw)
+                    vals = array.array("f", array.array("I", (h << 16 for h in half)).tobytes())
+                else:
+                    vals = array.array("f", raw)
+                best = max(best, max((abs(v) for v in vals), default=0.0))
+            return best
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+
+
+def artefacts(run_dir: Path) -> list:
+    """The run's files (top level and checkpoints); per-rank RNG states (``rng_state_0.pth``...) count as one."""
+    if not run_dir.is_dir():
+        return []
+    names = {str(p.relative_to(run_dir)) for p in [*run_dir.glob("*"), *run_dir.glob("checkpoint-*/*")]
+             if p.name != "warnings.log"}
+    return sorted({re.sub(r"rng_state(_\d+)?\.pth$", "rng_state*.pth", n) for n in names})
+
+
+def _read_json(*paths):
+    for p in paths:
+        try:
+            return json.loads(Path(p).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def summarize(work: Path, jobs: list, state: dict, meta: dict) -> dict:
+    res = {"meta": meta, "jobs": {}, "backends": {}, "distributed": {}}
+    for job in jobs:
+        rec = state.get(job.name, {})
+        res["jobs"][job.name] = {k: rec.get(k) for k in ("status", "rc", "gpus", "start", "seconds", "reason",
+                                                          "site", "cmd", "log_tail")}
+        res["jobs"][job.name].update(status=rec.get("status", "not run"), cmd=rec.get("cmd") or shlex.join(job.argv))
+    for job in jobs:
+        if job.name not in BACKENDS and job.name not in DIST:
+            continue
+        rec, run_dir = state.get(job.name, {}), work / "runs" / job.name
+        fig = run_figures(parse_log(work / "logs" / f"{job.name}.log"), trainer_history(run_dir), job.world,
+                          job.per_device)
+        peaks = smi_peaks(work / "logs" / "nvidia-smi.csv", rec)
+        fig.update(status=rec.get("status"), rc=rec.get("rc"), gpus=len(rec.get("gpus") or []) or job.gpus,
+                   peak_gib_nvidia_smi=round(max(peaks.values()) / 1024, 2) if peaks else None,
+                   artefacts=artefacts(run_dir))
+        if job.name in BACKENDS:
+            m = f"merge_{job.name}"
+            fig["merge"] = _read_json(work / "merged" / job.name / "merge_check.json",
+                                      work / "merged" / f"{job.name}.merge_check.json")
+            fig["merge_status"] = state.get(m, {}).get("status")
+            fig["lora_b_absmax"] = lora_b_absmax(run_dir / "adapter_model.safetensors")
+            fig["adapter_config"] = {k: v for k, v in (_read_json(run_dir / "adapter_config.json") or {}).items()
+                                     if k in ("base_model_name_or_path", "r", "lora_alpha", "target_modules")}
+            res["backends"][job.name] = fig
+        else:
+            res["distributed"][job.name] = fig
+    ev = _read_json(work / "eval" / "summary.json") or {}
+    res["evaluate_unsloth_adapter"] = {"status": state.get("eval_unsloth_4bit", {}).get("status"),
+                                       **{k: v for k, v in ev.get("models", {}).get("unsloth_4bit", {}).items()
+                                          if k in ("n", "valid", "mean_score", "tokens_per_s", "mean_tokens", "kind",
+                                                   "base", "backend")}}
+    d1, d2 = res["distributed"].get("ddp1", {}), res["distributed"].get("ddp2", {})
+    if d1.get("train_samples_per_second") and d2.get("train_samples_per_second"):
+        res["ddp_2_vs_1"] = {f"{k}_ratio": round(d2[f"train_{k}"] / d1[f"train_{k}"], 3)
+                             for k in ("samples_per_second", "steps_per_second")
+                             if d1.get(f"train_{k}") and d2.get(f"train_{k}")}
+    if d1.get("artefacts") or d2.get("artefacts"):
+        a1, a2 = set(d1.get("artefacts", [])), set(d2.get("artefacts", []))
+        res.setdefault("ddp_2_vs_1", {}).update(same_artefacts=a1 == a2, only_1gpu=sorted(a1 - a2),
+                                                only_2gpu=sorted(a2 - a1))
+    return res
+
+
+def _f(v, fmt="{:.3g}"):
+    if v is None or isinstance(v, bool):
+        return {None: "-", True: "yes", False: "NO"}[v]
+    return fmt.format(v) if isinstance(v, (int, float)) else str(v)
+
+
+def _short(cmd: str, meta: dict) -> str:
+    cmd = cmd.replace(str(meta.get("work", "")), "W")
+    return re.sub(r"^\S*python[0-9.]*\b", "python3", cmd)
+
+
+def table(res: dict) -> str:
+    m = res["meta"]
+    lines = [f"GRPO on SmolLM2-135M-Instruct, `{m['recipe']}`: LoRA r=16 on all linear layers, {m['steps']} steps x "
+             f"{m['per_device']} completions per GPU ({m['per_device'] // 8} prompt(s) x 8), up to 256 tokens, "
+             "temperature 1.0; "
+             f"{m['gpus']} GPU(s); {m['started']}. Means leave out step 1 (warm-up). Generation tokens/s = completions "
+             "x mean completion length / generate-and-score seconds per step. Adapter max abs B = 0: the LoRA never "
+             "moved (no reward signal), so its merge check proves nothing.", "",
+             "| backend | status | s/step | step 1 s | generate s/step | gen tokens/s | mean completion tokens | "
+             "peak GiB (torch) | peak GiB (nvidia-smi) | merge: max / mean abs logit diff | argmax agree | "
+             "greedy agree | merge ok | adapter max abs B |", "|" + "---|" * 14]
+    for name, b in res["backends"].items():
+        mg = b.get("merge") or {}
+        lines.append(f"| {name} | {b['status']} | {_f(b['step_time_s_excl_first'])} | {_f(b['step_time_s_first'])} | "
+                     f"{_f(b['generate_and_score_s_excl_first'])} | "
+                     f"{_f(b['gen_tokens_per_s_excl_first'], '{:,.0f}')} | "
+                     f"{_f(b['completion_tokens_mean'], '{:.1f}')} | {_f(b['peak_gib_torch'])} | "
+                     f"{_f(b['peak_gib_nvidia_smi'])} | {_f(mg.get('max_abs_logit_diff'))} / "
+                     f"{_f(mg.get('mean_abs_logit_diff'))} | {_f(mg.get('argmax_agreement'), '{:.1%}')} | "
+                     f"{_f(mg.get('greedy_token_agreement'), '{:.1%}')} | {_f(mg.get('ok', b.get('merge_status')))} | "
+                     f"{_f(b.get('lora_b_absmax'))} |")
+    lines += ["", "| run | GPUs | status | train_runtime s | steps/s | samples/s | s/step (excl. 1) | gen tokens/s | "
+              "peak GiB (torch, rank 0) | artefacts |", "|" + "---|" * 10]
+    for name, d in res["distributed"].items():
+        lines.append(f"| {name} | {d['gpus']} | {d['status']} | {_f(d['train_runtime'])} | "
+                     f"{_f(d['train_steps_per_second'])} | {_f(d['train_samples_per_second'])} | "
+                     f"{_f(d['step_time_s_excl_first'])} | {_f(d['gen_tokens_per_s_excl_first'], '{:,.0f}')} | "
+                     f"{_f(d['peak_gib_torch'])} | {len(d['artefacts'])} files |")
+    cmp_ = res.get("ddp_2_vs_1", {})
+    if cmp_:
+        lines += ["", f"2 vs 1 GPU: samples/s x{_f(cmp_.get('samples_per_second_ratio'))}, steps/s "
+                      f"x{_f(cmp_.get('steps_per_second_ratio'))}; same artefacts: {cmp_.get('same_artefacts')}"
+                      + (f" (only 1 GPU: {cmp_['only_1gpu']}; only 2 GPUs: {cmp_['only_2gpu']})"
+                         if not cmp_.get("same_artefacts") else "")]
+    ev = res.get("evaluate_unsloth_adapter", {})
+    lines += ["", f"`evaluate` of the Unsloth adapter: {ev.get('status')}; " + ", ".join(
+        f"{k} {v}" for k, v in ev.items() if k != "status")]
+    bad = {n: j for n, j in res["jobs"].items() if j["status"] != "ok"}
+    if bad:
+        lines += ["", "Jobs that did not succeed:"] + [
+            f"- {n}: {j['status']}" + (f" (rc {j['rc']})" if j.get("rc") is not None else "")
+            + f": {j.get('reason') or (j.get('log_tail') or ['-'])[-1]}"
+            for n, j in bad.items()]
+    lines += ["", "Commands (W = the work folder):", ""] + [
+        f"- {n}: `{_short(j['cmd'], m)}`" for n, j in res["jobs"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(res: dict, work: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "table.md").write_text(table(res))
+    keep = ["jobs.json", "meta.json", "logs/*", "runs/*/run_config.yaml", "runs/*/adapter_config.json",
+            "runs/*/checkpoint-*/trainer_state.json", "runs/*/completion_samples.txt", "runs/*/warnings.log",
+            "merged/*/merge_check.json", "merged/*.merge_check.json", "eval/summary.json", "eval/report.md"]
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        for pattern in keep:
+            for p in sorted(work.glob(pattern)):
+                if p.is_file():
+                    tar.add(p, arcname=str(p.relative_to(work)))
+
+
+def versions(o: Opts) -> dict:
+    code = ("import importlib.metadata as m, json\nr = {}\nfor n in %r:\n    try: r[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError: pass\nprint(json.dumps(r))" % VERSIONS)
+    out = {}
+    for label, site in (("base", ""), ("unsloth", o.unsloth_site), ("deepspeed", o.ds_site)):
+        env = _env(o, Job("v", [], site=site), [])
+        try:
+            out[label] = json.loads(subprocess.run([o.py, "-c", code], env=env, capture_output=True, text=True,
+                                                   timeout=60).stdout)
+        except (ValueError, OSError, subprocess.SubprocessError) as e:
+            out[label] = {"error": str(e)}
+    return out
+
+
+def count_gpus() -> int:
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["run", "summarize"])
+    ap.add_argument("--work", default="/tmp/issue6", help="work folder (models, data, runs, logs)")
+    ap.add_argument("--out", default=os.environ.get("OUT", "issue6-out"), help="results.json, table.md, logs.tar.gz")
+    ap.add_argument("--site", default="/tmp/site")
+    ap.add_argument("--unsloth-site", default="/tmp/site-unsloth")
+    ap.add_argument("--ds-site", default="/tmp/site-ds")
+    ap.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: nvidia-smi -L)")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--budget", type=float, default=450, help="seconds; jobs still running then are stopped")
+    ap.add_argument("--cpu", action="store_true", help="really run every job on the CPU with a tiny model (plumbing)")
+    ap.add_argument("--dry-run", action="store_true", help="fake every command (0.2 s each): control flow only")
+    ap.add_argument("--fail", default="", help="dry run: these jobs (comma-separated) exit 1")
+    a = ap.parse_args(argv)
+    o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, a.ds_site, a.steps, a.cpu)
+    jobs = plan(o)
+    out = Path(a.out)
+    if a.command == "summarize":
+        state = json.loads((o.work / "jobs.json").read_text())
+        meta = json.loads((o.work / "meta.json").read_text())
+    else:
+        n = a.gpus if a.gpus is not None else (4 if a.cpu or a.dry_run else count_gpus())
+        for sub in ("runs", "merged", "eval", "logs"):  # a rerun starts clean (the model and data are kept)
+            shutil.rmtree(o.work / sub, ignore_errors=True)
+        o.work.mkdir(parents=True, exist_ok=True)
+        meta = {"work": str(o.work), "gpus": n, "budget_s": a.budget, "steps": a.steps, "cpu": a.cpu,
+                "dry_run": a.dry_run,
+                "recipe": RECIPE, "per_device": jobs[-1].per_device, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "nvidia_smi_L": subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout,
+                "versions": {} if a.dry_run else versions(o)}
+        (o.work / "meta.json").write_text(json.dumps(meta, indent=1))
+        sampler = None
+        if n and not (a.cpu or a.dry_run):
+            (o.work / "logs").mkdir(parents=True, exist_ok=True)
+            sampler = GpuSampler(o.work / "logs" / "nvidia-smi.csv")
+            sampler.start()
+        dry = {name: (0.2, 1) for name in a.fail.split(",") if name} if a.dry_run else None
+        if dry is not None:
+            dry.update({j.name: (0.2, 0) for j in jobs if j.name not in dry})
+        state = schedule(o, jobs, n, a.budget, dry)
+        if sampler:
+            sampler.stop.set()
+            sampler.join(5)
+    results = summarize(o.work, jobs, state, meta)
+    write_outputs(results, o.work, out)
+    print(f"[issue6] wrote {out}/results.json, table.md, logs.tar.gz", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
