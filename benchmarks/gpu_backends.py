@@ -68,17 +68,20 @@ class Opts:
     steps: int = 8
     cpu: bool = False
     py: str = field(default_factory=lambda: sys.executable)
+    model: str = ""  # a model folder to start from instead of the prepared base (e.g. a pipeline's SFT model)
 
 
 def plan(o: Opts) -> list[Job]:
     """All jobs, in priority order (earlier ones get free GPUs first)."""
     w, py = o.work, o.py
     qs = [py, "-m", "qwen_scheduler"]
-    smol, data = str(w / "smol"), str(w / "data")
+    smol, data = o.model or str(w / "smol"), str(w / "data")
     grpo = ["train", "grpo", "--config", RECIPE, "--model_name_or_path", smol, "--dataset", data,
             "--max_steps", str(o.steps), "--save_steps", str(o.steps)] + (CPU_OVERRIDES if o.cpu else [])
     per_device = 8 if o.cpu else PER_DEVICE
-    jobs = [Job("prep_model", qs + ["model", "prepare", "--output", smol] + (["--source", "tiny"] if o.cpu else [])),
+    check = [py, "-c", "import pathlib, sys; sys.exit(not pathlib.Path(sys.argv[1], 'config.json').is_file())", smol]
+    jobs = [Job("prep_model", check if o.model else
+                qs + ["model", "prepare", "--output", smol] + (["--source", "tiny"] if o.cpu else [])),
             Job("prep_data", qs + ["generate", "--output", data, "--train-size", "512", "--test-size", "32",
                                    "--seed", "6", "--no-progress", "--overwrite"])]
     prep = ("prep_model", "prep_data")
@@ -430,12 +433,13 @@ def _short(cmd: str, meta: dict) -> str:
 
 def table(res: dict) -> str:
     m = res["meta"]
-    lines = [f"GRPO on SmolLM2-135M-Instruct, `{m['recipe']}`: LoRA r=16 on all linear layers, {m['steps']} steps x "
+    base = f"`{m['model']}`" if m.get("model") else "SmolLM2-135M-Instruct"
+    lines = [f"GRPO on {base}, `{m['recipe']}`: LoRA r=16 on all linear layers, {m['steps']} steps x "
              f"{m['per_device']} completions per GPU ({m['per_device'] // 8} prompt(s) x 8), up to 256 tokens, "
              "temperature 1.0; "
              f"{m['gpus']} GPU(s); {m['started']}. Means leave out step 1 (warm-up). Generation tokens/s = completions "
-             "x mean completion length / generate-and-score seconds per step. Adapter max abs B = 0: the LoRA never "
-             "moved (no reward signal), so its merge check proves nothing.", "",
+             "x mean completion length / generate-and-score seconds per step. Where adapter max abs B = 0 the LoRA "
+             "never moved (no reward signal) and its merge check proves nothing.", "",
              "| backend | status | s/step | step 1 s | generate s/step | gen tokens/s | mean completion tokens | "
              "peak GiB (torch) | peak GiB (nvidia-smi) | merge: max / mean abs logit diff | argmax agree | "
              "greedy agree | merge ok | adapter max abs B |", "|" + "---|" * 14]
@@ -522,12 +526,16 @@ def main(argv=None) -> int:
     ap.add_argument("--ds-site", default="/tmp/site-ds")
     ap.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: nvidia-smi -L)")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--model", default=None, help="start every run from this model folder (e.g. a GPU pipeline's SFT "
+                                                   "model, so that the LoRA earns reward and the merge check means "
+                                                   "something) instead of the prepared SmolLM2 base")
     ap.add_argument("--budget", type=float, default=450, help="seconds; jobs still running then are stopped")
     ap.add_argument("--cpu", action="store_true", help="really run every job on the CPU with a tiny model (plumbing)")
     ap.add_argument("--dry-run", action="store_true", help="fake every command (0.2 s each): control flow only")
     ap.add_argument("--fail", default="", help="dry run: these jobs (comma-separated) exit 1")
     a = ap.parse_args(argv)
-    o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, a.ds_site, a.steps, a.cpu)
+    o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, a.ds_site, a.steps, a.cpu,
+             model=str(Path(a.model).resolve()) if a.model else "")
     jobs = plan(o)
     out = Path(a.out)
     if a.command == "summarize":
@@ -538,7 +546,7 @@ def main(argv=None) -> int:
         for sub in ("runs", "merged", "eval", "logs"):  # a rerun starts clean (the model and data are kept)
             shutil.rmtree(o.work / sub, ignore_errors=True)
         o.work.mkdir(parents=True, exist_ok=True)
-        meta = {"work": str(o.work), "gpus": n, "budget_s": a.budget, "steps": a.steps, "cpu": a.cpu,
+        meta = {"work": str(o.work), "model": o.model, "gpus": n, "budget_s": a.budget, "steps": a.steps, "cpu": a.cpu,
                 "dry_run": a.dry_run,
                 "recipe": RECIPE, "per_device": jobs[-1].per_device, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "nvidia_smi_L": subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout,

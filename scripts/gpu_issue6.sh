@@ -32,6 +32,7 @@ unset PYTHONPATH  # each job gets its own (benchmarks/gpu_backends.py): Unsloth'
 args=(run --work "$WORK" --out "$OUT" --site "$SITE" --unsloth-site "$UNSLOTH_SITE" --ds-site "$DS_SITE"
       --budget "${BUDGET:-450}" --steps "${STEPS:-8}")
 [ -n "${GPUS:-}" ] && args+=(--gpus "$GPUS")
+[ -n "${MODEL:-}" ] && args+=(--model "$MODEL")  # e.g. MODEL=runs/main/sft/checkpoint-500: adapters that move
 if [ "${DRY:-0}" = 1 ]; then
   exec "$PY" benchmarks/gpu_backends.py "${args[@]}" --dry-run --fail "${FAIL:-}"
 fi
