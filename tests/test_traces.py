@@ -219,3 +219,22 @@ def test_sweep_trace_keeps_the_solution_verbatim(problems):
         trace, order = build_trace(p, "sweep"), _order(p)
         keep = trace.split("\nKeep:\n")[1].splitlines()
         assert keep == [f"{order.index(e) + 1}. {e.name} ({e.start_text} - {e.end_text})" for e in solve(p).events]
+
+
+def test_pairs_trace_names_exactly_the_group_members_each_event_overlaps(problems):
+    overlap_line = re.compile(r"^#(\d+) \S+ vs \S+: overlap with ((?:#\d+ ?)+)(?:, not ((?:#\d+ ?)+))?, "
+                              r"group ((?:#\d+ )*#\d+) until", flags=re.M)
+    seen = 0
+    for p in problems:
+        trace, order = build_trace(p, "pairs"), _order(p)
+        found = overlap_line.findall(trace)
+        assert len(found) == sum(len(g) - 1 for g in conflict_groups(p))  # one per event that joins a group
+        for num, clash, free, members in found:
+            e = order[int(num) - 1]
+            earlier = [order[int(x[1:]) - 1] for x in members.split()][:-1]
+            assert [f"#{order.index(g) + 1}" for g in earlier if g.overlaps(e)] == clash.split()
+            assert [f"#{order.index(g) + 1}" for g in earlier if not g.overlaps(e)] == free.split()
+            seen += bool(free)
+        # apart from the overlap details, the same trace as `sweep`
+        assert re.sub(r" with [#\d ]+(?:, not [#\d ]+)?,", ",", trace) == build_trace(p, "sweep")
+    assert seen > 20  # chains (an earlier member the event does not overlap) are common enough to be tested

@@ -15,6 +15,9 @@ It is deterministic. Styles:
   so the schedule below copies names and times from the line just above it. No total: arithmetic
   the answer does not need is only a chance to go wrong. For the generator's 4-8 events the whole
   completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150).
+* ``pairs`` -- ``sweep`` plus, on each overlap line, which earlier group members the event overlaps
+  ("overlap with #6, not #5"): what a ``Close`` line needs to tell a chain from a dense group
+  (unmeasured; the next experiment, ``training/recipes/ablations/gpu-pairs-trace.yaml``).
 * ``full`` -- the previous default (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
   a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all groups decided in one block,
   the kept lines with values, and the total. Its main failure was the group block: the model had
@@ -55,6 +58,7 @@ Preview traces and their token counts (tokenizer optional):
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import combinations
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -156,7 +160,7 @@ def full_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
-def sweep_trace(problem: Problem, solution: Solution) -> str:
+def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False) -> str:
     """One pass in start order that decides each group of overlapping events as soon as it closes.
 
     Every step reads only the line just above it or the event's own list line: the sweep line carries
@@ -165,6 +169,22 @@ def sweep_trace(problem: Problem, solution: Solution) -> str:
     (its maximal conflict-free choices with their values summed, then the best = the DP's choice);
     the kept events are then copied as list lines (names and times verbatim), without values and
     without a total (arithmetic the answer does not need is a chance to go wrong).
+
+    ``pairs=True`` (style ``pairs``) also names, on each overlap line, which earlier members of the
+    group the event overlaps and which it does not ("overlap with #6, not #5"), so that a ``Close``
+    line can tell a chain (#5 and #7 compatible) from a dense group (all three clash): the failure
+    left by ``sweep`` on a GPU run. Not measured yet.
+
+    >>> from scheduler_solver.events import Problem
+    >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30")])
+    >>> print(build_trace(p, "pairs").split("so far:")[1].strip())
+    #1 09:00-10:00: group #1 until 10:00
+    #2 09:30-11:00 vs 10:00: overlap with #1, group #1 #2 until 11:00
+    #3 10:30-11:30 vs 11:00: overlap with #2, not #1, group #1 #2 #3 until 11:30
+    Close #1 #2 #3: #2 = 90, #1 + #3 = 60 + 60 = 120, best #1 + #3
+    Keep:
+    1. A (09:00 - 10:00)
+    3. C (10:30 - 11:30)
     """
     order = _order(problem.events)
     num = {e: i for i, e in enumerate(order, 1)}
@@ -193,9 +213,14 @@ def sweep_trace(problem: Problem, solution: Solution) -> str:
             group, reach = [e], e.end
             lines.append(f"#{num[e]} {e.start_text}-{e.end_text}: group #{num[e]} until {format_time(reach)}")
         elif e.start < reach:
+            detail = ""
+            if pairs:
+                clash = [f"#{num[g]}" for g in group if g.overlaps(e)]
+                free = [f"#{num[g]}" for g in group if not g.overlaps(e)]
+                detail = f" with {' '.join(clash)}" + (f", not {' '.join(free)}" if free else "")
             group.append(e)
             before, reach = reach, max(reach, e.end)
-            lines.append(f"{head} {format_time(before)}: overlap, "
+            lines.append(f"{head} {format_time(before)}: overlap{detail}, "
                          f"group {' '.join(f'#{num[g]}' for g in group)} until {format_time(reach)}")
         else:
             lines.append(f"{head} {format_time(reach)}: new group #{num[e]} "
@@ -259,6 +284,7 @@ def no_trace(problem: Problem, solution: Solution) -> str:
 #: Trace styles by name (``--trace_style``).
 TRACE_STYLES: dict[str, Callable[[Problem, Solution], str]] = {
     "sweep": sweep_trace,
+    "pairs": partial(sweep_trace, pairs=True),
     "full": full_trace,
     "compact": compact_trace,
     "minimal": minimal_trace,
