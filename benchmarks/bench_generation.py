@@ -36,17 +36,11 @@ def _prompts(tok, dataset: str, split: str, n: int) -> list[list[int]]:
     return [tok(chat_prompt(tok, build_messages(r)), add_special_tokens=False)["input_ids"] for r in rows]
 
 
-def _count(seqs, stop: set) -> list[int]:
-    out = []
-    for ids in seqs:
-        n = next((i + 1 for i, t in enumerate(ids) if t in stop), len(ids))
-        out.append(n)
-    return out
-
-
 def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int, device: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from evaluation.backends import GenerationSettings, eos_ids, generated_length, sampling_kwargs
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").to(device)
@@ -55,11 +49,9 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     if method == "cb-bf16":
         model.to(torch.bfloat16)
     torch.backends.cuda.matmul.allow_tf32 = method.startswith("cb")
-    stop = {tok.eos_token_id} | set(model.generation_config.eos_token_id if isinstance(
-        model.generation_config.eos_token_id, list) else [model.generation_config.eos_token_id])
-    stop.discard(None)
-    gen = GenerationConfig(max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-                           eos_token_id=sorted(stop), pad_token_id=tok.pad_token_id)
+    stop = eos_ids(model, tok)
+    gen = GenerationConfig(**sampling_kwargs(GenerationSettings(max_new_tokens=max_new, temperature=1.0)),
+                           eos_token_id=stop, pad_token_id=tok.pad_token_id)
     batch = [p for p in prompts for _ in range(samples)]
     torch.manual_seed(0)
     if cuda:
@@ -85,11 +77,12 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     if cuda:
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    lengths = _count(seqs, stop)
+    counted = [generated_length(ids, set(stop)) for ids in seqs]
+    lengths = [n for n, _ in counted]
     tokens = sum(lengths)
     return {"method": method, "completions": len(seqs), "wall_s": round(wall, 2), "tokens": tokens,
             "tokens_per_s": round(tokens / wall, 1), "mean_length": round(tokens / len(seqs), 1),
-            "max_length": max(lengths), "truncated": sum(n == max_new for n in lengths),
+            "max_length": max(lengths), "truncated": sum(cut for _, cut in counted),
             "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
 
 
