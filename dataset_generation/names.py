@@ -1,10 +1,13 @@
-"""Event-name sources: themed lists (``name_lists.json``) and Faker-backed templates.
+"""Event-name sources: themed lists (``name_lists.json``), Faker-backed templates and made-up words.
 
 A *name source* is one themed category (``music_festival``, ``office``, ...) or one
 Faker template (``faker_people`` -> "Meeting with {name}", ...). Sources are chosen by
 weight; ``resolve_sources(["themed", "faker_people=2"])`` expands the groups
 ``all``/``themed``/``faker`` and reads ``NAME=WEIGHT`` (a group's weight applies to each
-member). Faker is slow (up to ~0.3 ms a name), so Faker names come from small pools
+member). The ``synthetic`` source (not in ``all``: opt in) makes names from invented words
+("Vorlan Review", "brenika #4", "Quelmo-Tamora Sync"): a model trained on it must copy names
+character by character, as no word prior helps; the GPU pipeline adds it to its training data so
+that unseen test names ("Coat") are not pulled toward familiar ones ("Coach"). Faker is slow (up to ~0.3 ms a name), so Faker names come from small pools
 built once per generation chunk with a seeded Faker instance (``Faker.seed_instance``):
 deterministic for a given Faker version (pinned in constraints.txt).
 
@@ -14,8 +17,8 @@ Faker template), so holding a source out of training really holds its names out.
 
     >>> resolve_sources(["office", "faker_people=2.5"])
     [('office', 1.0), ('faker_people', 2.5)]
-    >>> source_of("Meeting with Ada Lovelace"), source_of("Team Standup")
-    ('faker_people', 'office')
+    >>> source_of("Meeting with Ada Lovelace"), source_of("Team Standup"), source_of("Vorlan Review")
+    ('faker_people', 'office', 'synthetic')
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ FAKER_SOURCES: dict[str, tuple[str, str]] = {
 }
 #: Sources the ``--holdout-name-sources`` option reserves for the test split.
 DEFAULT_HOLDOUT = ("arts_culture", "community_volunteer", "faker_jobs", "faker_catch_phrases")
+#: Made-up-word sources (seeded, no dependency); opt-in, outside the ``all`` group.
+SYNTHETIC_SOURCES = ("synthetic",)
 MAX_NAME_LENGTH = 60
 _BAD_CHARS = re.compile(r"[<>()\n\r\t]")
 
@@ -53,8 +58,13 @@ def themed_lists() -> dict[str, tuple[str, ...]]:
 
 
 def all_sources() -> list[str]:
-    """Every known source name: themed categories first, then Faker sources."""
+    """The sources of the ``all`` group: themed categories first, then Faker sources."""
     return list(themed_lists()) + list(FAKER_SOURCES)
+
+
+def known_sources() -> list[str]:
+    """Every source a spec may name: ``all`` plus the opt-in synthetic ones."""
+    return all_sources() + list(SYNTHETIC_SOURCES)
 
 
 def groups() -> dict[str, list[str]]:
@@ -65,7 +75,7 @@ def resolve_sources(specs: Iterable[str], exclude: Iterable[str] = ()) -> list[t
     """``["themed", "faker_people=2"]`` -> ``[(source, weight), ...]`` (order kept, later weights win)."""
     if isinstance(specs, str):
         specs = [specs]
-    known, grp = set(all_sources()), groups()
+    known, grp = set(known_sources()), groups()
     out: dict[str, float] = {}
     for spec in specs:
         if not isinstance(spec, str) or not spec.strip():
@@ -80,7 +90,7 @@ def resolve_sources(specs: Iterable[str], exclude: Iterable[str] = ()) -> list[t
         members = grp.get(name, [name])
         for m in members:
             if m not in known:
-                raise UserError(f"unknown name source {name!r} (known: {', '.join(['all', 'themed', 'faker'] + all_sources())})")
+                raise UserError(f"unknown name source {name!r} (known: {', '.join(['all', 'themed', 'faker'] + known_sources())})")
             out[m] = weight
     for spec in exclude:
         name = spec.partition("=")[0].strip()
@@ -142,8 +152,56 @@ def faker_pool(source: str, seed: int, size: int, locale: str = "en_US") -> tupl
     return tuple(names)
 
 
+# Made-up words: onset + vowel (+ coda) syllables; real-looking but in no dictionary a model learned from.
+_ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "kr", "l", "m", "n", "p", "pl",
+           "qu", "r", "s", "sh", "sk", "st", "t", "th", "tr", "v", "w", "z", "")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "y")
+_CODAS = ("", "", "", "", "n", "r", "l", "s", "m", "k")
+_NOUNS = ("Review", "Sync", "Workshop", "Session", "Meetup", "Rehearsal", "Briefing", "Fair", "Clinic", "Lab",
+          "Tour", "Class", "Drill", "Pickup", "Launch", "Retreat", "Match", "Recital", "Walk", "Shift", "Demo")
+_TEMPLATES = ("{W} {N}", "{W} {W}", "{W}-{W} {N}", "{W}'s {N}", "{w} {w}", "{W} #{d}", "{N}: {W} {W}",
+              "{A} {N}", "{W} {W} {W}", "{W} {d}{L}", "{N} at {W}", "{W} & {W}")
+_SYNTH_WORD = re.compile(r"(?:(?:%s)(?:%s)(?:%s)){2,3}" % tuple(
+    "|".join(sorted(part, key=len, reverse=True)) for part in (_ONSETS, _VOWELS, _CODAS)), re.IGNORECASE)
+
+
+def _pseudo_word(rng) -> str:
+    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                   for _ in range(rng.choice((2, 2, 2, 3))))
+
+
+def synthetic_name(rng) -> str:
+    """One made-up name from a ``random.Random``; see :data:`SYNTHETIC_SOURCES`."""
+    word = lambda: _pseudo_word(rng).capitalize()  # noqa: E731
+    fill = {"W": word, "w": lambda: _pseudo_word(rng), "N": lambda: rng.choice(_NOUNS),
+            "d": lambda: str(rng.randint(1, 99)), "L": lambda: rng.choice("ABCDEFGH"),
+            "A": lambda: "".join(rng.choice("BCDFGKLMNPQRSTVXZ") for _ in range(rng.randint(2, 4)))}
+    return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(_TEMPLATES))
+
+
+def synthetic_pool(seed: int, size: int) -> tuple[str, ...]:
+    """``size`` distinct made-up names, fully determined by ``seed``; none passes for a themed/Faker name.
+
+    >>> synthetic_pool(7, 3) == synthetic_pool(7, 3), len(set(synthetic_pool(7, 50)))
+    (True, 50)
+    """
+    import random
+
+    rng, out = random.Random(seed), {}
+    themed = _themed_index()
+    while len(out) < size:
+        name = clean_name(synthetic_name(rng))
+        if name and name not in themed and _faker_source(name) is None and _is_synthetic(name):
+            out[name] = None
+    return tuple(out)
+
+
+def _is_synthetic(name: str) -> bool:
+    return any(_SYNTH_WORD.fullmatch(w) for w in re.split(r"[ \-'#:&]+", name))
+
+
 class NamePools:
-    """The names each source offers inside one chunk (Faker pools built on first use)."""
+    """The names each source offers inside one chunk (Faker and synthetic pools built on first use)."""
 
     def __init__(self, seed_parts: Sequence, pool_size: int, locale: str, min_size: int):
         self.seed_parts, self.pool_size, self.locale, self.min_size = tuple(seed_parts), pool_size, locale, min_size
@@ -151,6 +209,8 @@ class NamePools:
 
     def __getitem__(self, source: str) -> tuple[str, ...]:
         pool = self._pools.get(source)
+        if pool is None and source in SYNTHETIC_SOURCES:
+            pool = self._pools[source] = synthetic_pool(derive_seed(*self.seed_parts, source), self.pool_size)
         if pool is None:
             pool = faker_pool(source, derive_seed(*self.seed_parts, source), self.pool_size, self.locale)
             if len(pool) < self.min_size:
@@ -165,6 +225,13 @@ def source_of(name: str) -> Optional[str]:
     themed = _themed_index()
     if name in themed:
         return themed[name]
+    faker = _faker_source(name)
+    if faker is not None:
+        return faker
+    return "synthetic" if _is_synthetic(name) else None
+
+
+def _faker_source(name: str) -> Optional[str]:
     for source, (_, template) in FAKER_SOURCES.items():
         prefix, _, suffix = template.partition("{}")
         if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
@@ -181,4 +248,5 @@ def describe_sources() -> list[str]:
     """One line per source, for ``--list-name-sources`` and the dataset card."""
     lines = [f"{k} (themed, {len(v)} names: {', '.join(v[:3])}, ...)" for k, v in themed_lists().items()]
     lines += [f"{k} (Faker {m}: {t.format('...')!r})" for k, (m, t) in FAKER_SOURCES.items()]
+    lines += [f"{k} (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)" for k in SYNTHETIC_SOURCES]
     return lines

@@ -47,7 +47,9 @@ PRESETS = {
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo-cpu.yaml"), "overrides": {}},
             "evaluate": {**_EVAL, "limit": 8, "max_new_tokens": 224, "batch_size": 8}},
     "gpu": {"scale": "gpu",
-            "generate": {"train_size": 16000, "test_size": 100, "seed": 0, "holdout_name_sources": True, "set": {}},
+            # made-up names in a quarter of the training problems: copy names, don't recall them (held-out test)
+            "generate": {"train_size": 16000, "test_size": 100, "seed": 0, "holdout_name_sources": True,
+                         "set": {"name_sources": ["all", "synthetic=5"]}},
             "model": {"source": "smollm2"},
             "sft": {"recipe": str(RECIPES / "smollm2-sft.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo.yaml"), "overrides": {}},

@@ -88,7 +88,7 @@ def test_name_source_flags(tmp_path, capsys):
     used = {names.source_of(n) for r in load_rows(str(out), "train") for n, _, _ in r["events"]}
     assert "office" in used and used <= set(names.FAKER_SOURCES) | {"office"} and "faker_people" not in used
     code, stdout, _ = run(capsys, "--list-name-sources")
-    assert code == 0 and "faker_people" in stdout and "music_festival" in stdout
+    assert code == 0 and "faker_people" in stdout and "music_festival" in stdout and "synthetic" in stdout
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -201,6 +201,26 @@ def test_held_out_name_sources_are_disjoint_from_train():
     assert {s for s, _ in cfg.sources_for("train")} == set(names.all_sources()) - set(names.DEFAULT_HOLDOUT)
 
 
+def test_synthetic_names_are_opt_in_seeded_and_never_pass_for_other_sources():
+    pool = names.synthetic_pool(5, 200)
+    assert len(set(pool)) == 200 and pool == names.synthetic_pool(5, 200) and pool != names.synthetic_pool(6, 200)
+    assert all(names.clean_name(n) == n and names.source_of(n) == "synthetic" for n in pool)
+    themed = {n for v in names.themed_lists().values() for n in v}
+    assert not set(pool) & themed
+    assert "synthetic" not in names.all_sources()  # `all` (the default) keeps the reference's sources
+    assert names.resolve_sources(["all", "synthetic=5"])[-1] == ("synthetic", 5.0)
+
+
+def test_synthetic_names_join_train_and_leave_the_held_out_test_split_unchanged():
+    base = GenerationConfig(seed=3, train_size=400, test_size=60, test_name_sources=names.DEFAULT_HOLDOUT)
+    plain, mixed = generate_rows(base.validate()), generate_rows(base.replace(name_sources=("all", "synthetic=5")).validate())
+    assert mixed["test"] == plain["test"]
+    used = [names.source_of(n) for r in mixed["train"] for n, _, _ in r["events"]]
+    share = used.count("synthetic") / len(used)
+    assert 0.15 < share < 0.4  # weight 5 of 19 per problem
+    assert not set(used) & set(names.DEFAULT_HOLDOUT)
+
+
 def test_name_lists_and_faker_pools():
     lists = names.themed_lists()
     assert len(lists) >= 10 and all(len(v) >= 40 for v in lists.values())
