@@ -9,6 +9,11 @@ up to 1216 new tokens). This times that round with the two ways TRL can generate
 * ``cb`` -- what it uses now: ``use_transformers_continuous_batching`` (``model.generate_batch``: paged KV
   cache, finished sequences leave at once), float32 weights with TF32 matmuls (``bf16: false, tf32: true``).
 * ``cb-bf16`` -- the same with the model cast to bf16 (what TRL does when ``bf16: true``), for reference.
+* ``generate-bf16`` -- padded ``generate`` on a bf16 copy of the weights (no autocast casts).
+* ``generate-static`` -- padded ``generate`` as in ``generate`` (float32 + autocast) with a static KV cache and
+  transformers' automatic ``torch.compile`` of the decoding step (TRL turns that compile off by default:
+  ``disable_compile=True``); ``generate-static-bf16`` the same on bf16 weights. The first call compiles:
+  ``--repeat 2`` times a second call too.
 
     python benchmarks/bench_generation.py --model runs/smollm2-gpu/sft/checkpoint-500 --dataset runs/smollm2-gpu/data \\
         --output gen.json     # GPU; on a CPU use --device cpu --prompts 2 --samples 2 --max-new-tokens 32
@@ -28,6 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+METHODS = ("generate", "generate-bf16", "generate-static", "generate-static-bf16", "cb", "cb-bf16")
+
+
 def _prompts(tok, dataset: str, split: str, n: int) -> list[list[int]]:
     from scheduler_solver.data import load_rows
     from scheduler_solver.prompts import build_messages, chat_prompt
@@ -36,35 +44,48 @@ def _prompts(tok, dataset: str, split: str, n: int) -> list[list[int]]:
     return [tok(chat_prompt(tok, build_messages(r)), add_special_tokens=False)["input_ids"] for r in rows]
 
 
-def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int, device: str) -> dict:
+def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int, device: str,
+               repeat: int = 1) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from evaluation.backends import GenerationSettings, eos_ids, generated_length, sampling_kwargs
+    from evaluation.backends import GenerationSettings, eos_ids, sampling_kwargs
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").to(device)
     model.eval()
     cuda = device.startswith("cuda")
-    if method == "cb-bf16":
+    bf16 = method.endswith("-bf16")
+    if bf16:
         model.to(torch.bfloat16)
     torch.backends.cuda.matmul.allow_tf32 = method.startswith("cb")
     stop = eos_ids(model, tok)
+    static = method.startswith("generate-static")
     gen = GenerationConfig(**sampling_kwargs(GenerationSettings(max_new_tokens=max_new, temperature=1.0)),
-                           eos_token_id=stop, pad_token_id=tok.pad_token_id)
+                           eos_token_id=stop, pad_token_id=tok.pad_token_id,
+                           cache_implementation="static" if static else None, disable_compile=not static)
     batch = [p for p in prompts for _ in range(samples)]
+    return [_timed(method, model, tok, gen, batch, device, bf16, stop) for _ in range(repeat)]
+
+
+def _timed(method, model, tok, gen, batch, device, bf16, stop) -> dict:
+    import torch
+
+    from evaluation.backends import generated_length
+
+    cuda = device.startswith("cuda")
     torch.manual_seed(0)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    if method == "generate":
+    if method.startswith("generate"):
         tok.padding_side = "left"
         width = max(len(p) for p in batch)
         ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
         with torch.no_grad(), torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16,
-                                             enabled=cuda):
+                                             enabled=cuda and not bf16):
             out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
         seqs = out[:, width:].tolist()
     else:
@@ -83,6 +104,7 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     return {"method": method, "completions": len(seqs), "wall_s": round(wall, 2), "tokens": tokens,
             "tokens_per_s": round(tokens / wall, 1), "mean_length": round(tokens / len(seqs), 1),
             "max_length": max(lengths), "truncated": sum(cut for _, cut in counted),
+            "ms_per_step": round(1000 * wall / max(max(lengths), 1), 1),  # padded batches: one step per position
             "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
 
 
@@ -94,18 +116,26 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=1216)
-    ap.add_argument("--methods", default="generate,cb,cb-bf16")
+    ap.add_argument("--methods", default="generate,cb,cb-bf16",
+                    help="comma-separated: generate, generate-bf16, generate-static, generate-static-bf16, cb, cb-bf16")
+    ap.add_argument("--repeat", type=int, default=1, help="time each method this many times (compile: 2)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--output", default=None, help="JSON file for the records")
     a = ap.parse_args(argv)
+    methods = a.methods.split(",")
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        print(f"bench_generation: unknown method {bad[0]!r} (known: {', '.join(METHODS)})", file=sys.stderr)
+        return 2
     from transformers import AutoTokenizer
 
     prompts = _prompts(AutoTokenizer.from_pretrained(a.model), a.dataset, a.split, a.prompts)
     records = []
-    for method in a.methods.split(","):
-        rec = run_method(method, a.model, prompts, a.samples, a.max_new_tokens, a.device)
-        print(json.dumps(rec), flush=True)
-        records.append(rec)
+    for method in methods:
+        for i, rec in enumerate(run_method(method, a.model, prompts, a.samples, a.max_new_tokens, a.device, a.repeat)):
+            rec["call"] = i + 1
+            print(json.dumps(rec), flush=True)
+            records.append(rec)
     if a.output:
         Path(a.output).write_text(json.dumps({"model": a.model, "prompts": a.prompts, "samples": a.samples,
                                               "max_new_tokens": a.max_new_tokens, "records": records}, indent=1))
