@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -69,6 +70,7 @@ class Opts:
     cpu: bool = False
     py: str = field(default_factory=lambda: sys.executable)
     model: str = ""  # a model folder to start from instead of the prepared base (e.g. a pipeline's SFT model)
+    max_completion_length: int = 0  # 0: the recipe's (256); an SFT model's traces need ~1216 to reach a reward
 
 
 def plan(o: Opts) -> list[Job]:
@@ -77,7 +79,9 @@ def plan(o: Opts) -> list[Job]:
     qs = [py, "-m", "qwen_scheduler"]
     smol, data = o.model or str(w / "smol"), str(w / "data")
     grpo = ["train", "grpo", "--config", RECIPE, "--model_name_or_path", smol, "--dataset", data,
-            "--max_steps", str(o.steps), "--save_steps", str(o.steps)] + (CPU_OVERRIDES if o.cpu else [])
+            "--max_steps", str(o.steps), "--save_steps", str(o.steps)] + (CPU_OVERRIDES if o.cpu else []) + \
+        (["--max_completion_length", str(o.max_completion_length), "--max_seq_length",
+          str(max(1024, 640 + o.max_completion_length))] if o.max_completion_length else [])
     per_device = 8 if o.cpu else PER_DEVICE
     check = [py, "-c", "import pathlib, sys; sys.exit(not pathlib.Path(sys.argv[1], 'config.json').is_file())", smol]
     jobs = [Job("prep_model", check if o.model else
@@ -529,14 +533,21 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="start every run from this model folder (e.g. a GPU pipeline's SFT "
                                                    "model, so that the LoRA earns reward and the merge check means "
                                                    "something) instead of the prepared SmolLM2 base")
+    ap.add_argument("--max-completion-length", type=int, default=0,
+                    help="override the recipe's 256 (with --model SFT: ~1216, so that completions end and earn reward)")
+    ap.add_argument("--only", default="", help="comma-separated job-name patterns to run (fnmatch, e.g. "
+                                               "'trl_*,unsloth_4bit,merge_*'); the prep jobs always run")
     ap.add_argument("--budget", type=float, default=450, help="seconds; jobs still running then are stopped")
     ap.add_argument("--cpu", action="store_true", help="really run every job on the CPU with a tiny model (plumbing)")
     ap.add_argument("--dry-run", action="store_true", help="fake every command (0.2 s each): control flow only")
     ap.add_argument("--fail", default="", help="dry run: these jobs (comma-separated) exit 1")
     a = ap.parse_args(argv)
     o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, a.ds_site, a.steps, a.cpu,
-             model=str(Path(a.model).resolve()) if a.model else "")
+             model=str(Path(a.model).resolve()) if a.model else "", max_completion_length=a.max_completion_length)
     jobs = plan(o)
+    if a.only:
+        pats = [p.strip() for p in a.only.split(",") if p.strip()]
+        jobs = [j for j in jobs if j.name.startswith("prep_") or any(fnmatch.fnmatch(j.name, p) for p in pats)]
     out = Path(a.out)
     if a.command == "summarize":
         state = json.loads((o.work / "jobs.json").read_text())
@@ -547,6 +558,7 @@ def main(argv=None) -> int:
             shutil.rmtree(o.work / sub, ignore_errors=True)
         o.work.mkdir(parents=True, exist_ok=True)
         meta = {"work": str(o.work), "model": o.model, "gpus": n, "budget_s": a.budget, "steps": a.steps, "cpu": a.cpu,
+                "max_completion_length": a.max_completion_length or None, "only": a.only or None,
                 "dry_run": a.dry_run,
                 "recipe": RECIPE, "per_device": jobs[-1].per_device, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "nvidia_smi_L": subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout,

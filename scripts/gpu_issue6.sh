@@ -13,7 +13,7 @@
 #    after $BUDGET seconds (default 450) is stopped; then the summary (step time, generation tokens/s, peak
 #    memory, merge figures, 1 vs 2 GPU steps/s and samples/s) -> results.json + table.md.
 #
-# Settings (environment): OUT (default ./issue6-out), WORK (/tmp/issue6), BUDGET (450 s), STEPS (8), GPUS
+# Settings (environment): OUT (default ./issue6-out), WORK (/tmp/issue6), BUDGET (450 s), STEPS (8), MAXLEN, JOBS, GPUS
 # (default: nvidia-smi -L), SITE / UNSLOTH_SITE / DS_SITE. Off the GPU host:
 #   DRY=1 GPUS=2 FAIL=trl_4bit bash scripts/gpu_issue6.sh   # control flow only: every command faked (0.2 s)
 #   CPU=1 STEPS=2 bash scripts/gpu_issue6.sh                # every job for real on the CPU, tiny model (~1.5 min)
@@ -32,7 +32,9 @@ unset PYTHONPATH  # each job gets its own (benchmarks/gpu_backends.py): Unsloth'
 args=(run --work "$WORK" --out "$OUT" --site "$SITE" --unsloth-site "$UNSLOTH_SITE" --ds-site "$DS_SITE"
       --budget "${BUDGET:-450}" --steps "${STEPS:-8}")
 [ -n "${GPUS:-}" ] && args+=(--gpus "$GPUS")
-[ -n "${MODEL:-}" ] && args+=(--model "$MODEL")  # e.g. MODEL=runs/main/sft/checkpoint-500: adapters that move
+[ -n "${MODEL:-}" ] && args+=(--model "$MODEL")
+[ -n "${MAXLEN:-}" ] && args+=(--max-completion-length "$MAXLEN")  # with MODEL=SFT: 1216
+[ -n "${JOBS:-}" ] && args+=(--only "$JOBS")    # e.g. JOBS='trl_*,unsloth_4bit,merge_*' (skip DDP/ZeRO)  # e.g. MODEL=runs/main/sft/checkpoint-500: adapters that move
 if [ "${DRY:-0}" = 1 ]; then
   exec "$PY" benchmarks/gpu_backends.py "${args[@]}" --dry-run --fail "${FAIL:-}"
 fi
