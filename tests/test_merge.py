@@ -64,9 +64,19 @@ def test_merge_failure_exits_2_and_keeps_nothing(adapter_dir, tmp_path, capsys):
     rc = main(["train", "merge", "--adapter", adapter_dir, "--output", str(out), "--atol", "-1",
                "--check-prompts", "1", "--check-tokens", "4"])
     err = capsys.readouterr().err
-    assert rc == 2 and "merge check FAILED" in err
+    assert rc == 2 and "merge check FAILED" in err and "try --dtype float32" not in err
     assert not out.exists()
     assert json.loads((tmp_path / "merged.merge_check.json").read_text())["ok"] is False
+
+
+def test_a_failed_16_bit_merge_suggests_float32(adapter_dir, tmp_path, capsys):
+    from qwen_scheduler.cli import main
+
+    rc = main(["train", "merge", "--adapter", adapter_dir, "--output", str(tmp_path / "m16"), "--atol", "-1",
+               "--dtype", "bfloat16", "--check-prompts", "1", "--check-tokens", "4"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "merge check FAILED" in err and "try --dtype float32" in err
+    assert json.loads((tmp_path / "m16.merge_check.json").read_text())["dtype"] == "bfloat16"
 
 
 def test_merge_rejects_a_non_adapter(tiny_model_dir, tmp_path, capsys):
