@@ -54,7 +54,6 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").to(device)
     model.eval()
-    cuda = device.startswith("cuda")
     bf16 = method.endswith("-bf16")
     if bf16:
         model.to(torch.bfloat16)

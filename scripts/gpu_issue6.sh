@@ -32,9 +32,9 @@ unset PYTHONPATH  # each job gets its own (benchmarks/gpu_backends.py): Unsloth'
 args=(run --work "$WORK" --out "$OUT" --site "$SITE" --unsloth-site "$UNSLOTH_SITE" --ds-site "$DS_SITE"
       --budget "${BUDGET:-450}" --steps "${STEPS:-8}")
 [ -n "${GPUS:-}" ] && args+=(--gpus "$GPUS")
-[ -n "${MODEL:-}" ] && args+=(--model "$MODEL")
+[ -n "${MODEL:-}" ] && args+=(--model "$MODEL")  # e.g. MODEL=runs/main/sft/checkpoint-500: adapters that move
 [ -n "${MAXLEN:-}" ] && args+=(--max-completion-length "$MAXLEN")  # with MODEL=SFT: 1216
-[ -n "${JOBS:-}" ] && args+=(--only "$JOBS")    # e.g. JOBS='trl_*,unsloth_4bit,merge_*' (skip DDP/ZeRO)  # e.g. MODEL=runs/main/sft/checkpoint-500: adapters that move
+[ -n "${JOBS:-}" ] && args+=(--only "$JOBS")  # e.g. JOBS='trl_*,unsloth_4bit,merge_*' (skip DDP/ZeRO)
 if [ "${DRY:-0}" = 1 ]; then
   exec "$PY" benchmarks/gpu_backends.py "${args[@]}" --dry-run --fail "${FAIL:-}"
 fi
