@@ -160,3 +160,24 @@ def test_dry_run_prints_the_plan(tmp_path, tiny_model_dir, capsys):
     assert "3 per epoch x 2 epochs = 6 total" in out
     assert "format x1, chronological x1, score x1" in out
     assert not (tmp_path / "o").exists()
+
+
+def test_min_events_keeps_only_larger_problems(tmp_path, tiny_model_dir, capsys):
+    from qwen_scheduler.cli import main
+    from scheduler_solver.data import load_rows
+
+    rows = load_rows("training/recipes/data/tiny-train.jsonl", None)
+    sizes = sorted(len(r["events"]) for r in rows)
+    cut = sizes[len(sizes) // 2]  # a size some rows have and some do not reach
+    big = sum(s >= cut for s in sizes)
+    assert 0 < big < len(rows)
+    argv = ["train", "grpo", "--config", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir",
+            str(tmp_path / "o"), "--dry-run", "--max_prompt_tokens", "100000", "--limit", "100", "--min_events"]
+    assert main(argv + [str(cut)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(rows)} rows read, {len(rows) - big} dropped (< {cut} events), 0 dropped" in out
+    assert f", {big} train rows" in out
+
+    assert main(argv + [str(sizes[-1] + 1)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"min_events={sizes[-1] + 1}" in err and f"the largest has {sizes[-1]}" in err and len(err.splitlines()) == 1

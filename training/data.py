@@ -7,7 +7,10 @@ are validated (``row_problem``); a missing ``optimal_score`` is filled in by the
 
 ``max_prompt_tokens`` drops prompts longer than the budget (TRL 1.x has no
 ``max_prompt_length``; truncating a scheduling problem would hide events), counting the tokens
-of the chat-templated prompt. ``limit`` keeps the first N rows after an optional seeded shuffle.
+of the chat-templated prompt. ``min_events`` keeps only problems with at least that many events
+(harder prompts: a GRPO group learns only when its completions differ in reward, and an SFT model
+already solves most small problems every time). ``limit`` keeps the first N rows after an optional
+seeded shuffle.
 
     >>> steps_per_epoch(500, per_device=8, grad_acc=1, world=1, num_generations=8)
     500
@@ -32,6 +35,7 @@ class PreparedData:
     dataset: object  # datasets.Dataset
     loaded: int  # rows read
     dropped_long: int  # rows over max_prompt_tokens
+    dropped_small: int  # rows under min_events
     longest_prompt: int  # tokens, among the kept rows
     rows: list  # the kept rows, as prepared (dicts)
 
@@ -64,17 +68,29 @@ def prompt_lengths(rows: list[dict], tokenizer) -> list[int]:
 
 
 def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_tokens: Optional[int] = None,
-                       limit: Optional[int] = None, shuffle_seed: Optional[int] = None) -> PreparedData:
-    """Read, validate, (shuffle), filter by prompt length, then keep at most ``limit`` rows."""
+                       limit: Optional[int] = None, shuffle_seed: Optional[int] = None,
+                       min_events: Optional[int] = None) -> PreparedData:
+    """Read, validate, (shuffle), keep problems of ``min_events`` or more events, filter by prompt
+    length, then keep at most ``limit`` rows."""
     from datasets import Dataset
 
     from scheduler_solver.data import load_rows
 
     if limit is not None and limit < 1:
         raise UserError(f"limit must be a positive number of rows, got {limit}")
+    if min_events is not None and min_events < 1:
+        raise UserError(f"min_events must be a positive number of events, got {min_events}")
     raw = load_rows(spec, split)
     if not raw:
         raise UserError(f"dataset {spec!r} (split {split}) has no rows")
+    dropped_small = 0
+    if min_events is not None:
+        kept = [r for r in raw if len(r.get("events") or []) >= min_events]
+        dropped_small = len(raw) - len(kept)
+        if not kept:
+            most = max(len(r.get("events") or []) for r in raw)
+            raise UserError(f"no row of {spec!r} has min_events={min_events} events or more (the largest has {most})")
+        raw = kept
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(raw)
     rows = prepare_rows(raw)
@@ -89,7 +105,7 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
                             f"(shortest: {min(prompt_lengths(prepare_rows(raw[:50]), tokenizer))} tokens)")
     if limit is not None:
         rows, lengths = rows[:limit], lengths[:limit]
-    return PreparedData(Dataset.from_list(rows), len(raw), dropped, max(lengths), rows)
+    return PreparedData(Dataset.from_list(rows), len(raw) + dropped_small, dropped, dropped_small, max(lengths), rows)
 
 
 def prompts_per_step(per_device: int, grad_acc: int, world: int, num_generations: int,
