@@ -9,8 +9,12 @@ scored. With k samples per row (``--samples k``):
 * ``pass_at_k`` -- percent of rows with at least one valid schedule among their k samples;
 * ``best_at_k`` -- mean over rows of the best of the k scores.
 
-With k = 1 these are the plain figures (pass@1 = valid / n). Re-render an existing folder (e.g.
-under the other rule set) with ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
+With k = 1 these are the plain figures (pass@1 = valid / n). ``paired`` compares consecutive trained
+models (base -> sft -> each GRPO checkpoint by step, and sft -> the last checkpoint when there are
+several) on sample 0 of the rows both scored; see ``evaluation.paired``.
+
+Re-render an existing folder (e.g. under the other rule set) with
+``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,12 @@ from scheduler_solver.rules import FAILURES
 from scheduler_solver.scoring import score_completions
 
 from . import layout
+from .checkpoints import BASELINES
+from .paired import compare
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
+PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; p = exact two-sided sign test on those flips "
+               "(p < 0.05: the change is more than evaluation noise).")
 
 
 def _mean(xs) -> Optional[float]:
@@ -85,6 +93,43 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
     return entry, sorted(verdicts, key=lambda v: (v["index"], v["sample"]))
 
 
+def training_order(models: Mapping[str, Mapping]) -> list[str]:
+    """Non-baseline labels in training order: ``base``, ``sft``, then the others (GRPO checkpoints) by step
+    (report order among equal steps; labels without a step last).
+
+    >>> training_order({"oracle": {"kind": "oracle"}, "g-4": {"step": 4}, "sft": {}, "g-2": {"step": 2}})
+    ['sft', 'g-2', 'g-4']
+    """
+    trained = [m for m, e in models.items() if e.get("kind") not in BASELINES and e.get("backend") != "baseline"]
+    rest = sorted((m for m in trained if m not in ("base", "sft")),
+                  key=lambda m: (models[m].get("step") is None, models[m].get("step") or 0))
+    return [m for m in ("base", "sft") if m in trained] + rest
+
+
+def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str]]:
+    """``(a, b)`` pairs to compare: consecutive models in training order, then sft -> the last GRPO
+    checkpoint when there are two or more checkpoints."""
+    order = training_order(models)
+    pairs = list(zip(order, order[1:]))
+    grpo = [m for m in order if m not in ("base", "sft")]
+    if "sft" in order and len(grpo) > 1:
+        pairs.append(("sft", grpo[-1]))
+    return pairs
+
+
+def paired_figures(models: Mapping[str, Mapping], first: Mapping[str, Mapping],
+                   log: Callable[[str], None]) -> list[dict]:
+    """``[{a, b, rows, delta_mean_score, fixed, broken, better, worse, p}]``; ``first``: each label's
+    ``{row index: (category, score)}`` of sample 0."""
+    out = []
+    for a, b in comparison_pairs(models):
+        try:
+            out.append({"a": a, "b": b, **compare(first[a], first[b])})
+        except UserError as e:
+            log(f"warning: {a} -> {b} not compared: {e}")
+    return out
+
+
 def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = None, dataset: Optional[str] = None,
            generated_now: Optional[Mapping[str, int]] = None, charts: bool = True,
            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict:
@@ -95,7 +140,7 @@ def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = N
         raise UserError(f"{out} holds no evaluation ({layout.INDEX} is missing); run qwen-scheduler evaluate first")
     if rows is None:
         rows = load_rows(dataset or index["dataset"], index.get("split"))
-    models = {}
+    models, first = {}, {}
     for label in index.get("labels", []):
         ldir = out / label
         if not (ldir / layout.SETTINGS).is_file():
@@ -106,7 +151,9 @@ def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = N
             entry["generated_now"] = generated_now[label]
         write_jsonl(ldir / layout.SCORES, verdicts)
         models[label] = entry
-    summary = {"dataset": index["dataset"], "split": index.get("split"), "rules": rules, "models": models}
+        first[label] = {v["index"]: (v["category"], v["score"]) for v in verdicts if v["sample"] == 0}
+    summary = {"dataset": index["dataset"], "split": index.get("split"), "rules": rules, "models": models,
+               "paired": paired_figures(models, first, log)}
     images = []
     if charts:
         from .charts import write_charts
@@ -144,6 +191,20 @@ def format_table(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
+def format_paired(summary: Mapping) -> str:
+    """The Markdown table of ``summary["paired"]``: one line per compared pair ('' when there is none)."""
+    pairs = summary.get("paired") or []
+    if not pairs:
+        return ""
+    head = ["from", "to", "rows", "Δ mean score", "fixed", "broken", "better", "worse", "sign-test p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in pairs:
+        cells = [c["a"], c["b"], str(c["rows"]), f"{c['delta_mean_score']:+.2f}"]
+        cells += [str(c[k]) for k in ("fixed", "broken", "better", "worse")] + [f"{c['p']:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
     split = f" (split {summary['split']})" if summary.get("split") else ""
     parts = [
@@ -158,6 +219,10 @@ def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
         "completion; *truncated*: completions stopped by --max-new-tokens; throughput is tokens (completions) "
         "over generation wall time. Baselines (oracle, greedy) use no model: no token figures.", "",
     ]
+    if summary.get("paired"):
+        parts += ["## Paired comparison (same rows)", "", format_paired(summary), "",
+                  "Each model against the one before it in training order (and sft against the last GRPO "
+                  "checkpoint), on sample 0 of the rows both scored; Δ mean score = to minus from. " + PAIRED_NOTE, ""]
     if images:
         parts += ["## Charts", ""]
         for name, title in images:

@@ -258,7 +258,7 @@ def _read(path: Path):
 
 
 def write_report(p: Pipeline, timings: dict) -> None:
-    """``DIR/report.md``: scale warning, stage times, setup, the score table and every chart."""
+    """``DIR/report.md``: scale warning, stage times, setup, the score and paired tables and every chart."""
     from scheduler_solver.io import atomic_write_text
 
     cfg, out, lines = p.cfg, p.out, ["# Pipeline report", ""]
@@ -295,10 +295,12 @@ def write_report(p: Pipeline, timings: dict) -> None:
               f"max {e['max_new_tokens']} new tokens, greedy decoding", ""]
     summary = _read(p.eval_dir / "summary.json")
     if summary and summary.get("models"):
-        from evaluation.report import format_table
+        from evaluation.report import PAIRED_NOTE, format_paired, format_table
 
         lines += ["## Scores on the test split", "", format_table(summary), "",
                   "Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""]
+        if summary.get("paired"):
+            lines += ["### Paired comparison (same rows)", "", format_paired(summary), "", PAIRED_NOTE, ""]
     shown = sorted(out.glob("eval/*.png")) + sorted(out.glob("plots/*/overview.png"))
     others = [i for i in sorted(out.glob("plots/*/*.png")) if i not in shown]
     if shown:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evaluation.report import PAIRED_NOTE
 from qwen_scheduler.cli import main as cli
 from qwen_scheduler.pipeline import STAGES
 
@@ -59,6 +60,10 @@ def test_every_stage_runs_and_the_report_sums_it_up(run):
         assert f"| {stage} | ran |" in report
     for label in labels:
         assert f"| {label} |" in report
+    pairs = [(c["a"], c["b"], c["rows"]) for c in summary["paired"]]
+    assert pairs == [("base", "sft", 2), ("sft", "grpo-checkpoint-2-epoch1.00", 2)]
+    assert "### Paired comparison (same rows)" in report and PAIRED_NOTE in report
+    assert "| base | sft | 2 |" in report
     for png in ["eval/mean_score.png", "plots/sft/overview.png", "plots/grpo/overview.png"]:
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
     assert (out / "plots" / "sft" / "loss.png").exists() and (out / "plots" / "grpo" / "reward.png").exists()
