@@ -128,3 +128,14 @@ def test_unknown_config_section(tmp_path, capsys):
     path.write_text("preset: cpu\ntraining: {}\n")
     assert cli(["pipeline", "--config", str(path), "--output", str(tmp_path / "o")]) == 2
     assert "unknown section 'training'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_evaluate_base_false_leaves_the_base_model_out(run, tmp_path, base):
+    from qwen_scheduler.pipeline import Pipeline, load_config
+
+    _, out = run
+    cfg = load_config(None, _config(tmp_path, evaluate={**TINY["evaluate"], "base": base}))
+    labels = [label for label, _ in Pipeline(cfg, str(out)).eval_targets()]
+    assert ("base" in labels) is base
+    assert labels[labels.index("sft") + 1:] and all(x.startswith("grpo-") for x in labels[labels.index("sft") + 1:])
