@@ -8,7 +8,7 @@
 Each dataset row becomes a prompt-completion pair in TRL's conversational format: the prompt
 is ``build_messages(row)`` (the same system + user text as GRPO and evaluation), the completion
 the assistant message ``<think>solver trace</think><schedule>optimum</schedule>``
-(``training.traces``; ``trace_style`` full|minimal|none). Rows are tokenized here, prompt and
+(``training.traces``; ``trace_style`` pairs|sweep|full|compact|minimal|none). Rows are tokenized here, prompt and
 completion separately (as at inference: generation starts right after the prompt tokens), so
 that lengths are known up front: a row longer than ``max_length`` is dropped and counted,
 never truncated (a cut completion would teach a schedule without its end). The trainer gets
@@ -36,6 +36,7 @@ from typing import Optional
 from scheduler_solver.errors import UserError
 
 from .config import peek
+from .traces import DEFAULT_STYLE, TRACE_STYLES
 
 SUMMARY = "sft_summary.json"
 
@@ -48,7 +49,8 @@ class SFTScriptArguments:
     dataset_split: Optional[str] = field(default="train", metadata={"help": "Split to train on."})
     limit: Optional[int] = field(default=None, metadata={"help": "Keep at most N rows (after shuffling)."})
     shuffle_seed: Optional[int] = field(default=0, metadata={"help": "Shuffle rows with this seed before limit."})
-    trace_style: str = field(default="full", metadata={"help": "Reasoning in the targets: full, minimal or none."})
+    trace_style: str = field(default=DEFAULT_STYLE, metadata={
+        "help": "Reasoning in the targets: " + ", ".join(TRACE_STYLES) + " (training/traces.py)."})
     backend: str = field(default="trl", metadata={"help": "auto, unsloth or trl."})
     merge: bool = field(default=True, metadata={"help": "With LoRA, also save a merged full model in output_dir/merged."})
     merge_check_prompts: int = field(default=2, metadata={"help": "Prompts in the merge check."})

@@ -5,7 +5,11 @@ traces. A trace is the ``<think>`` text of :func:`scheduler_solver.prompts.rende
 followed by the optimal ``<schedule>`` (the DP's, :func:`scheduler_solver.solver.solve`).
 It is deterministic. Styles:
 
-* ``sweep`` (default) -- the decision as one left-to-right pass in which every step reads only the
+* ``pairs`` (default) -- ``sweep`` (below) plus, on each overlap line, which earlier group members the
+  event overlaps ("overlap with #6, not #5"): what a ``Close`` line needs to tell a chain from a dense
+  group. Measured on H200s with SmolLM2-135M (BENCHMARKS.md, run 4): SFT 86.70-87.65 over five runs
+  (87-88 valid, 2-3 overlaps) vs 84.00 twice with ``sweep`` (5 overlaps); the tokens barely change.
+* ``sweep`` -- the decision as one left-to-right pass in which every step reads only the
   line above it or the event's own list line. Events numbered in start order, names and times
   copied verbatim, value = minutes (x2 for priorities). Each sweep line carries the event's times,
   the latest end so far ("vs 10:00"), overlap or a new group, the running group and its new latest
@@ -14,11 +18,9 @@ It is deterministic. Styles:
   groups never interact, so each is decided alone). The kept events are then copied as list lines,
   so the schedule below copies names and times from the line just above it. No total: arithmetic
   the answer does not need is only a chance to go wrong. For the generator's 4-8 events the whole
-  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150).
-* ``pairs`` -- ``sweep`` plus, on each overlap line, which earlier group members the event overlaps
-  ("overlap with #6, not #5"): what a ``Close`` line needs to tell a chain from a dense group
-  (unmeasured; the next experiment, ``training/recipes/ablations/gpu-pairs-trace.yaml``).
-* ``full`` -- the previous default (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
+  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150). Its main failure (5 of 16 on
+  the held-out test): a 3-event group whose events all clash, closed as if it were a chain.
+* ``full`` -- the default before ``sweep`` (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
   a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all groups decided in one block,
   the kept lines with values, and the total. Its main failure was the group block: the model had
   to gather each group's members from the sweep lines above and often cut a 3-event group to 2.
@@ -41,11 +43,11 @@ It is deterministic. Styles:
     5. Nap (10:40 - 12:00) 80
     Sweep by start, against the latest end so far:
     #1 09:00-10:00: group #1 until 10:00
-    #2 09:30-10:15 vs 10:00: overlap, group #1 #2 until 10:15
+    #2 09:30-10:15 vs 10:00: overlap with #1, group #1 #2 until 10:15
     #3 10:15-11:00 vs 10:15: new group #3 until 11:00
     Close #1 #2: #1 = 60, #2 = 90, best #2
-    #4 10:30-10:45 vs 11:00: overlap, group #3 #4 until 11:00
-    #5 10:40-12:00 vs 11:00: overlap, group #3 #4 #5 until 12:00
+    #4 10:30-10:45 vs 11:00: overlap with #3, group #3 #4 until 11:00
+    #5 10:40-12:00 vs 11:00: overlap with #3 #4, group #3 #4 #5 until 12:00
     Close #3 #4 #5: #3 = 45, #4 = 15, #5 = 80, best #5
     Keep:
     2. Standup (09:30 - 10:15)
@@ -67,7 +69,7 @@ from scheduler_solver.events import Event, Problem, format_time
 from scheduler_solver.prompts import build_messages, render_answer
 from scheduler_solver.solver import Solution, solve
 
-DEFAULT_STYLE = "sweep"
+DEFAULT_STYLE = "pairs"
 MAX_BRUTE_FORCE_GROUP = 12  # larger overlap groups show only the DP's choice
 MAX_OPTIONS = 4  # choices listed per group (the best and the most valuable others)
 
@@ -173,7 +175,7 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False) -> st
     ``pairs=True`` (style ``pairs``) also names, on each overlap line, which earlier members of the
     group the event overlaps and which it does not ("overlap with #6, not #5"), so that a ``Close``
     line can tell a chain (#5 and #7 compatible) from a dense group (all three clash): the failure
-    left by ``sweep`` on a GPU run. Not measured yet.
+    left by ``sweep`` on a GPU run; measured: +3 SFT points (module docstring).
 
     >>> from scheduler_solver.events import Problem
     >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30")])
