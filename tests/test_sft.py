@@ -97,8 +97,20 @@ def test_full_finetune_then_resume_from_a_checkpoint(tiny_model_dir, rows_file, 
     (["--dataset", "no/such/dir/rows.jsonl"], "not found"),
     (["--max_length", "100"], "every row is longer than max_length=100"),
     (["--learning_rat", "1"], "did you mean 'learning_rate'"),
+    (["--time_budget_s", "0"], "time_budget_s must be a positive number of seconds"),
 ])
 def test_bad_settings_are_one_line_errors(tiny_model_dir, rows_file, tmp_path, capsys, extra, message):
     assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "x"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_time_budget_stops_sft_early_and_saves_the_model(tiny_model_dir, rows_file, tmp_path, capsys):
+    out = tmp_path / "budget"
+    argv = _argv(tiny_model_dir, rows_file, out, "--use_peft", "false", "--max_steps", "3", "--time_budget_s", "1e-6")
+    assert cli(["train", "sft", *argv]) == 0
+    assert "stops early past 1e-06 s of training" in capsys.readouterr().out
+    summary = json.loads((out / "sft_summary.json").read_text())
+    assert summary["planned_steps"] == 3 and summary["steps"] == 1  # the first step already used the budget
+    assert "time budget: stopping after step 1" in (out / "warnings.log").read_text()
+    assert (out / "model.safetensors").exists()

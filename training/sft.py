@@ -54,6 +54,9 @@ class SFTScriptArguments:
     backend: str = field(default="trl", metadata={"help": "auto, unsloth or trl."})
     merge: bool = field(default=True, metadata={"help": "With LoRA, also save a merged full model in output_dir/merged."})
     merge_check_prompts: int = field(default=2, metadata={"help": "Prompts in the merge check."})
+    time_budget_s: Optional[float] = field(default=None, metadata={
+        "help": "Stop (and save the model) before training would run past this many seconds: a safety net "
+                "that keeps a pipeline inside its time on a slower GPU (the cosine schedule is then cut short)."})
 
 
 def final_model(output_dir: str) -> str:
@@ -146,7 +149,8 @@ def plan(script, args, model_args, backend: str, data: SFTData) -> tuple[list[st
         f"batch:        {args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} grad acc x "
         f"{world} process(es) = {effective} rows per step",
         f"steps:        {per_epoch} per epoch x {args.num_train_epochs:g} epochs = {total} total"
-        + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else "") + f", lr {args.learning_rate:g}",
+        + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else "") + f", lr {args.learning_rate:g}"
+        + (f"; stops early past {script.time_budget_s:g} s of training" if script.time_budget_s else ""),
         f"output:       {args.output_dir} (checkpoint every epoch"
         + (f"{', merged model in merged/' if script.merge and (model_args.use_peft or backend == 'unsloth') else ''})"),
     ]
@@ -174,6 +178,8 @@ def build(argv: list[str], resume=False):
     script, args, model_args = parse_recipe((SFTScriptArguments, SFTConfig, ModelArguments), argv)
     from .traces import TRACE_STYLES
 
+    if script.time_budget_s is not None and not script.time_budget_s > 0:
+        raise UserError(f"time_budget_s must be a positive number of seconds, got {script.time_budget_s}")
     if script.trace_style not in TRACE_STYLES:
         raise UserError(f"unknown trace_style {script.trace_style!r} (choose one of: {', '.join(TRACE_STYLES)})")
     if args.completion_only_loss is None:
@@ -197,13 +203,15 @@ def make_trainer(ctx):
     """The ``SFTTrainer`` for a context from :func:`build` (loads the model)."""
     from trl import SFTTrainer
 
-    from .callbacks import EpochCheckpointCallback
+    from .callbacks import EpochCheckpointCallback, TimeBudget
     from .modeling import load_for_training
 
+    budget = ctx["script"].time_budget_s
+    callbacks = [EpochCheckpointCallback()] + ([TimeBudget(budget, ctx["args"].output_dir)] if budget else [])
     model, tokenizer, peft_config = load_for_training(ctx["model_args"], ctx["backend"])
     try:
         return SFTTrainer(model=model, args=ctx["args"], train_dataset=ctx["data"].dataset, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=[EpochCheckpointCallback()])
+                          peft_config=peft_config, callbacks=callbacks)
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"SFTTrainer rejected the settings: {str(e).splitlines()[0]}")
 
@@ -241,7 +249,8 @@ def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     recipe, overrides = split_config(ctx["argv"])
     atomic_write_json(Path(args.output_dir) / SUMMARY, {
         "recipe": recipe, "overrides": overrides, "plan": ctx["plan"], "rows": len(ctx["data"].dataset),
-        "trace_style": script.trace_style, "steps": result.global_step, "train_loss": result.training_loss,
+        "trace_style": script.trace_style, "steps": result.global_step, "planned_steps": ctx["steps"],
+        "train_loss": result.training_loss,
         "wall_s": round(time.perf_counter() - start, 1), "final_model": final_model(args.output_dir)})
     print(f"SFT done in {time.perf_counter() - start:.0f} s; final model: {final_model(args.output_dir)}")
     return 0
