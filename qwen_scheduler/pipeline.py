@@ -284,7 +284,10 @@ def write_report(p: Pipeline, timings: dict) -> None:
     lines += ["", f"Total wall time of the stages: {total:.0f} s (per-stage figures in `timings.json`).", ""]
     sft_line = f"- SFT: `{cfg['sft']['recipe']}` {cfg['sft'].get('overrides') or ''}"
     if isinstance(sft.get("train_loss"), (int, float)):
-        sft_line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`, {sft['steps']} steps, "
+        planned = sft.get("planned_steps")
+        steps = (f"{sft['steps']} of {planned} steps (stopped by its time budget)"
+                 if isinstance(planned, int) and sft["steps"] < planned else f"{sft['steps']} steps")
+        sft_line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`, {steps}, "
                      f"train loss {sft['train_loss']:.3f}, model `{Path(sft['final_model']).name}`")
     lines += ["## Setup", "",
               f"- data: `data/`, {g['train_size']} train + {g['test_size']} test rows, seed {g['seed']}"

@@ -139,3 +139,17 @@ def test_evaluate_base_false_leaves_the_base_model_out(run, tmp_path, base):
     labels = [label for label, _ in Pipeline(cfg, str(out)).eval_targets()]
     assert ("base" in labels) is base
     assert labels[labels.index("sft") + 1:] and all(x.startswith("grpo-") for x in labels[labels.index("sft") + 1:])
+
+
+def test_report_says_when_sft_stopped_on_its_time_budget(run, tmp_path):
+    import shutil
+
+    config, out = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    path = copy / "sft" / "sft_summary.json"
+    summary = json.loads(path.read_text())
+    assert "2 steps" in (copy / "report.md").read_text() and summary["planned_steps"] == summary["steps"] == 2
+    path.write_text(json.dumps({**summary, "steps": 1}))
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "report"]) == 0
+    assert "1 of 2 steps (stopped by its time budget)" in (copy / "report.md").read_text()
