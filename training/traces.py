@@ -18,7 +18,7 @@ It is deterministic. Styles:
   groups never interact, so each is decided alone). The kept events are then copied as list lines,
   so the schedule below copies names and times from the line just above it. No total: arithmetic
   the answer does not need is only a chance to go wrong. For the generator's 4-8 events the whole
-  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150). Its main failure (5 of 16 on
+  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150). Its main failure (5 of 17 on
   the held-out test): a 3-event group whose events all clash, closed as if it were a chain.
 * ``full`` -- the default before ``sweep`` (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
   a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all groups decided in one block,
