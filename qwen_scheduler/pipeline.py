@@ -337,8 +337,13 @@ def check_config(out: Path, cfg: dict) -> None:
     path = out / "pipeline_config.json"
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
-        if old != json.loads(json.dumps(cfg)):
-            raise UserError(f"{out} was made with other pipeline settings ({path}); use another --output or delete it")
+        if isinstance(old.get("evaluate"), dict):
+            old["evaluate"].setdefault("base", True)  # folders made before evaluate.base existed
+        new = json.loads(json.dumps(cfg))
+        if old != new:
+            differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise UserError(f"{out} was made with other pipeline settings ({', '.join(differ)} differ; {path}); "
+                            f"use another --output or delete it")
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, cfg)

@@ -97,7 +97,19 @@ def test_other_settings_in_the_same_folder_are_refused(run, tmp_path, capsys):
     _, out = run
     other = _config(tmp_path, evaluate={**TINY["evaluate"], "limit": 3})
     assert cli(["pipeline", "--config", other, "--output", str(out)]) == 2
-    assert "was made with other pipeline settings" in capsys.readouterr().err
+    assert "was made with other pipeline settings (evaluate differ;" in capsys.readouterr().err
+
+
+def test_a_folder_from_before_evaluate_base_still_resumes(run, tmp_path, capsys):
+    import shutil
+
+    config, out = run
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    saved = json.loads((copy / "pipeline_config.json").read_text())
+    del saved["evaluate"]["base"]
+    (copy / "pipeline_config.json").write_text(json.dumps(saved))
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "report"]) == 0
 
 
 def test_a_failing_stage_stops_the_pipeline_with_a_clear_message(tiny_model_dir, tmp_path, capsys):
