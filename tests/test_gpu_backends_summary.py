@@ -1,7 +1,7 @@
 """``benchmarks/gpu_backends.py`` (issue 6 on a GPU host), checked on the CPU: the GPU-pool scheduler with
 faked commands (a failed job skips only its dependants; a GPU never holds two jobs at once), and the summary
-on a real tiny GRPO run of the benchmark recipe (figures read back from the printed logs and from
-``trainer_state.json`` agree with each other and with TRL's own throughput)."""
+(``benchmarks/gpu_backends_summary.py``) on a real tiny GRPO run of the benchmark recipe (figures read back
+from the printed logs and from ``trainer_state.json`` agree with each other and with TRL's own throughput)."""
 
 import contextlib
 import importlib.util
@@ -26,6 +26,16 @@ def gb():
         yield mod
     finally:
         sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def gs():
+    """The summariser on its own, loaded by path like the runner (it has no dataclasses: no sys.modules entry)."""
+    spec = importlib.util.spec_from_file_location("gpu_backends_summary",
+                                                  ROOT / "benchmarks" / "gpu_backends_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _run_dry(gb, tmp_path, gpus, fail=""):
@@ -63,7 +73,7 @@ def test_one_gpu_skips_the_two_gpu_runs(gb, tmp_path):
     assert res["jobs"]["ddp1"]["status"] == "ok" and res["jobs"]["merge_trl_bf16"]["status"] == "ok"
 
 
-def test_summary_of_a_real_grpo_run(gb, tiny_model_dir, sample_rows, tmp_path):
+def test_summary_of_a_real_grpo_run(gb, gs, tiny_model_dir, sample_rows, tmp_path):
     from qwen_scheduler.cli import main
 
     work = tmp_path / "w"
@@ -79,10 +89,10 @@ def test_summary_of_a_real_grpo_run(gb, tiny_model_dir, sample_rows, tmp_path):
     assert rc == 0
     log.write_text(buf.getvalue())
 
-    history = gb.trainer_history(run_dir)
+    history = gs.trainer_history(run_dir)
     steps = [h for h in history if "step_time" in h]
     assert [h["step"] for h in steps] == [1, 2]
-    fig = gb.run_figures(gb.parse_log(log), history, world=1, per_device=8)
+    fig = gs.run_figures(gs.parse_log(log), history, world=1, per_device=8)
     assert fig["source"] == "trainer_state.json" and fig["steps_logged"] == 2
     assert fig["step_time_s_excl_first"] == pytest.approx(steps[1]["step_time"], abs=1e-4)  # step 1 left out
     assert fig["step_time_s_first"] == steps[0]["step_time"]
@@ -90,7 +100,7 @@ def test_summary_of_a_real_grpo_run(gb, tiny_model_dir, sample_rows, tmp_path):
     assert fig["gen_tokens_per_s_excl_first"] == pytest.approx(want, rel=1e-3)
     # the final line exists only in the printed log; TRL counts 2 steps x 8 completions as the samples
     assert fig["train_samples_per_second"] == pytest.approx(16 / fig["train_runtime"], rel=0.01)
-    printed = gb.run_figures(gb.parse_log(log), [], world=1, per_device=8)  # a run stopped before its checkpoint
+    printed = gs.run_figures(gs.parse_log(log), [], world=1, per_device=8)  # a run stopped before its checkpoint
     assert printed["source"] == "printed logs" and printed["steps_logged"] == 2
     assert printed["step_time_s_excl_first"] == pytest.approx(fig["step_time_s_excl_first"], rel=1e-3)
     assert printed["completion_tokens_mean"] == pytest.approx(fig["completion_tokens_mean"], rel=1e-3)
@@ -98,20 +108,20 @@ def test_summary_of_a_real_grpo_run(gb, tiny_model_dir, sample_rows, tmp_path):
     o = gb.Opts(work, cpu=True)
     state = {"trl_bf16": {"status": "ok", "rc": 0, "gpus": [0], "cmd": "x"}}
     meta = {"work": str(work), "gpus": 1, "steps": 2, "per_device": 8, "recipe": gb.RECIPE, "started": "now"}
-    res = gb.summarize(work, gb.plan(o), state, meta)
+    res = gs.summarize(work, gb.plan(o), state, meta)
     b = res["backends"]["trl_bf16"]
     assert b["step_time_s_excl_first"] == fig["step_time_s_excl_first"]
     assert {"adapter_model.safetensors", "run_config.yaml", "checkpoint-2/trainer_state.json",
             "checkpoint-2/rng_state*.pth"} <= set(b["artefacts"])
     assert b["adapter_config"]["r"] == 16 and b["merge"] is None  # not merged here
-    gb.write_outputs(res, work, tmp_path / "out")
-    assert f"| trl_bf16 | ok | {gb._f(b['step_time_s_excl_first'])} |" in (tmp_path / "out" / "table.md").read_text()
+    gs.write_outputs(res, work, tmp_path / "out")
+    assert f"| trl_bf16 | ok | {gs._f(b['step_time_s_excl_first'])} |" in (tmp_path / "out" / "table.md").read_text()
     names = tarfile.open(tmp_path / "out" / "logs.tar.gz").getnames()
     assert "runs/trl_bf16/checkpoint-2/trainer_state.json" in names and "logs/trl_bf16.log" in names
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_lora_b_absmax_reads_safetensors(gb, tmp_path, dtype):
+def test_lora_b_absmax_reads_safetensors(gs, tmp_path, dtype):
     import torch
     from safetensors.torch import save_file
 
@@ -121,8 +131,8 @@ def test_lora_b_absmax_reads_safetensors(gb, tmp_path, dtype):
                "m.q_proj.lora_A.weight": 100 * torch.randn(4, 6, generator=g).to(getattr(torch, dtype))}  # not B
     save_file(tensors, str(tmp_path / "a.safetensors"))
     want = max(t.abs().max().item() for k, t in tensors.items() if "lora_B" in k)
-    assert gb.lora_b_absmax(tmp_path / "a.safetensors") == pytest.approx(want, rel=1e-6)
+    assert gs.lora_b_absmax(tmp_path / "a.safetensors") == pytest.approx(want, rel=1e-6)
     zeros = {k: torch.zeros_like(t) if "lora_B" in k else t for k, t in tensors.items()}
     save_file(zeros, str(tmp_path / "z.safetensors"))
-    assert gb.lora_b_absmax(tmp_path / "z.safetensors") == 0.0
-    assert gb.lora_b_absmax(tmp_path / "missing.safetensors") is None
+    assert gs.lora_b_absmax(tmp_path / "z.safetensors") == 0.0
+    assert gs.lora_b_absmax(tmp_path / "missing.safetensors") is None
