@@ -114,3 +114,44 @@ def test_time_budget_stops_sft_early_and_saves_the_model(tiny_model_dir, rows_fi
     assert summary["planned_steps"] == 3 and summary["steps"] == 1  # the first step already used the budget
     assert "time budget: stopping after step 1" in (out / "warnings.log").read_text()
     assert (out / "model.safetensors").exists()
+
+
+def test_name_noise_rewrites_names_consistently_in_prompt_and_target(sample_rows):
+    import random
+    import re
+
+    from scheduler_solver.events import Problem
+    from scheduler_solver.solver import solve
+    from training.name_noise import noisy_row
+    from training.traces import sft_example
+
+    rows = sample_rows * 3
+    noisy = [noisy_row(r, random.Random(f"t{i}"), 0.5) for i, r in enumerate(rows)]
+    changed = 0
+    for row, new in zip(rows, noisy):
+        old_names, new_names = [e[0] for e in row["events"]], [e[0] for e in new["events"]]
+        assert len(set(new_names)) == len(new_names)  # still distinct
+        assert [e[1:] for e in new["events"]] == [list(e[1:]) for e in row["events"]]  # times untouched
+        changed += sum(a != b for a, b in zip(old_names, new_names))
+        rename = dict(zip(old_names, new_names))
+        assert new["priority_events"] == [rename[p] for p in row["priority_events"]]
+        assert solve(Problem.from_row(new)).total == solve(Problem.from_row(row)).total
+        example = sft_example(new)
+        prompt, target = example["prompt"][1]["content"], example["completion"][0]["content"]
+        for name in re.findall(r"<name>(.*?)</name>", target):
+            assert f"- {name} (" in prompt and name in new_names
+    assert changed > 0
+
+
+def test_name_noise_zero_is_off_and_out_of_range_is_refused(tiny_model_dir, rows_file, tmp_path, capsys):
+    import random
+
+    from training.name_noise import noisy_row
+
+    row = {"events": [["Coat Drive", "09:00", "10:00"]], "priority_events": []}
+    assert noisy_row(row, random.Random(0), 0.0)["events"] == [["Coat Drive", "09:00", "10:00"]]
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "o", "--name_noise", "1.5")]) == 2
+    assert "name_noise must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--name_noise", "0.5"),
+                "--dry-run"]) == 0
+    assert "0.5 of the names as near misses" in capsys.readouterr().out

@@ -54,6 +54,9 @@ class SFTScriptArguments:
     backend: str = field(default="trl", metadata={"help": "auto, unsloth or trl."})
     merge: bool = field(default=True, metadata={"help": "With LoRA, also save a merged full model in output_dir/merged."})
     merge_check_prompts: int = field(default=2, metadata={"help": "Prompts in the merge check."})
+    name_noise: float = field(default=0.0, metadata={
+        "help": "Share of event names rewritten into near misses of themselves in the prompt and the target "
+                "(training/name_noise.py: copy names exactly); 0 = off. Not measured yet."})
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the model) before training would run past this many seconds: a safety net "
                 "that keeps a pipeline inside its time on a slower GPU (the cosine schedule is then cut short)."})
@@ -114,6 +117,11 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         rows = rows[: script.limit]
     for i, row in enumerate(rows):
         row_problem(row, i)  # validates; UserError names the row
+    if script.name_noise:
+        from .name_noise import noisy_row
+
+        rng = random.Random(f"name-noise/{script.shuffle_seed}")
+        rows = [noisy_row(r, rng, script.name_noise) for r in rows]
     examples = [sft_example(r, script.trace_style) for r in rows]
     p_ids, c_ids = tokenize_examples(examples, tokenizer)
     keep = [i for i in range(len(rows)) if max_length is None or len(p_ids[i]) + len(c_ids[i]) <= max_length]
@@ -143,8 +151,10 @@ def plan(script, args, model_args, backend: str, data: SFTData) -> tuple[list[st
         f"backend:      {backend}",
         f"data:         {script.dataset} [{script.dataset_split}]: {data.read} rows read, {n} kept, "
         f"{data.dropped_long} dropped (> max_length {args.max_length} tokens)",
-        f"targets:      trace_style={script.trace_style}; tokens per row: prompt {mean(data.prompt_tokens):.0f}, "
-        f"completion {mean(data.completion_tokens):.0f} (max {max(data.completion_tokens)}), longest row {max(tokens)}",
+        f"targets:      trace_style={script.trace_style}"
+        + (f", {script.name_noise:g} of the names as near misses" if script.name_noise else "")
+        + f"; tokens per row: prompt {mean(data.prompt_tokens):.0f}, completion {mean(data.completion_tokens):.0f} "
+        f"(max {max(data.completion_tokens)}), longest row {max(tokens)}",
         f"loss:         {'completion tokens only' if args.completion_only_loss else 'every token'}",
         f"batch:        {args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} grad acc x "
         f"{world} process(es) = {effective} rows per step",
@@ -178,6 +188,8 @@ def build(argv: list[str], resume=False):
     script, args, model_args = parse_recipe((SFTScriptArguments, SFTConfig, ModelArguments), argv)
     from .traces import TRACE_STYLES
 
+    if not 0.0 <= script.name_noise <= 1.0:
+        raise UserError(f"name_noise must be between 0 and 1, got {script.name_noise}")
     if script.time_budget_s is not None and not script.time_budget_s > 0:
         raise UserError(f"time_budget_s must be a positive number of seconds, got {script.time_budget_s}")
     if script.trace_style not in TRACE_STYLES:

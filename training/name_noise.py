@@ -1,0 +1,109 @@
+"""Near-miss event names for SFT: teach a small model to copy a name exactly, not its familiar form.
+
+On the held-out test a SmolLM2 SFT model's remaining failures are names rewritten toward a form it knows
+("24hour" -> "24 hour", "Toy Drive" -> "Toys Drive", "zero-defect" -> "zero-defend"; BENCHMARKS.md, run 4).
+``noisy_row`` rewrites some event names of a training row into such near misses of themselves, so that
+the prompt shows the unusual form and the solver-written target copies it verbatim:
+
+* ``plural``  -- add or drop a final "s" on one word ("Coat Drive" -> "Coats Drive");
+* ``join``    -- remove one space ("Toy Drive" -> "ToyDrive", "24 hour" -> "24hour");
+* ``split``   -- add a space inside a long word ("Wrapping" -> "Wrap ping");
+* ``hyphen``  -- a space becomes a hyphen or a hyphen a space;
+* ``letter``  -- swap two neighbouring inner letters of a word ("Drive" -> "Drvie");
+* ``vowel``   -- change one vowel of a word ("Wrapping" -> "Wropping").
+
+Names stay distinct within the problem and clean (``dataset_generation.names.clean_name``); priorities
+follow their events; times are untouched, so the optimum is the same. The prompt text is rebuilt from
+the events (``Problem.prompt_text``). Used by ``train sft --name_noise P`` (P = the share of event
+names rewritten; 0 = off). Measured effect: none yet (``training/recipes/ablations/gpu-name-noise.yaml``).
+
+    >>> import random
+    >>> row = {"events": [["Coat Drive", "09:00", "10:00"], ["Yoga", "09:30", "11:00"]], "priority_events": ["Yoga"]}
+    >>> out = noisy_row(row, random.Random(3), 1.0)
+    >>> [e[0] for e in out["events"]], out["priority_events"]
+    (['Coat Drvie', 'Yaga'], ['Yaga'])
+    >>> noisy_row(row, random.Random(3), 0.0) == {k: row[k] for k in ("events", "priority_events")}
+    True
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Mapping
+
+from dataset_generation.names import clean_name
+from scheduler_solver.errors import UserError
+
+TRANSFORMS = ("plural", "join", "split", "hyphen", "letter", "vowel")
+_VOWELS = "aeiou"
+
+
+def _words(name: str) -> list[tuple[int, int]]:
+    """(start, end) of each alphabetic word of 3+ letters."""
+    return [m.span() for m in re.finditer(r"[A-Za-z]{3,}", name)]
+
+
+def _one(name: str, kind: str, rng: random.Random) -> str:
+    """``name`` with one ``kind`` rewrite (unchanged when the name offers no place for it)."""
+    words = _words(name)
+    if kind == "plural" and words:
+        a, b = rng.choice(words)
+        w = name[a:b]
+        w = w[:-1] if w.endswith("s") and not w.endswith("ss") else w + "s"
+        return name[:a] + w + name[b:]
+    if kind == "join":
+        spaces = [m.start() for m in re.finditer(" ", name)]
+        if spaces:
+            i = rng.choice(spaces)
+            return name[:i] + name[i + 1:]
+    if kind == "split":
+        long = [(a, b) for a, b in words if b - a >= 6]
+        if long:
+            a, b = rng.choice(long)
+            i = rng.randint(a + 3, b - 3)
+            return name[:i] + " " + name[i:]
+    if kind == "hyphen":
+        spots = [m.start() for m in re.finditer(r"(?<=\w)[ -](?=\w)", name)]
+        if spots:
+            i = rng.choice(spots)
+            return name[:i] + ("-" if name[i] == " " else " ") + name[i + 1:]
+    if kind == "letter":
+        long = [(a, b) for a, b in words if b - a >= 5]
+        if long:
+            a, b = rng.choice(long)
+            i = rng.randint(a + 1, b - 3)
+            if name[i] != name[i + 1]:
+                return name[:i] + name[i + 1] + name[i] + name[i + 2:]
+    if kind == "vowel":
+        spots = [i for a, b in words for i in range(a + 1, b) if name[i] in _VOWELS]
+        if spots:
+            i = rng.choice(spots)
+            return name[:i] + rng.choice([v for v in _VOWELS if v != name[i]]) + name[i + 1:]
+    return name
+
+
+def near_miss(name: str, rng: random.Random, taken: set) -> str:
+    """A clean near miss of ``name`` not in ``taken`` (``name`` itself when none is found in a few tries)."""
+    for _ in range(8):
+        new = clean_name(_one(name, rng.choice(TRANSFORMS), rng))
+        if new and new != name and new not in taken:
+            return new
+    return name
+
+
+def noisy_row(row: Mapping, rng: random.Random, share: float) -> dict:
+    """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names rewritten."""
+    if not 0.0 <= share <= 1.0:
+        raise UserError(f"name_noise must be between 0 and 1, got {share}")
+    events = [list(e) for e in row["events"]]
+    taken = {e[0] for e in events}
+    rename = {}
+    for e in events:
+        if share and rng.random() < share:
+            new = near_miss(e[0], rng, taken)
+            if new != e[0]:
+                taken.add(new)
+                rename[e[0]] = new
+                e[0] = new
+    return {"events": events, "priority_events": [rename.get(p, p) for p in row.get("priority_events") or []]}
