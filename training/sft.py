@@ -186,10 +186,6 @@ def build(argv: list[str], resume=False):
     from .config import parse_recipe
 
     script, args, model_args = parse_recipe((SFTScriptArguments, SFTConfig, ModelArguments), argv)
-    from .traces import TRACE_STYLES
-
-    if not 0.0 <= script.name_noise <= 1.0:
-        raise UserError(f"name_noise must be between 0 and 1, got {script.name_noise}")
     if script.time_budget_s is not None and not script.time_budget_s > 0:
         raise UserError(f"time_budget_s must be a positive number of seconds, got {script.time_budget_s}")
     if script.trace_style not in TRACE_STYLES:
