@@ -181,3 +181,40 @@ def test_min_events_keeps_only_larger_problems(tmp_path, tiny_model_dir, capsys)
     assert main(argv + [str(sizes[-1] + 1)]) == 2
     err = capsys.readouterr().err.strip()
     assert f"min_events={sizes[-1] + 1}" in err and f"the largest has {sizes[-1]}" in err and len(err.splitlines()) == 1
+
+
+def test_name_noise_rewrites_grpo_prompts_and_keeps_the_optimum(tiny_model_dir, capsys):
+    from evaluation.models import load_tokenizer
+    from qwen_scheduler.cli import main
+    from scheduler_solver.data import load_rows
+    from scheduler_solver.prompts import render_answer
+    from scheduler_solver.scoring import row_problem, score_completions
+    from scheduler_solver.solver import solve
+    from training.data import load_training_data
+
+    spec = "training/recipes/data/tiny-train.jsonl"
+    tok = load_tokenizer(tiny_model_dir)
+    clean = load_training_data(spec, None, tok, shuffle_seed=0).rows
+    noisy = load_training_data(spec, None, tok, shuffle_seed=0, name_noise=1.0).rows
+    assert len(noisy) == len(clean) == len(load_rows(spec, None))
+    renamed = 0
+    for c, n in zip(clean, noisy):
+        assert [e[1:] for e in n["events"]] == [e[1:] for e in c["events"]]  # same times, same order
+        names = [e[0] for e in n["events"]]
+        renamed += sum(a != b[0] for a, b in zip(names, c["events"]))
+        assert len(set(names)) == len(names) and set(n["priority_events"]) <= set(names)
+        assert n["optimal_score"] == c["optimal_score"]
+        text = n["prompt"][-1]["content"]
+        assert all(f"- {name} (" in text for name in names)
+        problem, _ = row_problem(n, 0)
+        gold = render_answer([e.as_row() for e in solve(problem).events], "solver")
+        _, summary = score_completions([n], {0: gold})
+        assert summary["mean_score"] == 100.0  # the optimum under the new names scores full marks
+    assert renamed > len(noisy)  # most names changed
+
+    argv = ["train", "grpo", "--config", TINY, "--model_name_or_path", tiny_model_dir, "--dry-run", "--limit", "3"]
+    assert main(argv + ["--name_noise", "0.5"]) == 0
+    assert "0.5 of the names as near misses" in capsys.readouterr().out
+    assert main(argv + ["--name_noise", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "name_noise must be between 0 and 1, got 1.5" in err and len(err.splitlines()) == 1

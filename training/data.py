@@ -11,7 +11,9 @@ of the chat-templated prompt. ``min_events`` keeps only problems with at least t
 (harder prompts: a GRPO group learns only when its completions differ in reward, and an SFT model
 already solves most small problems every time; on an H200, ``min_events: 7`` cut the zero-variance
 groups from 60% to 31-48% but, at lr 2e-5, did not raise the score: BENCHMARKS.md, run 4). ``limit``
-keeps the first N rows after an optional seeded shuffle.
+keeps the first N rows after an optional seeded shuffle. ``name_noise`` rewrites that share of the event
+names into near misses of themselves (as SFT's ``name_noise``): prompts whose names pull toward a familiar
+form, where a completion that miscopies one scores 0.
 
     >>> steps_per_epoch(500, per_device=8, grad_acc=1, world=1, num_generations=8)
     500
@@ -70,9 +72,10 @@ def prompt_lengths(rows: list[dict], tokenizer) -> list[int]:
 
 def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_tokens: Optional[int] = None,
                        limit: Optional[int] = None, shuffle_seed: Optional[int] = None,
-                       min_events: Optional[int] = None) -> PreparedData:
-    """Read, validate, (shuffle), keep problems of ``min_events`` or more events, filter by prompt
-    length, then keep at most ``limit`` rows."""
+                       min_events: Optional[int] = None, name_noise: float = 0.0) -> PreparedData:
+    """Read, validate, (shuffle), keep problems of ``min_events`` or more events, rewrite a
+    ``name_noise`` share of the event names into near misses (``training/name_noise.py``), filter by
+    prompt length, then keep at most ``limit`` rows."""
     from datasets import Dataset
 
     from scheduler_solver.data import load_rows
@@ -94,6 +97,12 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
         raw = kept
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(raw)
+    if name_noise:
+        from .name_noise import noisy_row
+
+        rng = random.Random(f"name-noise/{shuffle_seed}")
+        # the prompt text is rebuilt from the rewritten events; times, hence optimal_score, are unchanged
+        raw = [{**{k: v for k, v in r.items() if k != "prompt"}, **noisy_row(r, rng, name_noise)} for r in raw]
     rows = prepare_rows(raw)
     lengths = prompt_lengths(rows, tokenizer)
     dropped = 0

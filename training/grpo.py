@@ -37,6 +37,8 @@ class GRPOScriptArguments:
     max_prompt_tokens: Optional[int] = field(default=None, metadata={"help": "Drop prompts longer than this (tokens)."})
     min_events: Optional[int] = field(default=None, metadata={
         "help": "Train only on problems with at least this many events (harder prompts, more reward variance)."})
+    name_noise: float = field(default=0.0, metadata={
+        "help": "Share of event names rewritten into near misses in the GRPO prompts (training/name_noise.py); 0 = off."})
     rewards: str = field(default="format,chronological,score",
                          metadata={"help": "Reward names, comma-separated, or a YAML/JSON list of names or "
                                            "{name, weight, params} (see training/rewards.py)."})
@@ -150,7 +152,8 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"backend:      {backend}",
         f"data:         {script.dataset} [{script.dataset_split or 'default split'}]: {data.loaded} rows read, "
         + (f"{data.dropped_small} dropped (< {script.min_events} events), " if script.min_events else "")
-        + f"{data.dropped_long} dropped (prompt > {script.max_prompt_tokens} tokens), {len(data.dataset)} train rows; longest prompt {data.longest_prompt} tokens",
+        + f"{data.dropped_long} dropped (prompt > {script.max_prompt_tokens} tokens), {len(data.dataset)} train rows; longest prompt {data.longest_prompt} tokens"
+        + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else ""),
         f"batch:        {args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} grad acc x "
         f"{world} process(es) = {per_step} completions per step = {prompts:g} prompt(s) x {args.num_generations} generations",
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
@@ -281,7 +284,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
 
     tokenizer = load_training_tokenizer(model_args)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
-                              script.limit, script.shuffle_seed, script.min_events)
+                              script.limit, script.shuffle_seed, script.min_events, script.name_noise)
     lines = plan_lines(script, args, model_args, backend, data, reward_funcs, weights)
     if is_main_process():
         print("GRPO plan\n  " + "\n  ".join(lines) + (f"\n  resume:       {resume_from}" if resume_from else ""),

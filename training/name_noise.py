@@ -15,7 +15,9 @@ the prompt shows the unusual form and the solver-written target copies it verbat
 Names stay distinct within the problem and clean (``dataset_generation.names.clean_name``); priorities
 follow their events; times are untouched, so the optimum is the same. The prompt text is rebuilt from
 the events (``Problem.prompt_text``). Used by ``train sft --name_noise P`` (P = the share of event
-names rewritten; 0 = off). Measured effect: none yet (``training/recipes/ablations/gpu-name-noise.yaml``).
+names rewritten; 0 = off) and by ``train grpo --name_noise P`` on its prompts. Measured (BENCHMARKS.md, run 5,
+H200, held-out-name test): SFT with 0.3 scored 91.58 / 92.76 (92 / 93 valid) against 84.72 without (86.70-87.65 in
+run 4); 0.6 scored 87.70. Ablation: ``training/recipes/ablations/gpu-no-name-noise.yaml``.
 
     >>> import random
     >>> row = {"events": [["Coat Drive", "09:00", "10:00"], ["Yoga", "09:30", "11:00"]], "priority_events": ["Yoga"]}
