@@ -355,6 +355,12 @@ def check_config(out: Path, cfg: dict) -> None:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Padded generation grows every layer's KV cache by torch.cat at each token, a new size each time: with the
+    # default CUDA allocator the first generation of a process pays for fresh cudaMallocs (in run 5 GRPO's first
+    # round took 141-143 s, its second 93-96 s; the first model evaluated 86-93 s, the next 28-30 s, at the same
+    # lengths). Expandable segments grow one mapping instead. Set before torch starts; a value of your own wins.
+    # Not yet measured on a GPU (BENCHMARKS.md, run 5).
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     cfg = load_config(args.preset, args.config)
     stages = parse_stages(args.stages)
     check_config(Path(args.output), cfg)

@@ -165,3 +165,16 @@ def test_report_says_when_sft_stopped_on_its_time_budget(run, tmp_path):
     path.write_text(json.dumps({**summary, "steps": 1}))
     assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "report"]) == 0
     assert "1 of 2 steps (stopped by its time budget)" in (copy / "report.md").read_text()
+
+
+@pytest.mark.parametrize("mine", [None, "max_split_size_mb:64"])
+def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monkeypatch, mine):
+    import os
+
+    if mine is None:
+        monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    else:
+        monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", mine)
+    assert cli(["pipeline", "--preset", "cpu", "--stages", "nope", "--output", str(tmp_path / "o")]) == 2
+    assert "unknown stage 'nope'" in capsys.readouterr().err
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == (mine or "expandable_segments:True")
