@@ -98,11 +98,9 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(raw)
     if name_noise:
-        from .name_noise import noisy_row
+        from .name_noise import noisy_rows
 
-        rng = random.Random(f"name-noise/{shuffle_seed}")
-        # the prompt text is rebuilt from the rewritten events; times, hence optimal_score, are unchanged
-        raw = [{**{k: v for k, v in r.items() if k != "prompt"}, **noisy_row(r, rng, name_noise)} for r in raw]
+        raw = noisy_rows(raw, name_noise, shuffle_seed)
     rows = prepare_rows(raw)
     lengths = prompt_lengths(rows, tokenizer)
     dropped = 0

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from dataset_generation.names import clean_name
 from scheduler_solver.errors import UserError
@@ -109,3 +109,11 @@ def noisy_row(row: Mapping, rng: random.Random, share: float) -> dict:
                 rename[e[0]] = new
                 e[0] = new
     return {"events": events, "priority_events": [rename.get(p, p) for p in row.get("priority_events") or []]}
+
+
+def noisy_rows(rows: Sequence[Mapping], share: float, seed) -> list[dict]:
+    """Each row with about ``share`` of its names rewritten (``noisy_row``, one generator seeded from ``seed``).
+    The row's ``prompt`` text, stale now, is dropped, so prompts are rebuilt from the rewritten events;
+    times, hence ``optimal_score``, are unchanged. Used by SFT and GRPO alike."""
+    rng = random.Random(f"name-noise/{seed}")
+    return [{**{k: v for k, v in r.items() if k != "prompt"}, **noisy_row(r, rng, share)} for r in rows]

@@ -118,10 +118,9 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
     for i, row in enumerate(rows):
         row_problem(row, i)  # validates; UserError names the row
     if script.name_noise:
-        from .name_noise import noisy_row
+        from .name_noise import noisy_rows
 
-        rng = random.Random(f"name-noise/{script.shuffle_seed}")
-        rows = [noisy_row(r, rng, script.name_noise) for r in rows]
+        rows = noisy_rows(rows, script.name_noise, script.shuffle_seed)
     examples = [sft_example(r, script.trace_style) for r in rows]
     p_ids, c_ids = tokenize_examples(examples, tokenizer)
     keep = [i for i in range(len(rows)) if max_length is None or len(p_ids[i]) + len(c_ids[i]) <= max_length]
