@@ -14,6 +14,9 @@ up to 1216 new tokens). This times that round with the two ways TRL can generate
   transformers' automatic ``torch.compile`` of the decoding step (TRL turns that compile off by default:
   ``disable_compile=True``); ``generate-static-bf16`` the same on bf16 weights. The first call compiles:
   ``--repeat 2`` times a second call too.
+* ``static`` -- ``evaluation/static_decode.py`` (``generation_engine: static`` in GRPO, ``--backend
+  transformers-static`` in evaluation): a bf16 copy of the float32 weights, static KV cache, CUDA-graph
+  decoding steps, stop when every sequence has ended. ``static-greedy`` the same at temperature 0.
 
     python benchmarks/bench_generation.py --model runs/smollm2-gpu/sft/checkpoint-500 --dataset runs/smollm2-gpu/data \\
         --output gen.json     # GPU; on a CPU use --device cpu --prompts 2 --samples 2 --max-new-tokens 32
@@ -33,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-METHODS = ("generate", "generate-bf16", "generate-static", "generate-static-bf16", "cb", "cb-bf16")
+METHODS = ("generate", "generate-bf16", "generate-static", "generate-static-bf16", "cb", "cb-bf16", "static",
+           "static-greedy", "generate-greedy")
 
 
 def _prompts(tok, dataset: str, split: str, n: int) -> list[list[int]]:
@@ -60,17 +64,37 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     torch.backends.cuda.matmul.allow_tf32 = method.startswith("cb")
     stop = eos_ids(model, tok)
     static = method.startswith("generate-static")
-    gen = GenerationConfig(**sampling_kwargs(GenerationSettings(max_new_tokens=max_new, temperature=1.0)),
+    temperature = 0.0 if method.endswith("-greedy") else 1.0
+    gen = GenerationConfig(**sampling_kwargs(GenerationSettings(max_new_tokens=max_new, temperature=temperature)),
                            eos_token_id=stop, pad_token_id=tok.pad_token_id,
                            cache_implementation="static" if static else None, disable_compile=not static)
     batch = [p for p in prompts for _ in range(samples)]
+    if method.startswith("static"):
+        from evaluation.static_decode import StaticDecoder
+
+        model.train()  # as in GRPO: the decoder must not depend on (or change) the training mode
+        decoder = StaticDecoder(model)
+        return [_timed_static(method, decoder, tok, batch, max_new, stop, temperature, device) for _ in range(repeat)]
     return [_timed(method, model, tok, gen, batch, device, bf16, stop) for _ in range(repeat)]
+
+
+def _timed_static(method, decoder, tok, batch, max_new, stop, temperature, device) -> dict:
+    import torch
+
+    cuda = device.startswith("cuda")
+    torch.manual_seed(0)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    seqs = decoder.generate(batch, max_new, stop, temperature=temperature, pad_id=tok.pad_token_id)
+    if cuda:
+        torch.cuda.synchronize()
+    return _record(method, seqs, time.perf_counter() - t0, stop, cuda)
 
 
 def _timed(method, model, tok, gen, batch, device, bf16, stop) -> dict:
     import torch
-
-    from evaluation.backends import generated_length
 
     cuda = device.startswith("cuda")
     torch.manual_seed(0)
@@ -96,7 +120,14 @@ def _timed(method, model, tok, gen, batch, device, bf16, stop) -> dict:
         seqs = [list(r.generated_tokens) for r in res.values()]
     if cuda:
         torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    return _record(method, seqs, time.perf_counter() - t0, stop, cuda)
+
+
+def _record(method, seqs, wall, stop, cuda) -> dict:
+    import torch
+
+    from evaluation.backends import generated_length
+
     counted = [generated_length(ids, set(stop)) for ids in seqs]
     lengths = [n for n, _ in counted]
     tokens = sum(lengths)
@@ -116,7 +147,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=1216)
     ap.add_argument("--methods", default="generate,cb,cb-bf16",
-                    help="comma-separated: generate, generate-bf16, generate-static, generate-static-bf16, cb, cb-bf16")
+                    help="comma-separated: " + ", ".join(METHODS))
     ap.add_argument("--repeat", type=int, default=1, help="time each method this many times (compile: 2)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--output", default=None, help="JSON file for the records")

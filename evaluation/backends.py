@@ -11,7 +11,10 @@
   With ``continuous_batching=True`` (``--backend transformers-cb``) every prompt goes to
   transformers' continuous-batching engine (``model.generate_batch``: paged KV cache, finished
   sequences leave the batch at once, CUDA graphs on GPU) instead: no padding and no waiting for
-  the longest answer of a batch.
+  the longest answer of a batch. With ``static=True`` (``--backend transformers-static``) each batch goes
+  through :class:`evaluation.static_decode.StaticDecoder` (static KV cache, CUDA-graph decoding steps; the
+  same tokens as ``model.generate`` in float32) when it can run the model and the sampling settings, and
+  through ``model.generate`` otherwise (said once on stderr).
 
 vLLM lives in ``evaluation/vllm_backend.py``. Every backend hands records
 ``{index, sample, completion, n_tokens, seconds, truncated}`` to an ``emit`` callback as they are
@@ -182,13 +185,17 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, dtype: str = "auto", device: str = "auto", batch_size: int = 8, progress: bool = True,
-                 continuous_batching: bool = False):
+                 continuous_batching: bool = False, static: bool = False):
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
         self.dtype, self.device, self.batch_size, self.progress = dtype, device, batch_size, progress
-        self.continuous_batching = continuous_batching
+        self.continuous_batching, self.static = continuous_batching, static
+        if continuous_batching and static:
+            raise UserError("continuous batching and the static decoder are two different engines: pick one")
         if continuous_batching:
             self.name = "transformers-cb"
+        if static:
+            self.name = "transformers-static"
 
     def load(self, target):
         from .models import load_model_and_tokenizer
@@ -218,6 +225,7 @@ class TransformersBackend:
         if self.continuous_batching:
             return self._generate_continuous(model, tok, prompts, order, stop, settings, emit)
         device = next(model.parameters()).device
+        decoder = self._static_decoder(model, settings) if self.static else None
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in _progress(batches, self.progress):
             enc = tok([prompts[j.index] for j in batch], return_tensors="pt", padding=True,
@@ -225,17 +233,37 @@ class TransformersBackend:
             if settings.do_sample:  # seeded per batch: reruns with the same batches sample the same text
                 torch.manual_seed(settings.seed * 1_000_003 + batch[0].index * 1009 + batch[0].sample)
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                out = model.generate(**enc, **sampling_kwargs(settings), eos_token_id=stop,
-                                     pad_token_id=tok.pad_token_id)
+            if decoder is not None:
+                ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
+                new = decoder.generate(ids, settings.max_new_tokens, stop, settings.temperature,
+                                       pad_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0])
+            else:
+                with torch.inference_mode():
+                    out = model.generate(**enc, **sampling_kwargs(settings), eos_token_id=stop,
+                                         pad_token_id=tok.pad_token_id)
+                new = out[:, enc["input_ids"].shape[1]:].tolist()
             seconds = (time.perf_counter() - t0) / len(batch)
-            new = out[:, enc["input_ids"].shape[1]:].tolist()
             for job, ids in zip(batch, new):
                 n, truncated = generated_length(ids, set(stop))
                 emit({"index": job.index, "sample": job.sample,
                       "completion": tok.decode(ids[:n], skip_special_tokens=True),
                       "n_tokens": n, "seconds": seconds, "truncated": truncated})
 
+
+    @staticmethod
+    def _static_decoder(model, settings: GenerationSettings):
+        """The static decoder for this model, or None (with a line on stderr) where it cannot run it."""
+        import sys
+
+        from .static_decode import StaticDecoder, unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason is None and settings.do_sample and settings.top_p < 1:
+            reason = f"top-p {settings.top_p:g} (it samples at a temperature only)"
+        if reason is not None:
+            print(f"transformers-static: cannot run {reason}; using model.generate", file=sys.stderr, flush=True)
+            return None
+        return StaticDecoder(model)
 
     def _generate_continuous(self, model, tok, prompts, order, stop, settings: GenerationSettings, emit: Emit):
         """All jobs in one ``generate_batch`` call; records are emitted as the call returns."""

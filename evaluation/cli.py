@@ -48,9 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate every checkpoint-* of a training run (by step, labelled by epoch) and its final model")
     p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
-    p.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers", "transformers-cb"],
+    p.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],
                    help="auto: vLLM if installed and CUDA is available, else transformers; transformers-cb: "
-                        "transformers' continuous batching (all prompts at once, no padding; ignores --batch-size)")
+                        "transformers' continuous batching (all prompts at once, no padding; ignores --batch-size); "
+                        "transformers-static: a static KV cache and CUDA-graph decoding steps for Llama/Qwen2 "
+                        "models (greedy or plain temperature sampling; models it cannot run use model.generate)")
     p.add_argument("--max-new-tokens", type=int, default=2000, help="generation budget per completion (default 2000)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature > 0)")

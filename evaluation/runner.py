@@ -31,7 +31,7 @@ from . import layout
 from .backends import GenerationSettings, Job, TransformersBackend, run_baseline
 from .checkpoints import Target, resolve_targets
 
-BACKENDS = ("auto", "vllm", "transformers", "transformers-cb")
+BACKENDS = ("auto", "vllm", "transformers", "transformers-cb", "transformers-static")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
 
 
@@ -95,7 +95,7 @@ def resolve_backend(name: str) -> tuple[str, str]:
     if name == "vllm":
         require_vllm()
         return "vllm", "asked for"
-    if name in ("transformers", "transformers-cb"):
+    if name in ("transformers", "transformers-cb", "transformers-static"):
         return name, "asked for"
     import torch
 
@@ -148,12 +148,13 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
     backend, why = resolve_backend(config.backend) if neural else ("baseline", "no model to run")
     batch_size = config.batch_size or (256 if backend == "vllm" else 8)
     tf = None
-    if backend in ("transformers", "transformers-cb"):
+    if backend in ("transformers", "transformers-cb", "transformers-static"):
         from .models import resolve_device
 
         resolve_device(config.device)  # e.g. --device cuda without CUDA: fail before any generation
         tf = TransformersBackend(config.dtype, config.device, batch_size, config.progress,
-                                 continuous_batching=backend == "transformers-cb")
+                                 continuous_batching=backend == "transformers-cb",
+                                 static=backend == "transformers-static")
 
     out = Path(config.output)
     index = layout.check_index(out, canonical(config.dataset), config.split)

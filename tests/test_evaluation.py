@@ -191,3 +191,26 @@ def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_
             (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
     summary = json.loads((cb / "summary.json").read_text())
     assert summary["models"]["model"]["backend"] == "transformers-cb"
+
+
+def test_static_decoder_backend_matches_padded_greedy(tiny_model_dir, dataset, tmp_path, capsys):
+    """``--backend transformers-static`` (static KV cache; CUDA graphs on a GPU) decodes what model.generate
+    decodes; a LoRA adapter, which it cannot run, falls back to model.generate with a line on stderr."""
+    padded, static = tmp_path / "padded", tmp_path / "static"
+    assert evaluate("--dataset", dataset, "--model", tiny_model_dir, "--max-new-tokens", "40",
+                    "--batch-size", "4", "--output", str(padded)) == 0
+    assert main(["evaluate", "--backend", "transformers-static", "--device", "cpu", "--dataset", dataset,
+                 "--model", tiny_model_dir, "--max-new-tokens", "40", "--batch-size", "3", "--output", str(static)]) == 0
+    assert "cannot run" not in capsys.readouterr().err
+    a = {r["index"]: r for r in lines(padded / "model" / "completions.jsonl")}
+    b = {r["index"]: r for r in lines(static / "model" / "completions.jsonl")}
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    for i in a:
+        assert (b[i]["completion"], b[i]["n_tokens"], b[i]["truncated"]) == \
+            (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
+    assert json.loads((static / "summary.json").read_text())["models"]["model"]["backend"] == "transformers-static"
+    run = tmp_path / "run"
+    make_run(tiny_model_dir, run, [(2, 1)])
+    assert main(["evaluate", "--backend", "transformers-static", "--device", "cpu", "--dataset", dataset,
+                 "--model", str(run / "checkpoint-2"), "--max-new-tokens", "8", "--output", str(tmp_path / "lora")]) == 0
+    assert "transformers-static: cannot run a PEFT/LoRA-wrapped model" in capsys.readouterr().err

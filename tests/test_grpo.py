@@ -241,3 +241,51 @@ def test_continuous_batching_refuses_the_bf16_cast(cb, bf16, dtype, peft, refuse
             check_continuous_batching(args, model_args)
     else:
         check_continuous_batching(args, model_args)
+
+
+def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys):
+    """generation_engine: static -- GRPO's completions come from evaluation/static_decode.py (its timing
+    metric is logged), the rewards see well-formed answers, and the full weights move."""
+    from safetensors.torch import load_file
+
+    from qwen_scheduler.cli import main
+
+    out = tmp_path / "static"
+    rc = main(_args(out, warm_model, "--use_peft", "false", "--generation_engine", "static", "--num_train_epochs", "1"))
+    assert rc == 0
+    assert "static decoder" in capsys.readouterr().out
+    logs = _state(out)["log_history"]
+    assert any("timing/static_generate_s" in e for e in logs)
+    assert max(e.get("rewards/format/mean", 0) for e in logs) > 0  # the warm start's good answers come out
+    before, after = load_file(f"{warm_model}/model.safetensors"), load_file(str(out / "model.safetensors"))
+    assert any(not (before[k] == after[k]).all() for k in after)
+
+
+@pytest.mark.parametrize("extra,refused", [
+    ({}, None),
+    ({"use_vllm": True}, "use_vllm"),
+    ({"use_transformers_continuous_batching": True}, "continuous_batching"),
+    ({"top_p": 0.9}, "top_p 0.9"),
+    ({"top_k": 20}, "top_k 20"),
+    ({"min_p": 0.1}, "min_p"),
+    ({"repetition_penalty": 1.1}, "repetition_penalty"),
+    ({"use_peft": True}, "LoRA"),
+    ({"engine": "fast"}, "not one of trl, static"),
+])
+def test_static_engine_refuses_what_it_cannot_do(extra, refused):
+    from types import SimpleNamespace
+
+    from scheduler_solver.errors import UserError
+    from training.grpo import check_generation_engine
+
+    args = SimpleNamespace(use_vllm=False, use_transformers_continuous_batching=False, top_p=1.0, top_k=0,
+                           min_p=None, repetition_penalty=1.0, generation_kwargs=None)
+    model_args = SimpleNamespace(use_peft=extra.pop("use_peft", False))
+    script = SimpleNamespace(generation_engine=extra.pop("engine", "static"))
+    for k, v in extra.items():
+        setattr(args, k, v)
+    if refused:
+        with pytest.raises(UserError, match=refused):
+            check_generation_engine(script, args, model_args)
+    else:
+        check_generation_engine(script, args, model_args)

@@ -54,6 +54,10 @@ class GRPOScriptArguments:
     torch_threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for torch (tiny models: 1)."})
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the final model) before training would exceed this many seconds."})
+    generation_engine: str = field(default="trl", metadata={
+        "help": "trl: TRL's own generation (vLLM, continuous batching or model.generate, per the GRPOConfig); "
+                "static: evaluation/static_decode.py (static KV cache, CUDA-graph decoding steps; Llama/Qwen2 "
+                "full-weight models, temperature sampling only)."})
 
     def reward_specs(self):
         text = self.rewards.strip()
@@ -158,7 +162,10 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"{world} process(es) = {per_step} completions per step = {prompts:g} prompt(s) x {args.num_generations} generations",
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
         + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else ""),
-        f"completions:  up to {args.max_completion_length} tokens, temperature {args.temperature:g}",
+        f"completions:  up to {args.max_completion_length} tokens, temperature {args.temperature:g}, "
+        + ("static decoder (static KV cache, CUDA-graph steps)" if script.generation_engine == "static"
+           else "vLLM" if args.use_vllm else "continuous batching" if args.use_transformers_continuous_batching
+           else "model.generate"),
         f"loss:         {args.loss_type}, beta {args.beta:g}, scale_rewards {args.scale_rewards}, lr {args.learning_rate:g}",
         f"rewards:      {rewards}",
         f"output:       {args.output_dir} (checkpoint every epoch"
@@ -170,10 +177,43 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
     return lines
 
 
+def check_generation_engine(script, args, model_args) -> None:
+    """``generation_engine: static`` samples at a temperature from full weights, one process: refuse the rest."""
+    if script.generation_engine not in ("trl", "static"):
+        raise UserError(f"generation_engine: {script.generation_engine!r} is not one of trl, static")
+    if script.generation_engine == "trl":
+        return
+    clash = [name for name, on in [
+        ("use_vllm", args.use_vllm), ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
+        ("use_peft (LoRA)", model_args.use_peft), (f"top_p {args.top_p:g}", args.top_p < 1),
+        (f"top_k {args.top_k}", bool(args.top_k)), (f"min_p {args.min_p}", args.min_p is not None),
+        (f"repetition_penalty {args.repetition_penalty:g}", args.repetition_penalty != 1),
+        ("generation_kwargs", bool(args.generation_kwargs)), (f"{_world_size()} processes", _world_size() > 1),
+    ] if on]
+    if clash:
+        raise UserError(f"generation_engine: static cannot run with {', '.join(clash)}; use generation_engine: trl")
+
+
 def _timed_trainer(base):
-    """The trainer class with generation and step wall times in the logs (``timing/*``)."""
+    """The trainer class with generation and step wall times in the logs (``timing/*``); with a
+    ``static_decoder`` attribute set, completions come from it instead of TRL's ``model.generate``."""
 
     class TimedGRPOTrainer(base):
+        static_decoder = None
+
+        def _generate_single_turn(self, prompt_ids, images=None, *a, **kw):
+            if self.static_decoder is None or (images is not None and any(i is not None for i in images)):
+                return super()._generate_single_turn(prompt_ids, images, *a, **kw)
+            pad = self._tokenizer.pad_token_id
+            t0 = time.perf_counter()
+            ids = self.static_decoder.generate(prompt_ids, self.max_completion_length, self.eos_token_ids,
+                                               temperature=self.temperature,
+                                               pad_id=pad if pad is not None else self.eos_token_ids[0])
+            metrics = getattr(self, "_metrics", None)
+            if isinstance(metrics, dict) and "train" in metrics and self.model.training:
+                metrics["train"]["timing/static_generate_s"].append(time.perf_counter() - t0)
+            return ids, None  # old log-probs are computed by the trainer, as on TRL's model.generate path
+
         def _generate_and_score_completions(self, *a, **kw):
             t0 = time.perf_counter()
             out = super()._generate_and_score_completions(*a, **kw)
@@ -277,6 +317,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         raise UserError("merge: true needs a LoRA run (use_peft: true); a full fine-tune is already a whole model")
     resume_from = resolve_resume(resume, args.output_dir)
     check_continuous_batching(args, model_args)
+    check_generation_engine(script, args, model_args)
 
     from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
     from .data import load_training_data
@@ -316,6 +357,13 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
                if script.time_budget_s else []))
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
+    if script.generation_engine == "static":
+        from evaluation.static_decode import StaticDecoder, unsupported_reason
+
+        reason = unsupported_reason(trainer.model)
+        if reason is not None:
+            raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
+        trainer.static_decoder = StaticDecoder(trainer.model)
     trainer.train(resume_from_checkpoint=resume_from or None)
     trainer.save_model(args.output_dir)  # the adapter (or full model) + tokenizer; every rank must call it
     trainer.save_state()  # output_dir/trainer_state.json: the final model's step and epoch (main process)

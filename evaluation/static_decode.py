@@ -1,0 +1,340 @@
+"""A small-model decoder with a static KV cache and CUDA-graph decoding steps: GRPO's and evaluation's fast path.
+
+Why: a 135M model's decoding step is bound by per-step overhead, not arithmetic. Padded ``model.generate``
+spends ~97 ms per step on an H200 for 384 sequences (Python, ~450 kernel launches, a KV cache grown by
+``torch.cat``), so a GRPO round of 1,216 tokens takes ~2 minutes. This module runs the same weights through a
+re-implementation of the Llama / Qwen2 decoder layer (RMSNorm, rotary embeddings from the model's own rotary
+module, grouped-query attention, SiLU MLP) with
+
+* a KV cache allocated once for ``prompt + max_new_tokens`` positions (no growth, no reallocation),
+* prefill of the left-padded prompts in one pass (SDPA with a causal + padding mask),
+* one decoding step recorded as a CUDA graph per attention-length bucket (256 positions) and replayed:
+  no Python or launch overhead, and attention reads only the filled part of the cache,
+* sampling inside the graph (Gumbel-max = sampling from ``softmax(logits / T)``; greedy when ``T == 0``),
+* a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
+
+Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
+call, so a trainer can keep float32 master weights and call it after each update. Norms, softmax and the
+residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope scaling that
+depends on the length, sliding windows, top-p / top-k) is refused by :func:`unsupported_reason`, and the
+callers then use ``model.generate``. On CPU the same step runs eagerly (that is what the tests compare
+against ``model.generate``).
+
+    from evaluation.static_decode import StaticDecoder
+    completions = StaticDecoder(model).generate(prompt_ids, max_new_tokens=1216, eos_ids=[2], temperature=1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+_ARCHS = ("llama", "qwen2", "mistral")
+_ROPE_TYPES = ("default", "linear", "llama3")
+BUCKET = 256  # attention-length granularity of the recorded decoding steps
+CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
+
+
+def _rope_type(cfg) -> str:
+    for attr in ("rope_parameters", "rope_scaling"):
+        params = getattr(cfg, attr, None)
+        if isinstance(params, dict):
+            return str(params.get("rope_type", params.get("type", "default")))
+    return "default"
+
+
+def unsupported_reason(model) -> str | None:
+    """Why :class:`StaticDecoder` cannot run ``model`` exactly, or None when it can."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(model, "peft_config", None) is not None:
+        return "a PEFT/LoRA-wrapped model (merge the adapter first)"
+    if getattr(cfg, "model_type", None) not in _ARCHS:
+        return f"model_type {getattr(cfg, 'model_type', None)!r} (supported: {', '.join(_ARCHS)})"
+    if getattr(cfg, "mlp_bias", False):
+        return "MLP biases"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"hidden_act {cfg.hidden_act!r} (supported: silu)"
+    if _rope_type(cfg) not in _ROPE_TYPES:
+        return f"rope type {_rope_type(cfg)!r} (supported: {', '.join(_ROPE_TYPES)})"
+    layer_types = getattr(cfg, "layer_types", None) or []
+    if getattr(cfg, "use_sliding_window", False) or any(t != "full_attention" for t in layer_types):
+        return "sliding-window attention"
+    if getattr(cfg, "sliding_window", None) and cfg.model_type == "mistral":
+        return "sliding-window attention"
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "layers") or not hasattr(model, "lm_head"):
+        return "not a *ForCausalLM with .model.layers and .lm_head"
+    if getattr(model, "hf_quantizer", None) is not None and getattr(model, "is_quantized", False):
+        return "quantized weights"
+    return None
+
+
+class StaticDecoder:
+    """Batched sampling/greedy decoding of one model (see the module docstring).
+
+    ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere.
+    """
+
+    def __init__(self, model, cuda_graph: bool | None = None):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"StaticDecoder cannot run {reason}")
+        import torch
+
+        self.model = model
+        self.cfg = cfg = model.config
+        self.device = next(model.parameters()).device
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.eps = cfg.rms_norm_eps
+        self.weights: list[dict] = []
+
+    # ------------------------------------------------------------ weights
+
+    def _load_weights(self) -> None:
+        """A fresh low-precision copy of the model's weights (call after every optimizer update)."""
+        import torch
+
+        def cp(t):
+            return None if t is None else t.detach().to(self.dtype).contiguous()
+
+        def f32(t):
+            return t.detach().float().contiguous()
+
+        inner = self.model.model
+        layers = []
+        with torch.no_grad():
+            for layer in inner.layers:
+                at, mlp = layer.self_attn, layer.mlp
+                qkv_b = None
+                if at.q_proj.bias is not None:
+                    qkv_b = cp(torch.cat([at.q_proj.bias, at.k_proj.bias, at.v_proj.bias]))
+                layers.append({
+                    "ln1": f32(layer.input_layernorm.weight), "ln2": f32(layer.post_attention_layernorm.weight),
+                    "qkv": cp(torch.cat([at.q_proj.weight, at.k_proj.weight, at.v_proj.weight])), "qkv_b": qkv_b,
+                    "o": cp(at.o_proj.weight), "o_b": cp(at.o_proj.bias),
+                    "gu": cp(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])), "down": cp(mlp.down_proj.weight),
+                })
+            self.weights = layers
+            self.embed = cp(inner.embed_tokens.weight)
+            self.norm = f32(inner.norm.weight)
+            self.lm_head = cp(self.model.lm_head.weight)
+
+    def _rope_tables(self, length: int):
+        """cos/sin for positions 0..length-1 from the model's own rotary module (its scaling included)."""
+        import torch
+
+        pos = torch.arange(length, device=self.device)[None]
+        dummy = torch.zeros(1, device=self.device, dtype=torch.float32)
+        with torch.no_grad():
+            cos, sin = self.model.model.rotary_emb(dummy, pos)
+        return cos[0].float(), sin[0].float()
+
+    # ------------------------------------------------------------ math
+
+    def _rms(self, x, w):
+        import torch
+
+        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w).to(self.dtype)
+
+    @staticmethod
+    def _rotate(x, cos, sin):
+        import torch
+
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+    def _qkv(self, w, h, cos, sin):
+        """Projections with rotary embeddings; h: [..., hidden] -> q [..., H, d], k/v [..., KV, d]."""
+        import torch.nn.functional as F
+
+        qkv = F.linear(h, w["qkv"], w["qkv_b"])
+        nq, nk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        q, k, v = qkv.split([nq, nk, nk], dim=-1)
+        shape = q.shape[:-1]
+        q = q.reshape(*shape, self.n_heads, self.head_dim).float()
+        k = k.reshape(*shape, self.n_kv, self.head_dim).float()
+        v = v.reshape(*shape, self.n_kv, self.head_dim)
+        cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)
+        return self._rotate(q, cos, sin).to(self.dtype), self._rotate(k, cos, sin).to(self.dtype), v
+
+    def _mlp_and_out(self, w, x, attn):
+        import torch.nn.functional as F
+
+        x = x + F.linear(attn, w["o"], w["o_b"]).float()
+        gate, up = F.linear(self._rms(x, w["ln2"]), w["gu"]).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, w["down"]).float()
+
+    def _prefill(self, ids, pad, cos_t, sin_t):
+        """Run left-padded prompts [B, P] through the model, fill cache[:, :, :P]; logits of the last position."""
+        import torch
+        import torch.nn.functional as F
+
+        B, P = ids.shape
+        ar = torch.arange(P, device=self.device)
+        pos = (ar[None] - pad[:, None]).clamp(min=0)
+        cos, sin = cos_t[pos], sin_t[pos]
+        keep = (ar[None, None] <= ar[None, :, None]) & (ar[None, None] >= pad[:, None, None])  # [B, P(q), P(k)]
+        keep = keep | torch.eye(P, dtype=torch.bool, device=self.device)[None]  # pad queries see themselves
+        keep = keep[:, None]
+        x = self.embed[ids].float()
+        rep = self.n_heads // self.n_kv
+        for w, (kc, vc) in zip(self.weights, self.cache):
+            q, k, v = self._qkv(w, self._rms(x, w["ln1"]), cos, sin)  # [B, P, H, d]
+            kc[:, :, :P] = k.transpose(1, 2)
+            vc[:, :, :P] = v.transpose(1, 2)
+            kk = k.transpose(1, 2).repeat_interleave(rep, dim=1)
+            vv = v.transpose(1, 2).repeat_interleave(rep, dim=1)
+            o = F.scaled_dot_product_attention(q.transpose(1, 2), kk, vv, attn_mask=keep)
+            x = self._mlp_and_out(w, x, o.transpose(1, 2).reshape(B, P, -1))
+        last = self._rms(x[:, -1], self.norm)
+        return F.linear(last, self.lm_head).float()
+
+    def _pick(self, logits):
+        """Next tokens: argmax (greedy) or Gumbel-max sampling at the set temperature."""
+        import torch
+
+        if self.temperature <= 0:
+            return logits.argmax(-1)
+        u = torch.rand_like(logits).clamp_(min=1e-20)
+        return (logits / self.temperature - torch.log(-torch.log(u))).argmax(-1)
+
+    def _emit(self, nxt, index):
+        """Record the tokens chosen (new-token number ``index``, a 1-element tensor), mark stopped rows."""
+        import torch
+
+        nxt = torch.where(self.done, self.pad_id, nxt)
+        self.out.index_copy_(1, index, nxt[:, None])
+        self.done |= torch.isin(nxt, self.eos)
+        self.tok.copy_(nxt)
+
+    def _step(self, length: int):
+        """One decoding step for every sequence (attention over cache[:, :, :length]); in-place state."""
+        import torch
+        import torch.nn.functional as F
+
+        B = self.tok.shape[0]
+        cos, sin = self.cos_t[self.pos], self.sin_t[self.pos]  # [B, d]
+        keep = (self.ar[:length] <= self.cur) & self.valid[:, :length]  # [B, L]
+        bias = torch.zeros(keep.shape, device=self.device, dtype=torch.float32).masked_fill_(~keep, -math.inf)
+        bias = bias[:, None, None]  # [B, 1, 1, L]
+        x = self.embed[self.tok].float()
+        g = self.n_heads // self.n_kv
+        scale = 1.0 / math.sqrt(self.head_dim)
+        for w, (kc, vc) in zip(self.weights, self.cache):
+            q, k, v = self._qkv(w, self._rms(x, w["ln1"]), cos, sin)  # q [B, H, d], k/v [B, KV, d]
+            kc.index_copy_(2, self.cur, k[:, :, None])
+            vc.index_copy_(2, self.cur, v[:, :, None])
+            q = q.reshape(B, self.n_kv, g, self.head_dim)
+            att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias  # [B, KV, g, L]
+            o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
+            x = self._mlp_and_out(w, x, o.reshape(B, -1))
+        logits = F.linear(self._rms(x, self.norm), self.lm_head).float()
+        self._emit(self._pick(logits), self.cur - (self.P - 1))  # the token after cache index cur
+        self.pos.add_(1)
+        self.cur.add_(1)
+
+    # ------------------------------------------------------------ driver
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_ids: Sequence[int],
+                 temperature: float = 0.0, pad_id: int = 0) -> list[list[int]]:
+        """New tokens per prompt, up to and including the first EOS (or ``max_new_tokens`` without one)."""
+        import torch
+
+        if not prompts:
+            return []
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if not eos_ids:
+            raise ValueError("no EOS token ids: generation could not stop")
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("an empty prompt")
+        was_training = self.model.training
+        self._load_weights()
+        try:  # precision is explicit here: a trainer's autocast must not change it
+            with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+                return self._generate(prompts, max_new_tokens, eos_ids, temperature, pad_id)
+        finally:
+            self.cache = self.graphs = self.pool = None
+            self.model.train(was_training)
+
+    def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id):
+        import torch
+
+        dev = self.device
+        B, P = len(prompts), max(len(p) for p in prompts)
+        total = P + max_new_tokens
+        self.P, self.temperature, self.pad_id = P, float(temperature), int(pad_id)
+        ids = torch.full((B, P), self.pad_id, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, P - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        ids = ids.to(dev)
+        pad = torch.tensor([P - len(p) for p in prompts], device=dev)
+        self.cos_t, self.sin_t = self._rope_tables(total)
+        self.cache = [(torch.zeros(B, self.n_kv, total, self.head_dim, dtype=self.dtype, device=dev),
+                       torch.zeros(B, self.n_kv, total, self.head_dim, dtype=self.dtype, device=dev))
+                      for _ in self.weights]
+        self.ar = torch.arange(total, device=dev)
+        self.valid = self.ar[None] >= pad[:, None]
+        self.eos = torch.tensor(sorted(set(eos_ids)), device=dev)
+        self.out = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long, device=dev)
+        self.done = torch.zeros(B, dtype=torch.bool, device=dev)
+        self.tok = torch.zeros(B, dtype=torch.long, device=dev)
+        self.pos = P - pad  # position id of `tok`, the last token chosen (rows' prompts start at 0)
+        self.cur = torch.tensor([P], device=dev)  # cache index where `tok` goes at the next step
+        logits = self._prefill(ids, pad, self.cos_t, self.sin_t)
+        self._emit(self._pick(logits), torch.zeros(1, dtype=torch.long, device=dev))
+        self.graphs, self.pool = {}, None
+        steps = 1  # tokens chosen so far; the next step reads cache indices 0 .. P + steps - 1
+        while steps < max_new_tokens:
+            if steps % CHECK_EVERY == 0 and bool(self.done.all()):
+                break
+            length = min(total, -(-(P + steps) // BUCKET) * BUCKET)
+            if self.cuda_graph:
+                try:
+                    graph = self._graph(length)
+                except RuntimeError as e:  # e.g. an op this torch build cannot record: same step, run eagerly
+                    import sys
+
+                    print(f"static decoder: CUDA graph recording failed ({str(e).splitlines()[0][:200]}); "
+                          f"decoding without graphs", file=sys.stderr, flush=True)
+                    self.cuda_graph, self.graphs = False, {}
+                    self._step(length)
+                else:
+                    graph.replay()
+            else:
+                self._step(length)
+            steps += 1
+        new = self.out[:, :steps].tolist()
+        stop = set(eos_ids)
+        result = []
+        for row in new:
+            n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+            result.append(row[:n])
+        return result
+
+    def _graph(self, length: int):
+        """The recorded decoding step for this attention length (recorded on first use)."""
+        import torch
+
+        graph = self.graphs.get(length)
+        if graph is not None:
+            return graph
+        state = [t.clone() for t in (self.tok, self.pos, self.cur, self.done, self.out)]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._step(length)  # warm-up outside the graph (cuBLAS handles, lazy init)
+        torch.cuda.current_stream().wait_stream(side)
+        for t, s in zip((self.tok, self.pos, self.cur, self.done, self.out), state):
+            t.copy_(s)
+        graph = torch.cuda.CUDAGraph()
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        with torch.cuda.graph(graph, pool=self.pool):
+            self._step(length)
+        self.graphs[length] = graph
+        return graph

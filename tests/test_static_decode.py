@@ -1,0 +1,129 @@
+"""The static-cache decoder (evaluation/static_decode.py) against transformers' own ``model.generate``.
+
+On CPU the decoder runs its decoding step eagerly in float32, so greedy completions must equal
+``model.generate``'s token for token (left padding, GQA, biases, tied or untied heads, EOS stops).
+The CUDA-graph path is the same step recorded; it is measured on a GPU (BENCHMARKS.md).
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from evaluation.static_decode import BUCKET, StaticDecoder, unsupported_reason  # noqa: E402
+
+
+def _model(kind: str, seed: int = 0, tied: bool = False, **extra):
+    torch.manual_seed(seed)
+    common = dict(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=6,
+                  num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5)
+    common.update(extra)
+    if kind == "qwen2":
+        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common, tie_word_embeddings=tied))
+    else:
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common, tie_word_embeddings=tied,
+                                                                       rope_theta=100000.0))
+    # sharper logits than a fresh init, so greedy choices are not near ties that float rounding could flip
+    if not tied:
+        with torch.no_grad():
+            model.lm_head.weight.mul_(8.0)
+    return model.eval()
+
+
+def _hf_greedy(model, prompts, max_new, eos, pad=0):
+    P = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (P - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts])
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                         eos_token_id=eos, pad_token_id=pad)[:, P:].tolist()
+    result = []
+    for row in out:
+        n = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+        result.append(row[:n])
+    return result
+
+
+PROMPTS = [[5, 17, 33, 2, 9, 41, 7], [12, 3], [60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70], [8, 8, 8, 8]]
+
+
+@pytest.mark.parametrize("kind,tied", [("qwen2", False), ("llama", False), ("qwen2", True)])
+def test_greedy_equals_transformers_generate(kind, tied):
+    model = _model(kind, tied=tied)
+    eos = [1]
+    ours = StaticDecoder(model).generate(PROMPTS, max_new_tokens=40, eos_ids=eos, temperature=0.0)
+    assert ours == _hf_greedy(model, PROMPTS, 40, eos)
+    if not tied:  # (a tied random model mostly repeats its last token)
+        assert any(len(set(row)) > 3 for row in ours)
+
+
+def test_stops_at_eos_and_keeps_it():
+    model = _model("qwen2", seed=1)
+    free = StaticDecoder(model).generate(PROMPTS, max_new_tokens=30, eos_ids=[1])
+    # make a token that a row picks for the first time at step k >= 1 an EOS: that row must stop right there, the EOS kept
+    r, k = next((r, k) for r, row in enumerate(free) for k in range(1, len(row)) if row[k] not in row[:k])
+    eos = free[r][k]
+    ours = StaticDecoder(model).generate(PROMPTS, max_new_tokens=30, eos_ids=[eos])
+    assert ours[r] == free[r][:k + 1]
+    assert ours == _hf_greedy(model, PROMPTS, 30, [eos])
+    for row in ours:
+        assert eos not in row[:-1]
+
+
+def test_each_row_independent_of_its_batch():
+    """Left padding must not leak: a prompt decodes the same alone and next to longer prompts."""
+    model = _model("llama", seed=2)
+    dec = StaticDecoder(model)
+    batch = dec.generate(PROMPTS, max_new_tokens=25, eos_ids=[1])
+    alone = [dec.generate([p], max_new_tokens=25, eos_ids=[1])[0] for p in PROMPTS]
+    assert batch == alone
+
+
+def test_crosses_attention_buckets():
+    """Decoding past one bucket of attention length (recorded steps switch length there)."""
+    model = _model("qwen2", seed=3)
+    n = BUCKET + 20 - len(PROMPTS[0])
+    ours = StaticDecoder(model).generate([PROMPTS[0]], max_new_tokens=n, eos_ids=[96])
+    ref = _hf_greedy(model, [PROMPTS[0]], n, [96])
+    assert ours == ref
+    assert len(ours[0]) > BUCKET - len(PROMPTS[0])  # really went past the first bucket
+
+
+def test_sampling_matches_temperature_distribution():
+    """Gumbel-max sampling: the first token's frequencies follow softmax(logits / T)."""
+    model = _model("qwen2", seed=4)
+    with torch.no_grad():
+        model.lm_head.weight.div_(8.0)  # a flatter distribution: several likely first tokens
+    prompt = [5, 6, 7]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([prompt])).logits[0, -1] / 0.7, -1)
+    torch.manual_seed(0)
+    n = 4000
+    firsts = [r[0] for r in StaticDecoder(model).generate([prompt] * n, max_new_tokens=1, eos_ids=[1],
+                                                           temperature=0.7)]
+    freq = torch.bincount(torch.tensor(firsts), minlength=probs.numel()).float() / n
+    assert (freq - probs).abs().max() < 0.03
+    assert len(set(firsts)) > 3
+
+
+def test_weights_refresh_after_an_update():
+    """A trainer changes the weights between calls: the next call must decode with the new ones."""
+    model = _model("qwen2", seed=5)
+    dec = StaticDecoder(model)
+    before = dec.generate(PROMPTS, max_new_tokens=12, eos_ids=[1])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    after = dec.generate(PROMPTS, max_new_tokens=12, eos_ids=[1])
+    assert after == _hf_greedy(model, PROMPTS, 12, [1])
+    assert after != before
+
+
+def test_refuses_what_it_cannot_reproduce():
+    assert unsupported_reason(_model("qwen2")) is None
+    assert "MLP biases" in unsupported_reason(_model("llama", mlp_bias=True))
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    assert "model_type 'gpt2'" in unsupported_reason(gpt2)
+    with pytest.raises(ValueError, match="cannot run"):
+        StaticDecoder(gpt2)
+    with pytest.raises(ValueError, match="EOS"):
+        StaticDecoder(_model("qwen2")).generate(PROMPTS, max_new_tokens=4, eos_ids=[])
