@@ -14,8 +14,9 @@ module, grouped-query attention, SiLU MLP) with
 * a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
-call, so a trainer can keep float32 master weights and call it after each update. Norms, softmax and the
-residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope scaling that
+call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
+shares its tensors, except the fused q/k/v and gate/up matrices: about two thirds of the layer weights).
+Norms, softmax and the residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope scaling that
 depends on the length, sliding windows, top-p / top-k) is refused by :func:`unsupported_reason`, and the
 callers then use ``model.generate``. On CPU the same step runs eagerly (that is what the tests compare
 against ``model.generate``).
