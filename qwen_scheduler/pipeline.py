@@ -46,7 +46,8 @@ PRESETS = {
             "model": {"source": "smollm2"},
             "sft": {"recipe": str(RECIPES / "smollm2-sft-cpu.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo-cpu.yaml"), "overrides": {}},
-            "evaluate": {**_EVAL, "limit": 8, "max_new_tokens": 224, "batch_size": 8}},
+            # the static decoder: 52 s instead of 69 s for 8 rows of up to 224 tokens on 2 cores (same tokens)
+            "evaluate": {**_EVAL, "limit": 8, "max_new_tokens": 224, "batch_size": 8, "backend": "transformers-static"}},
     "gpu": {"scale": "gpu",
             # made-up names in a quarter of the training problems: copy names, don't recall them (held-out test)
             "generate": {"train_size": 16000, "test_size": 100, "seed": 0, "holdout_name_sources": True,
