@@ -163,7 +163,7 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
         + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else ""),
         f"completions:  up to {args.max_completion_length} tokens, temperature {args.temperature:g}, "
-        + ("static decoder (static KV cache, CUDA-graph steps)" if script.generation_engine == "static"
+        + ("static decoder (static KV cache; CUDA-graph steps on a GPU)" if script.generation_engine == "static"
            else "vLLM" if args.use_vllm else "continuous batching" if args.use_transformers_continuous_batching
            else "model.generate"),
         f"loss:         {args.loss_type}, beta {args.beta:g}, scale_rewards {args.scale_rewards}, lr {args.learning_rate:g}",
