@@ -74,60 +74,57 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
 
         model.train()  # as in GRPO: the decoder must not depend on (or change) the training mode
         decoder = StaticDecoder(model)
-        return [_timed_static(method, decoder, tok, batch, max_new, stop, temperature, device) for _ in range(repeat)]
-    return [_timed(method, model, tok, gen, batch, device, bf16, stop) for _ in range(repeat)]
 
-
-def _timed_static(method, decoder, tok, batch, max_new, stop, temperature, device) -> dict:
-    import torch
-
-    cuda = device.startswith("cuda")
-    torch.manual_seed(0)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    seqs = decoder.generate(batch, max_new, stop, temperature=temperature, pad_id=tok.pad_token_id)
-    if cuda:
-        torch.cuda.synchronize()
-    return _record(method, seqs, time.perf_counter() - t0, stop, cuda)
-
-
-def _timed(method, model, tok, gen, batch, device, bf16, stop) -> dict:
-    import torch
-
-    cuda = device.startswith("cuda")
-    torch.manual_seed(0)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    if method.startswith("generate"):
-        tok.padding_side = "left"
-        width = max(len(p) for p in batch)
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
-        with torch.no_grad(), torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16,
-                                             enabled=cuda and not bf16):
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
-        seqs = out[:, width:].tolist()
+        def generate():
+            return decoder.generate(batch, max_new, stop, temperature=temperature, pad_id=tok.pad_token_id)
+    elif method.startswith("generate"):
+        def generate():
+            return _padded(model, tok, gen, batch, device, bf16)
     else:
-        from transformers.generation import ContinuousBatchingConfig
-
-        res = model.generate_batch(inputs=batch, generation_config=gen,
-                                   continuous_batching_config=ContinuousBatchingConfig(max_memory_percent=0.4),
-                                   progress_bar=False)
-        seqs = [list(r.generated_tokens) for r in res.values()]
-    if cuda:
-        torch.cuda.synchronize()
-    return _record(method, seqs, time.perf_counter() - t0, stop, cuda)
+        def generate():
+            return _continuous(model, gen, batch)
+    return [_timed(method, generate, stop, device) for _ in range(repeat)]
 
 
-def _record(method, seqs, wall, stop, cuda) -> dict:
+def _padded(model, tok, gen, batch, device, bf16) -> list:
+    """One left-padded ``model.generate`` call (bf16 autocast on CUDA unless the weights are bf16)."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    width = max(len(p) for p in batch)
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+    with torch.no_grad(), torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16,
+                                         enabled=cuda and not bf16):
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
+    return out[:, width:].tolist()
+
+
+def _continuous(model, gen, batch) -> list:
+    from transformers.generation import ContinuousBatchingConfig
+
+    res = model.generate_batch(inputs=batch, generation_config=gen,
+                               continuous_batching_config=ContinuousBatchingConfig(max_memory_percent=0.4),
+                               progress_bar=False)
+    return [list(r.generated_tokens) for r in res.values()]
+
+
+def _timed(method, generate, stop, device) -> dict:
+    """Time one ``generate()`` call (seeded, GPU synchronised) and count what it produced."""
     import torch
 
     from evaluation.backends import generated_length
 
+    cuda = device.startswith("cuda")
+    torch.manual_seed(0)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    seqs = generate()
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
     counted = [generated_length(ids, set(stop)) for ids in seqs]
     lengths = [n for n, _ in counted]
     tokens = sum(lengths)

@@ -217,27 +217,28 @@ class TransformersBackend:
         import torch
 
         prompts = {j.index: chat_prompt(tok, build_messages(rows[j.index])) for j in jobs}
-        lengths = {i: len(tok(p, add_special_tokens=False)["input_ids"]) for i, p in prompts.items()}
-        order = sorted(jobs, key=lambda j: (-lengths[j.index], j.index, j.sample))
+        prompt_ids = {i: tok(p, add_special_tokens=False)["input_ids"] for i, p in prompts.items()}
+        order = sorted(jobs, key=lambda j: (-len(prompt_ids[j.index]), j.index, j.sample))
         stop = eos_ids(model, tok)
         if not stop:
             raise UserError("the tokenizer and model define no EOS token; generation could not stop")
         if self.continuous_batching:
-            return self._generate_continuous(model, tok, prompts, order, stop, settings, emit)
+            return self._generate_continuous(model, tok, prompt_ids, order, stop, settings, emit)
         device = next(model.parameters()).device
         decoder = self._static_decoder(model, settings) if self.static else None
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in _progress(batches, self.progress):
-            enc = tok([prompts[j.index] for j in batch], return_tensors="pt", padding=True,
-                      add_special_tokens=False).to(device)
             if settings.do_sample:  # seeded per batch: reruns with the same batches sample the same text
                 torch.manual_seed(settings.seed * 1_000_003 + batch[0].index * 1009 + batch[0].sample)
-            t0 = time.perf_counter()
             if decoder is not None:
-                ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
-                new = decoder.generate(ids, settings.max_new_tokens, stop, settings.temperature,
+                t0 = time.perf_counter()
+                new = decoder.generate([prompt_ids[j.index] for j in batch], settings.max_new_tokens, stop,
+                                       settings.temperature,
                                        pad_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0])
             else:
+                enc = tok([prompts[j.index] for j in batch], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(device)
+                t0 = time.perf_counter()
                 with torch.inference_mode():
                     out = model.generate(**enc, **sampling_kwargs(settings), eos_token_id=stop,
                                          pad_token_id=tok.pad_token_id)
@@ -265,12 +266,12 @@ class TransformersBackend:
             return None
         return StaticDecoder(model)
 
-    def _generate_continuous(self, model, tok, prompts, order, stop, settings: GenerationSettings, emit: Emit):
+    def _generate_continuous(self, model, tok, prompt_ids, order, stop, settings: GenerationSettings, emit: Emit):
         """All jobs in one ``generate_batch`` call; records are emitted as the call returns."""
         from transformers import GenerationConfig
         from transformers.generation import ContinuousBatchingConfig
 
-        ids = [tok(prompts[j.index], add_special_tokens=False)["input_ids"] for j in order]
+        ids = [prompt_ids[j.index] for j in order]
         gen = GenerationConfig(**sampling_kwargs(settings), eos_token_id=stop, pad_token_id=tok.pad_token_id)
         # the KV cache takes at most half of the free GPU memory (the engine's default is 90%)
         cb = ContinuousBatchingConfig(max_memory_percent=0.5, seed=settings.seed if settings.do_sample else None)

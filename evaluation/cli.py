@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate every checkpoint-* of a training run (by step, labelled by epoch) and its final model")
     p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
-    p.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],
+    p.add_argument("--backend", default="auto",
+                   choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],  # = runner.BACKENDS
                    help="auto: vLLM if installed and CUDA is available, else transformers; transformers-cb: "
                         "transformers' continuous batching (all prompts at once, no padding; ignores --batch-size); "
                         "transformers-static: a static KV cache and CUDA-graph decoding steps for Llama/Qwen2 "

@@ -169,7 +169,7 @@ class StaticDecoder:
         gate, up = F.linear(self._rms(x, w["ln2"]), w["gu"]).chunk(2, dim=-1)
         return x + F.linear(F.silu(gate) * up, w["down"]).float()
 
-    def _prefill(self, ids, pad, cos_t, sin_t):
+    def _prefill(self, ids, pad):
         """Run left-padded prompts [B, P] through the model, fill cache[:, :, :P]; logits of the last position."""
         import torch
         import torch.nn.functional as F
@@ -177,7 +177,7 @@ class StaticDecoder:
         B, P = ids.shape
         ar = torch.arange(P, device=self.device)
         pos = (ar[None] - pad[:, None]).clamp(min=0)
-        cos, sin = cos_t[pos], sin_t[pos]
+        cos, sin = self.cos_t[pos], self.sin_t[pos]
         keep = (ar[None, None] <= ar[None, :, None]) & (ar[None, None] >= pad[:, None, None])  # [B, P(q), P(k)]
         keep = keep | torch.eye(P, dtype=torch.bool, device=self.device)[None]  # pad queries see themselves
         keep = keep[:, None]
@@ -286,7 +286,7 @@ class StaticDecoder:
         self.tok = torch.zeros(B, dtype=torch.long, device=dev)
         self.pos = P - pad  # position id of `tok`, the last token chosen (rows' prompts start at 0)
         self.cur = torch.tensor([P], device=dev)  # cache index where `tok` goes at the next step
-        logits = self._prefill(ids, pad, self.cos_t, self.sin_t)
+        logits = self._prefill(ids, pad)
         self._emit(self._pick(logits), torch.zeros(1, dtype=torch.long, device=dev))
         self.graphs, self.pool = {}, None
         steps = 1  # tokens chosen so far; the next step reads cache indices 0 .. P + steps - 1
@@ -309,13 +309,10 @@ class StaticDecoder:
             else:
                 self._step(length)
             steps += 1
-        new = self.out[:, :steps].tolist()
+        from .backends import generated_length
+
         stop = set(eos_ids)
-        result = []
-        for row in new:
-            n = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
-            result.append(row[:n])
-        return result
+        return [row[:generated_length(row, stop)[0]] for row in self.out[:, :steps].tolist()]
 
     def _graph(self, length: int):
         """The recorded decoding step for this attention length (recorded on first use)."""

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from evaluation.backends import generated_length  # noqa: E402
 from evaluation.static_decode import BUCKET, StaticDecoder, unsupported_reason  # noqa: E402
 
 
@@ -36,11 +37,7 @@ def _hf_greedy(model, prompts, max_new, eos, pad=0):
     mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts])
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
                          eos_token_id=eos, pad_token_id=pad)[:, P:].tolist()
-    result = []
-    for row in out:
-        n = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-        result.append(row[:n])
-    return result
+    return [row[:generated_length(row, set(eos))[0]] for row in out]
 
 
 PROMPTS = [[5, 17, 33, 2, 9, 41, 7], [12, 3], [60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70], [8, 8, 8, 8]]

@@ -201,6 +201,11 @@ def _timed_trainer(base):
     class TimedGRPOTrainer(base):
         static_decoder = None
 
+        def _log_metric(self, mode: str, key: str, value: float) -> None:
+            metrics = getattr(self, "_metrics", None)
+            if isinstance(metrics, dict) and mode in metrics:
+                metrics[mode][key].append(value)
+
         def _generate_single_turn(self, prompt_ids, images=None, *a, **kw):
             if self.static_decoder is None or (images is not None and any(i is not None for i in images)):
                 return super()._generate_single_turn(prompt_ids, images, *a, **kw)
@@ -209,29 +214,24 @@ def _timed_trainer(base):
             ids = self.static_decoder.generate(prompt_ids, self.max_completion_length, self.eos_token_ids,
                                                temperature=self.temperature,
                                                pad_id=pad if pad is not None else self.eos_token_ids[0])
-            metrics = getattr(self, "_metrics", None)
-            if isinstance(metrics, dict) and "train" in metrics and self.model.training:
-                metrics["train"]["timing/static_generate_s"].append(time.perf_counter() - t0)
+            if self.model.training:
+                self._log_metric("train", "timing/static_generate_s", time.perf_counter() - t0)
             return ids, None  # old log-probs are computed by the trainer, as on TRL's model.generate path
 
         def _generate_and_score_completions(self, *a, **kw):
             t0 = time.perf_counter()
             out = super()._generate_and_score_completions(*a, **kw)
             mode = "train" if self.model.training else "eval"
-            metrics = getattr(self, "_metrics", None)
-            if isinstance(metrics, dict) and mode in metrics:
-                metrics[mode]["timing/generate_and_score_s"].append(time.perf_counter() - t0)
+            self._log_metric(mode, "timing/generate_and_score_s", time.perf_counter() - t0)
             return out
 
         def training_step(self, *a, **kw):
             t0 = time.perf_counter()
             out = super().training_step(*a, **kw)
-            metrics = getattr(self, "_metrics", None)
-            if isinstance(metrics, dict) and "train" in metrics:
-                metrics["train"]["timing/micro_step_s"].append(time.perf_counter() - t0)
-                peak = _peak_gpu_gib()
-                if peak is not None:  # since the run began (the largest of all steps so far)
-                    metrics["train"]["memory/peak_gib"].append(peak)
+            self._log_metric("train", "timing/micro_step_s", time.perf_counter() - t0)
+            peak = _peak_gpu_gib()
+            if peak is not None:  # since the run began (the largest of all steps so far)
+                self._log_metric("train", "memory/peak_gib", peak)
             return out
 
     return TimedGRPOTrainer
