@@ -10,13 +10,25 @@
 # NAME alone runs the preset; NAME=CONFIG adds a pipeline config. Logs: runs/NAME/pipeline.log. With $OUT
 # set, each run is packed into $OUT/NAME.tar.gz (report, timings, summary, charts, trainer states, sample
 # completions, log; no weights) and the exit codes and wall times go to $OUT/runs.json. RUN_TIMEOUT=S stops a
-# run after S seconds (exit 124) so that what it produced is still packed.
+# run after S seconds (exit 124) so that what it produced is still packed. EXTRA_EVAL=DATASET also evaluates each
+# run's SFT model and GRPO epoch checkpoints on that dataset's test split once its pipeline has ended (a larger
+# held-out set for paired comparisons: runs/NAME/eval-extra, packed too), e.g. one made by
+#   qwen-scheduler generate --output data/bigtest --train-size 0 --test-size 400 --seed 7 --holdout-name-sources
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: bash scripts/gpu_pipelines.sh NAME[=CONFIG] ..." >&2; exit 2; }
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$gpus" -ge $# ] || { echo "gpu_pipelines: $# runs need $# GPUs, this host has $gpus" >&2; exit 2; }
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 NCCL_NVLS_ENABLE=0
+
+extra_eval() {  # run folder: its SFT model and GRPO checkpoints on $EXTRA_EVAL (greedy, static decoder)
+  local run=$1 models=(--model "$1/sft" --label sft)
+  for c in $(ls -d "$run"/grpo/checkpoint-* 2>/dev/null | sort -t- -k2 -n); do
+    models+=(--model "$c" --label "grpo-${c##*/}")
+  done
+  python3 -m qwen_scheduler evaluate --dataset "$EXTRA_EVAL" --split test --output "$run/eval-extra" \
+    --max-new-tokens 1280 --batch-size 200 --backend transformers-static "${models[@]}"
+}
 
 names=() pids=() starts=()
 i=0
@@ -26,8 +38,14 @@ for spec in "$@"; do
   args=(pipeline --preset gpu --output "runs/$name")
   [ -n "$config" ] && args+=(--config "$config")
   echo "gpu $i: qwen-scheduler ${args[*]}"
-  CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads timeout "${RUN_TIMEOUT:-0}" \
-    python3 -m qwen_scheduler "${args[@]}" > "runs/$name/pipeline.log" 2>&1 &
+  (export CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; t0=$(date +%s)
+   timeout "${RUN_TIMEOUT:-0}" python3 -m qwen_scheduler "${args[@]}" > "runs/$name/pipeline.log" 2>&1; rc=$?
+   if [ -n "${EXTRA_EVAL:-}" ] && [ -f "runs/$name/sft/config.json" ]; then
+     limit=${RUN_TIMEOUT:-0}; [ "$limit" -gt 0 ] || limit=100000; left=$(( limit - ($(date +%s) - t0) ))
+     [ "$left" -gt 10 ] && timeout "$left" bash -c "$(declare -f extra_eval); EXTRA_EVAL=$EXTRA_EVAL extra_eval runs/$name" \
+       > "runs/$name/eval-extra.log" 2>&1
+   fi
+   exit $rc) &
   names+=("$name"); pids+=($!); starts+=("$(date +%s)")
   i=$((i + 1))
 done
@@ -47,7 +65,8 @@ if [ -n "${OUT:-}" ]; then
        eval/summary.json eval/report.md eval/*.png eval/*/completions.jsonl plots sft/trainer_state.json \
        sft/sft_summary.json sft/checkpoint-*/trainer_state.json grpo/trainer_state.json grpo/run_config.yaml \
        grpo/checkpoint-*/trainer_state.json grpo/warnings.log \
-       grpo/completion_samples.jsonl 2>/dev/null)
+       grpo/completion_samples.jsonl grpo/mining.json eval-extra.log eval-extra/summary.json eval-extra/report.md \
+       eval-extra/*/completions.jsonl 2>/dev/null)
     json+="\"$n\": {\"exit\": ${codes[$k]}, \"wall_s\": ${walls[$k]}}"
     [ "$k" -lt $(( ${#names[@]} - 1 )) ] && json+=", "
   done

@@ -289,3 +289,48 @@ def test_static_engine_refuses_what_it_cannot_do(extra, refused):
             check_generation_engine(script, args, model_args)
     else:
         check_generation_engine(script, args, model_args)
+
+
+def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model, tmp_path, capsys):
+    """mine_candidates: the model samples each candidate prompt first (static decoder), the rows it gets wrong
+    are trained on (here all of them: the warm start never answers with two events, so the first `limit` are
+    kept), the choice is written to mining.json, and a resumed run reads it back instead of mining again."""
+    from qwen_scheduler.cli import main
+    from scheduler_solver.io import read_jsonl
+    from training.mining import load_mined
+
+    out = tmp_path / "mined"
+    common = ["--use_peft", "false", "--generation_engine", "static", "--mine_candidates", "6", "--limit", "2"]
+    assert main(_args(out, warm_model, *common, "--num_train_epochs", "1", "--shuffle_seed", "3")) == 0
+    text = capsys.readouterr().out
+    assert "mining: the 2 hardest of these" in text and "6 candidates x 1 samples" in text
+    rows, stats = load_mined(str(out), 6)
+    assert stats["hard"] == 6 and stats["kept"] == 2 and len(rows) == 2
+    assert sum(stats["categories"].values()) == 6
+    # the prompts trained on are the chosen candidates (the first 6 rows that fit, shuffled with seed 3)
+    from transformers import AutoTokenizer
+
+    from training.data import load_training_data
+
+    pool = load_training_data(DATA, None, AutoTokenizer.from_pretrained(warm_model), 640, 6, 3).rows
+    chosen = {pool[i]["problem"] for i in rows}
+    trained = {r["prompt"] for r in read_jsonl(out / "completion_samples.jsonl")}
+    assert trained and trained <= chosen
+    assert main(_args(out, warm_model, *common, "--num_train_epochs", "2", "--shuffle_seed", "3", "--resume")) == 0
+    assert load_mined(str(out), 6) == (rows, stats)  # same record, same seconds: not mined again
+    assert f"in {stats['seconds']:g} s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--mine_candidates", "6", "--limit", "8"], "set limit to at most that (got 8)"),
+    (["--mine_candidates", "0", "--limit", "2"], "must be positive"),
+])
+def test_mining_settings_are_checked(warm_model, tmp_path, capsys, extra, message):
+    from qwen_scheduler.cli import main
+
+    args = _args(tmp_path / "bad", warm_model)
+    i = args.index("--limit")
+    del args[i:i + 2]
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -58,6 +58,10 @@ class GRPOScriptArguments:
         "help": "trl: TRL's own generation (vLLM, continuous batching or model.generate, per the GRPOConfig); "
                 "static: evaluation/static_decode.py (static KV cache, CUDA-graph decoding steps; Llama/Qwen2 "
                 "full-weight models, temperature sampling only)."})
+    mine_candidates: Optional[int] = field(default=None, metadata={
+        "help": "Hard-prompt mining (training/mining.py): screen this many prompts with the model before training "
+                "and train on the `limit` rows it gets wrong first (needs limit)."})
+    mine_samples: int = field(default=1, metadata={"help": "Completions per candidate prompt when mining."})
 
     def reward_specs(self):
         text = self.rewards.strip()
@@ -142,7 +146,8 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
 
     world = args.world_size
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
-    spe = steps_per_epoch(len(data.dataset), args.per_device_train_batch_size, args.gradient_accumulation_steps,
+    n_rows = min(script.limit, len(data.dataset)) if script.mine_candidates else len(data.dataset)
+    spe = steps_per_epoch(n_rows, args.per_device_train_batch_size, args.gradient_accumulation_steps,
                           world, args.num_generations, args.steps_per_generation, args.num_iterations)
     total = args.max_steps if args.max_steps > 0 else int(-(-args.num_train_epochs * spe // 1))
     prompts = prompts_per_step(args.per_device_train_batch_size, args.gradient_accumulation_steps, world,
@@ -157,7 +162,9 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"data:         {script.dataset} [{script.dataset_split or 'default split'}]: {data.loaded} rows read, "
         + (f"{data.dropped_small} dropped (< {script.min_events} events), " if script.min_events else "")
         + f"{data.dropped_long} dropped (prompt > {script.max_prompt_tokens} tokens), {len(data.dataset)} train rows; longest prompt {data.longest_prompt} tokens"
-        + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else ""),
+        + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else "")
+        + (f"; mining: the {script.limit} hardest of these for the model ({script.mine_samples} sample(s) each)"
+           if script.mine_candidates else ""),
         f"batch:        {args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} grad acc x "
         f"{world} process(es) = {per_step} completions per step = {prompts:g} prompt(s) x {args.num_generations} generations",
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
@@ -172,7 +179,7 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         + (f" and every {args.save_steps:g} steps)" if args.save_strategy == "steps" else ")"),
     ]
     if spe == 0:
-        raise UserError(f"{len(data.dataset)} train rows cannot fill one step of {prompts:g} prompts; "
+        raise UserError(f"{n_rows} train rows cannot fill one step of {prompts:g} prompts; "
                         f"lower the batch or use more rows")
     return lines
 
@@ -235,6 +242,41 @@ def _timed_trainer(base):
             return out
 
     return TimedGRPOTrainer
+
+
+def check_mining(script) -> None:
+    if script.mine_candidates is None:
+        return
+    if script.mine_candidates < 1 or script.mine_samples < 1:
+        raise UserError(f"mine_candidates and mine_samples must be positive, got {script.mine_candidates} and "
+                        f"{script.mine_samples}")
+    if script.limit is None or script.limit > script.mine_candidates:
+        raise UserError(f"mining keeps `limit` rows of mine_candidates={script.mine_candidates}: set limit to at most "
+                        f"that (got {script.limit})")
+
+
+def _mined_dataset(trainer, script, args, data):
+    """The rows mining chose (training/mining.py), read back from output_dir on a resumed run."""
+    from datasets import Dataset
+
+    from .callbacks import is_main_process
+    from .mining import describe, load_mined, mine_rows, save_mined
+
+    if _world_size() > 1:
+        raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
+                        "train on one GPU")
+    found = load_mined(args.output_dir, len(data.rows))
+    if found is None:
+        found = mine_rows(trainer.model, trainer.processing_class, data.rows, samples=script.mine_samples,
+                          keep=script.limit, temperature=args.temperature,
+                          max_new_tokens=args.max_completion_length,
+                          batch_size=args.generation_batch_size or len(data.rows),
+                          static=script.generation_engine == "static", seed=args.seed)
+        save_mined(args.output_dir, *found)
+    chosen, stats = found
+    if is_main_process():
+        print(f"  mining:       {describe(stats)}", flush=True)
+    return Dataset.from_list([data.rows[i] for i in chosen])
 
 
 def _peak_gpu_gib():
@@ -324,8 +366,10 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     from .modeling import load_training_tokenizer
 
     tokenizer = load_training_tokenizer(model_args)
+    check_mining(script)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
-                              script.limit, script.shuffle_seed, script.min_events, script.name_noise)
+                              script.mine_candidates or script.limit, script.shuffle_seed, script.min_events,
+                              script.name_noise)
     lines = plan_lines(script, args, model_args, backend, data, reward_funcs, weights)
     if is_main_process():
         print("GRPO plan\n  " + "\n  ".join(lines) + (f"\n  resume:       {resume_from}" if resume_from else ""),
@@ -364,6 +408,8 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         if reason is not None:
             raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
         trainer.static_decoder = StaticDecoder(trainer.model)
+    if script.mine_candidates:
+        trainer.train_dataset = _mined_dataset(trainer, script, args, data)
     trainer.train(resume_from_checkpoint=resume_from or None)
     trainer.save_model(args.output_dir)  # the adapter (or full model) + tokenizer; every rank must call it
     trainer.save_state()  # output_dir/trainer_state.json: the final model's step and epoch (main process)

@@ -1,0 +1,114 @@
+"""Hard-prompt mining for GRPO: train on the prompts the model still gets wrong.
+
+A GRPO group teaches only when its completions differ in reward. An SFT model that solves ~94% of the held-out
+test greedily gets most training prompts right in all 8 samples: in run 6 (BENCHMARKS.md) 52-60% of the groups had
+no reward variance, so half of every generation round taught nothing. Mining screens a pool of candidate prompts
+before training: ``samples`` completions each, at the training temperature, scored by the strict rules
+(``scheduler_solver.rules.check``); the prompts with a sample that is not a valid optimal schedule come first,
+the rest fill the remaining places up to ``keep`` rows (a generation round needs whole batches of prompts).
+
+Generation goes through ``evaluation.backends.TransformersBackend.generate_with``: the static decoder when the
+GRPO run uses it (``generation_engine: static``), ``model.generate`` otherwise. The chosen row indices go to
+``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the same rows, no cost).
+Used by ``train grpo --mine_candidates N [--mine_samples K]``.
+
+    >>> from scheduler_solver.prompts import render_answer
+    >>> row = {"events": [["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"]],
+    ...        "priority_events": []}
+    >>> best, short = render_answer(row["events"][1:], ""), render_answer([row["events"][0], row["events"][2]], "")
+    >>> texts = {(0, 0): best, (1, 0): short, (2, 0): "no answer"}
+    >>> select_rows([row] * 3, texts, samples=1, keep=2)
+    ([1, 2], {'candidates': 3, 'samples': 1, 'hard': 2, 'kept': 2, 'categories': {'valid': 2, 'format_error': 1}})
+    >>> select_rows([row] * 3, texts, samples=1, keep=3)[0]
+    [1, 2, 0]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from scheduler_solver.errors import UserError
+from scheduler_solver.io import atomic_write_json
+
+MINING_FILE = "mining.json"
+
+
+def select_rows(rows: Sequence[Mapping], completions: Mapping[tuple[int, int], str], samples: int,
+                keep: int) -> tuple[list[int], dict]:
+    """Row indices to train on: those with a sample scoring below 1 (in row order), then the others, ``keep`` at
+    most; and the counts (candidates, hard rows, verdict categories of every sample)."""
+    from scheduler_solver.rules import check
+    from scheduler_solver.scoring import row_problem
+
+    missing = [(i, s) for i in range(len(rows)) for s in range(samples) if (i, s) not in completions]
+    if missing:
+        raise ValueError(f"mining: no completion for row {missing[0][0]} sample {missing[0][1]}")
+    hard, easy, categories = [], [], Counter()
+    for i, row in enumerate(rows):
+        problem, optimum = row_problem(row, i)
+        verdicts = [check(completions[(i, s)], problem, optimum, "strict") for s in range(samples)]
+        categories.update(v.category for v in verdicts)
+        (hard if min(v.score for v in verdicts) < 1.0 else easy).append(i)
+    chosen = (hard + easy)[:keep]
+    return chosen, {"candidates": len(rows), "samples": samples, "hard": len(hard), "kept": len(chosen),
+                    "categories": dict(categories.most_common())}
+
+
+def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: int, temperature: float,
+              max_new_tokens: int, batch_size: int, static: bool, seed: int = 0) -> tuple[list[int], dict]:
+    """Sample ``samples`` completions for every row with ``model`` and choose the rows (``select_rows``)."""
+    from evaluation.backends import GenerationSettings, Job, TransformersBackend
+
+    if samples < 1 or keep < 1:
+        raise UserError(f"mining needs at least one sample and one row to keep, got {samples} and {keep}")
+    if temperature <= 0:
+        raise UserError("mining samples at the training temperature, which must be > 0")
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                  samples=samples).validate()
+    jobs = [Job(i, s) for i in range(len(rows)) for s in range(samples)]
+    texts: dict[tuple[int, int], str] = {}
+    backend = TransformersBackend(batch_size=batch_size, progress=False, static=static)
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    try:
+        backend.generate_with(model, tokenizer, [r["problem"] for r in rows], jobs, settings,
+                              lambda rec: texts.__setitem__((rec["index"], rec["sample"]), rec["completion"]))
+    finally:
+        model.train(was_training)
+    chosen, stats = select_rows(rows, texts, samples, keep)
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    return chosen, stats
+
+
+def load_mined(output_dir: str, n_candidates: int) -> tuple[list[int], dict] | None:
+    """The rows a previous run of this output folder chose (``mining.json``), or None."""
+    path = Path(output_dir) / MINING_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows, stats = [int(i) for i in data["rows"]], dict(data["stats"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path} is not a mining record; delete it to mine again")
+    if stats.get("candidates") != n_candidates or any(not 0 <= i < n_candidates for i in rows):
+        raise UserError(f"{path} was mined from {stats.get('candidates')} candidates, this run has {n_candidates}; "
+                        f"use a new output_dir or delete it")
+    return rows, stats
+
+
+def save_mined(output_dir: str, rows: list[int], stats: dict) -> None:
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(output_dir) / MINING_FILE, {"rows": rows, "stats": stats})
+
+
+def describe(stats: dict) -> str:
+    """One plan line: what mining found."""
+    cats = ", ".join(f"{k} {v}" for k, v in stats.get("categories", {}).items())
+    took = f" in {stats['seconds']:g} s" if "seconds" in stats else ""
+    return (f"{stats['candidates']} candidates x {stats['samples']} samples{took}: {stats['hard']} with a sample "
+            f"below the optimum; kept {stats['kept']} rows (samples: {cats})")
