@@ -9,7 +9,11 @@ member). The ``synthetic`` source (not in ``all``: opt in) makes names from inve
 character by character, as no word prior helps. The GPU pipeline adds it to its training data
 against held-out test names pulled toward familiar ones ("Coat" -> "Coach"); measured on an H200,
 no change in SFT scores (BENCHMARKS.md, run 3). ``source_of`` calls any name with a word of the
-made-up shape ``synthetic``. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
+made-up shape ``synthetic``. The ``words`` source (opt-in too) strings common English words together in
+shapes the themed lists rarely use ("Ability Agent Review", "Session: federal nice image", "Attorney, leg",
+"Economy of the Truth"): real words in an order no phrase prior predicts, against the held-out failures of run 7
+(BENCHMARKS.md: "Refugee Welcome Dinner" -> "Ride #1", "Talk: X" -> "X", "Coat Drive" -> "Coats Drive"). A name
+whose every word is in that list (and the event nouns) is ``words``. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
 pools built once per generation chunk with a seeded Faker instance (``Faker.seed_instance``):
 deterministic for a given Faker version (pinned in constraints.txt).
 
@@ -21,6 +25,8 @@ Faker template), so holding a source out of training really holds its names out.
     [('office', 1.0), ('faker_people', 2.5)]
     >>> source_of("Meeting with Ada Lovelace"), source_of("Team Standup"), source_of("Vorlan Review")
     ('faker_people', 'office', 'synthetic')
+    >>> source_of("Economy of the Truth")
+    'words'
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ FAKER_SOURCES: dict[str, tuple[str, str]] = {
 }
 #: Sources the ``--holdout-name-sources`` option reserves for the test split.
 DEFAULT_HOLDOUT = ("arts_culture", "community_volunteer", "faker_jobs", "faker_catch_phrases")
-#: Made-up-word sources (seeded, no dependency); opt-in, outside the ``all`` group.
-SYNTHETIC_SOURCES = ("synthetic",)
+#: Opt-in sources, outside the ``all`` group: made-up words (``synthetic``) and random combinations of common
+#: English words (``words``, from Faker's static en_US lorem list; seeded, no Faker instance).
+SYNTHETIC_SOURCES = ("synthetic", "words")
 MAX_NAME_LENGTH = 60
 _BAD_CHARS = re.compile(r"[<>()\n\r\t]")
 
@@ -200,7 +207,53 @@ def synthetic_pool(seed: int, size: int) -> tuple[str, ...]:
 
 
 def _is_synthetic(name: str) -> bool:
-    return any(_SYNTH_WORD.fullmatch(w) for w in re.split(r"[ \-'#:&]+", name))
+    return any(_SYNTH_WORD.fullmatch(w) for w in re.split(r"[ \-'#:&]+", name)) and not _is_words(name)
+
+
+_WORD_TEMPLATES = ("{W} {W}", "{W} {W} {N}", "{W} {W} {W}", "{N}: {W} {w} {w}", "{W}, {w}", "{W} {w}-{w} {w}",
+                   "{W} {W}'s {N}", "{W} of the {W}", "{W} & {W} {N}", "{w} {w} {w} {w}", "{W} {W} #{d}",
+                   "{W}-{W} {N}", "{N} with {W} {W}", "{W} {W} {W} {W}")
+
+
+@functools.lru_cache(maxsize=None)
+def _dictionary() -> tuple[tuple[str, ...], frozenset]:
+    """Faker's static en_US lorem word list (words of 3+ letters) and the lower-case vocabulary of ``words``."""
+    try:
+        from faker.providers.lorem.en_US import Provider
+    except ImportError:  # pragma: no cover - faker is a core dependency
+        raise UserError("the 'words' name source needs the 'faker' package: pip install faker")
+    words = tuple(w for w in Provider.word_list if len(w) >= 3 and w.isalpha())
+    return words, frozenset(w.lower() for w in words) | {n.lower() for n in _NOUNS} | {"of", "the", "with", "s"}
+
+
+def _is_words(name: str) -> bool:
+    tokens = re.findall(r"[A-Za-z]+", name)
+    return bool(tokens) and all(t.lower() in _dictionary()[1] for t in tokens)
+
+
+def words_name(rng) -> str:
+    """One name of common English words from a ``random.Random``; see :data:`SYNTHETIC_SOURCES`."""
+    words = _dictionary()[0]
+    fill = {"W": lambda: rng.choice(words).capitalize(), "w": lambda: rng.choice(words),
+            "N": lambda: rng.choice(_NOUNS), "d": lambda: str(rng.randint(1, 99))}
+    return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(_WORD_TEMPLATES))
+
+
+def words_pool(seed: int, size: int) -> tuple[str, ...]:
+    """``size`` distinct names of common words, fully determined by ``seed``; none passes for a themed/Faker name.
+
+    >>> words_pool(7, 3) == words_pool(7, 3), len(set(words_pool(7, 50)))
+    (True, 50)
+    """
+    import random
+
+    rng, out = random.Random(seed), {}
+    themed = _themed_index()
+    while len(out) < size:
+        name = clean_name(words_name(rng))
+        if name and name not in themed and _faker_source(name) is None:
+            out[name] = None
+    return tuple(out)
 
 
 class NamePools:
@@ -213,7 +266,8 @@ class NamePools:
     def __getitem__(self, source: str) -> tuple[str, ...]:
         pool = self._pools.get(source)
         if pool is None and source in SYNTHETIC_SOURCES:
-            pool = self._pools[source] = synthetic_pool(derive_seed(*self.seed_parts, source), self.pool_size)
+            make = synthetic_pool if source == "synthetic" else words_pool
+            pool = self._pools[source] = make(derive_seed(*self.seed_parts, source), self.pool_size)
         if pool is None:
             pool = faker_pool(source, derive_seed(*self.seed_parts, source), self.pool_size, self.locale)
             if len(pool) < self.min_size:
@@ -231,6 +285,8 @@ def source_of(name: str) -> Optional[str]:
     faker = _faker_source(name)
     if faker is not None:
         return faker
+    if _is_words(name):
+        return "words"
     return "synthetic" if _is_synthetic(name) else None
 
 
@@ -251,5 +307,6 @@ def describe_sources() -> list[str]:
     """One line per source, for ``--list-name-sources`` and the dataset card."""
     lines = [f"{k} (themed, {len(v)} names: {', '.join(v[:3])}, ...)" for k, v in themed_lists().items()]
     lines += [f"{k} (Faker {m}: {t.format('...')!r})" for k, (m, t) in FAKER_SOURCES.items()]
-    lines += [f"{k} (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)" for k in SYNTHETIC_SOURCES]
+    lines += [f"synthetic (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)",
+              f"words (common English words, opt-in: {', '.join(words_pool(0, 3))}, ...)"]
     return lines

@@ -211,6 +211,19 @@ def test_synthetic_names_are_opt_in_seeded_and_never_pass_for_other_sources():
     assert names.resolve_sources(["all", "synthetic=5"])[-1] == ("synthetic", 5.0)
 
 
+def test_word_names_are_opt_in_seeded_and_never_pass_for_other_sources():
+    pool = names.words_pool(5, 300)
+    assert len(set(pool)) == 300 and pool == names.words_pool(5, 300) and pool != names.words_pool(6, 300)
+    assert all(names.clean_name(n) == n and names.source_of(n) == "words" for n in pool)
+    themed = {n for v in names.themed_lists().values() for n in v}
+    assert not set(pool) & themed
+    assert all(names.source_of(n) != "words" for n in themed)  # themed names keep their category
+    assert len({len(n.split()) for n in pool}) >= 3 and any("," in n for n in pool) and any(":" in n for n in pool)
+    assert "words" not in names.all_sources()
+    both = names.resolve_sources(["all", "synthetic=5", "words=5"])[-2:]
+    assert both == [("synthetic", 5.0), ("words", 5.0)]
+
+
 def test_synthetic_names_join_train_and_leave_the_held_out_test_split_unchanged():
     base = GenerationConfig(seed=3, train_size=400, test_size=60, test_name_sources=names.DEFAULT_HOLDOUT)
     plain, mixed = generate_rows(base.validate()), generate_rows(base.replace(name_sources=("all", "synthetic=5")).validate())
@@ -219,6 +232,10 @@ def test_synthetic_names_join_train_and_leave_the_held_out_test_split_unchanged(
     share = used.count("synthetic") / len(used)
     assert 0.15 < share < 0.4  # weight 5 of 19 per problem
     assert not set(used) & set(names.DEFAULT_HOLDOUT)
+    words = generate_rows(base.replace(name_sources=("all", "synthetic=5", "words=5")).validate())
+    assert words["test"] == plain["test"]
+    used = [names.source_of(n) for r in words["train"] for n, _, _ in r["events"]]
+    assert 0.1 < used.count("words") / len(used) < 0.35 and 0.1 < used.count("synthetic") / len(used) < 0.35
 
 
 def test_name_lists_and_faker_pools():
