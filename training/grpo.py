@@ -201,6 +201,33 @@ def check_generation_engine(script, args, model_args) -> None:
         raise UserError(f"generation_engine: static cannot run with {', '.join(clash)}; use generation_engine: trl")
 
 
+def drop_nonfinite_gradients(optimizer) -> bool:
+    """If any gradient of ``optimizer``'s parameters holds a NaN/inf, drop them all (``grad = None``: the coming
+    ``step`` leaves every parameter and its state as it is) and return True. One NaN update would otherwise turn
+    the weights into NaN for good (seen once on an H200 in run 7: grad_norm NaN from the first GRPO step, every
+    later completion empty).
+
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.ones(2)); opt = torch.optim.AdamW([w], lr=0.1)
+    >>> w.grad = torch.tensor([1.0, float("nan")]); drop_nonfinite_gradients(opt), w.grad
+    (True, None)
+    >>> w.grad = torch.tensor([1.0, 2.0]); drop_nonfinite_gradients(opt)
+    False
+    """
+    import torch
+
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return False
+    finite = torch.stack([torch.isfinite(n) for n in torch._foreach_norm(grads)]).all()
+    if bool(finite):
+        return False
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
+    return True
+
+
 def _timed_trainer(base):
     """The trainer class with generation and step wall times in the logs (``timing/*``); with a
     ``static_decoder`` attribute set, completions come from it instead of TRL's ``model.generate``."""
@@ -231,6 +258,24 @@ def _timed_trainer(base):
             mode = "train" if self.model.training else "eval"
             self._log_metric(mode, "timing/generate_and_score_s", time.perf_counter() - t0)
             return out
+
+        skipped_updates = 0
+
+        def create_optimizer(self, *a, **kw):
+            optimizer = super().create_optimizer(*a, **kw)
+            if not getattr(optimizer, "_nonfinite_guard", False):
+                optimizer.register_step_pre_hook(self._skip_nonfinite_update)
+                optimizer._nonfinite_guard = True
+            return optimizer
+
+        def _skip_nonfinite_update(self, optimizer, args, kwargs) -> None:
+            if drop_nonfinite_gradients(optimizer):
+                self.skipped_updates += 1
+                from .callbacks import warn
+
+                warn(self.args.output_dir, f"step {self.state.global_step + 1}: a gradient is NaN/inf; update skipped "
+                                           f"({self.skipped_updates} so far)")
+                self._log_metric("train", "skipped_nonfinite_updates", float(self.skipped_updates))
 
         def training_step(self, *a, **kw):
             t0 = time.perf_counter()
