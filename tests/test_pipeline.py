@@ -178,3 +178,27 @@ def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monk
     assert cli(["pipeline", "--preset", "cpu", "--stages", "nope", "--output", str(tmp_path / "o")]) == 2
     assert "unknown stage 'nope'" in capsys.readouterr().err
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == (mine or "expandable_segments:True")
+
+
+@pytest.mark.parametrize("path", sorted(Path("training/recipes/ablations").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_ablation_config_names_only_real_settings(path):
+    """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in."""
+    import dataclasses
+
+    from trl import GRPOConfig, SFTConfig
+
+    from dataset_generation.config import GenerationConfig
+    from qwen_scheduler.pipeline import load_config
+    from training.grpo import GRPOScriptArguments
+    from training.modeling import ModelArguments
+    from training.sft import SFTScriptArguments
+
+    cfg = load_config(None, str(path))
+    known = {"sft": (SFTScriptArguments, SFTConfig, ModelArguments),
+             "grpo": (GRPOScriptArguments, GRPOConfig, ModelArguments)}
+    for stage, classes in known.items():
+        fields = {f.name for c in classes for f in dataclasses.fields(c)}
+        assert set(cfg[stage].get("overrides") or {}) <= fields, f"{path.name}: unknown {stage} override"
+        assert Path(cfg[stage]["recipe"]).exists()
+    settings = cfg["generate"].get("set") or {}
+    GenerationConfig().replace(**settings).validate()  # unknown keys or name sources raise
