@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
     p.add_argument("--backend", default="auto",
-                   choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],  # = runner.BACKENDS
+                   choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],  # = runner.BACKENDS (a test checks)
                    help="auto: vLLM if installed and CUDA is available, else transformers; transformers-cb: "
                         "transformers' continuous batching (all prompts at once, no padding; ignores --batch-size); "
                         "transformers-static: a static KV cache and CUDA-graph decoding steps for Llama/Qwen2 "

@@ -226,3 +226,14 @@ def test_vllm_backend_missing_is_a_clear_error(sample_rows, tmp_path, capsys):
     assert main(["evaluate", "--dataset", ds, "--model", str(tmp_path / "adapter"), "--backend", "vllm",
                  "--output", str(tmp_path / "o")]) == 2
     assert "pip install" in _one_error_line(capsys)
+
+
+def test_the_cli_offers_exactly_the_backends_the_runner_knows():
+    """evaluation/cli.py lists the --backend choices itself (it stays import-light): keep the two lists equal."""
+    from evaluation.runner import BACKENDS
+    from qwen_scheduler.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["evaluate"]
+    backend = next(a for a in sub._actions if a.dest == "backend")
+    assert tuple(backend.choices) == BACKENDS
