@@ -7,8 +7,9 @@
 
 Order matters: the backend is resolved (and Unsloth imported) *before* ``trl``/``transformers``/
 ``peft``; then the recipe is parsed into ``(GRPOScriptArguments, trl.GRPOConfig, ModelArguments)``,
-the rewards are built (``training.rewards``), the data is prepared (``training.data``), the plan is
-printed, and ``trl.GRPOTrainer`` trains. At the end the LoRA adapter + tokenizer are saved in
+the rewards are built (``training.rewards``), the data is prepared (``training.data``; optionally mined for hard
+prompts, ``training.mining``), the plan is printed, and the ``trl.GRPOTrainer`` subclass of
+``training.grpo_trainer`` (timings, static decoder, NaN guard) trains. At the end the LoRA adapter + tokenizer are saved in
 ``output_dir``; ``merge: true`` adds a checked 16-bit merge, ``--push-to-hub REPO`` an upload.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -201,138 +201,6 @@ def check_generation_engine(script, args, model_args) -> None:
         raise UserError(f"generation_engine: static cannot run with {', '.join(clash)}; use generation_engine: trl")
 
 
-def drop_nonfinite_gradients(optimizer) -> bool:
-    """If any gradient of ``optimizer``'s parameters holds a NaN/inf, drop them all (``grad = None``: the coming
-    ``step`` leaves every parameter and its state as it is) and return True. One NaN update would otherwise turn
-    the weights into NaN for good (seen once on an H200 in run 7: grad_norm NaN from the first GRPO step, every
-    later completion empty).
-
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.ones(2)); opt = torch.optim.AdamW([w], lr=0.1)
-    >>> w.grad = torch.tensor([1.0, float("nan")]); drop_nonfinite_gradients(opt), w.grad
-    (True, None)
-    >>> w.grad = torch.tensor([1.0, 2.0]); drop_nonfinite_gradients(opt)
-    False
-    """
-    import torch
-
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if not grads:
-        return False
-    finite = torch.stack([torch.isfinite(n) for n in torch._foreach_norm(grads)]).all()
-    if bool(finite):
-        return False
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            p.grad = None
-    return True
-
-
-def _timed_trainer(base):
-    """The trainer class with generation and step wall times in the logs (``timing/*``); with a
-    ``static_decoder`` attribute set, completions come from it instead of TRL's ``model.generate``."""
-
-    class TimedGRPOTrainer(base):
-        static_decoder = None
-
-        def _log_metric(self, mode: str, key: str, value: float) -> None:
-            metrics = getattr(self, "_metrics", None)
-            if isinstance(metrics, dict) and mode in metrics:
-                metrics[mode][key].append(value)
-
-        def _generate_single_turn(self, prompt_ids, images=None, *a, **kw):
-            if self.static_decoder is None or (images is not None and any(i is not None for i in images)):
-                return super()._generate_single_turn(prompt_ids, images, *a, **kw)
-            pad = self._tokenizer.pad_token_id
-            t0 = time.perf_counter()
-            ids = self.static_decoder.generate(prompt_ids, self.max_completion_length, self.eos_token_ids,
-                                               temperature=self.temperature,
-                                               pad_id=pad if pad is not None else self.eos_token_ids[0])
-            if self.model.training:
-                self._log_metric("train", "timing/static_generate_s", time.perf_counter() - t0)
-            return ids, None  # old log-probs are computed by the trainer, as on TRL's model.generate path
-
-        def _generate_and_score_completions(self, *a, **kw):
-            t0 = time.perf_counter()
-            out = super()._generate_and_score_completions(*a, **kw)
-            mode = "train" if self.model.training else "eval"
-            self._log_metric(mode, "timing/generate_and_score_s", time.perf_counter() - t0)
-            return out
-
-        skipped_updates = 0
-
-        def create_optimizer(self, *a, **kw):
-            optimizer = super().create_optimizer(*a, **kw)
-            if not getattr(optimizer, "_nonfinite_guard", False):
-                optimizer.register_step_pre_hook(self._skip_nonfinite_update)
-                optimizer._nonfinite_guard = True
-            return optimizer
-
-        def _skip_nonfinite_update(self, optimizer, args, kwargs) -> None:
-            if drop_nonfinite_gradients(optimizer):
-                self.skipped_updates += 1
-                from .callbacks import warn
-
-                warn(self.args.output_dir, f"step {self.state.global_step + 1}: a gradient is NaN/inf; update skipped "
-                                           f"({self.skipped_updates} so far)")
-                self._log_metric("train", "skipped_nonfinite_updates", float(self.skipped_updates))
-
-        def training_step(self, *a, **kw):
-            t0 = time.perf_counter()
-            out = super().training_step(*a, **kw)
-            self._log_metric("train", "timing/micro_step_s", time.perf_counter() - t0)
-            peak = _peak_gpu_gib()
-            if peak is not None:  # since the run began (the largest of all steps so far)
-                self._log_metric("train", "memory/peak_gib", peak)
-            return out
-
-    return TimedGRPOTrainer
-
-
-def check_mining(script) -> None:
-    if script.mine_candidates is None:
-        return
-    if script.mine_candidates < 1 or script.mine_samples < 1:
-        raise UserError(f"mine_candidates and mine_samples must be positive, got {script.mine_candidates} and "
-                        f"{script.mine_samples}")
-    if script.limit is None or script.limit > script.mine_candidates:
-        raise UserError(f"mining keeps `limit` rows of mine_candidates={script.mine_candidates}: set limit to at most "
-                        f"that (got {script.limit})")
-
-
-def _mined_dataset(trainer, script, args, data):
-    """The rows mining chose (training/mining.py), read back from output_dir on a resumed run."""
-    from datasets import Dataset
-
-    from .callbacks import is_main_process
-    from .mining import describe, load_mined, mine_rows, save_mined
-
-    if _world_size() > 1:
-        raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
-                        "train on one GPU")
-    found = load_mined(args.output_dir, len(data.rows))
-    if found is None:
-        found = mine_rows(trainer.model, trainer.processing_class, data.rows, samples=script.mine_samples,
-                          keep=script.limit, temperature=args.temperature,
-                          max_new_tokens=args.max_completion_length,
-                          batch_size=args.generation_batch_size or len(data.rows),
-                          static=script.generation_engine == "static", seed=args.seed)
-        save_mined(args.output_dir, *found)
-    chosen, stats = found
-    if is_main_process():
-        print(f"  mining:       {describe(stats)}", flush=True)
-    return Dataset.from_list([data.rows[i] for i in chosen])
-
-
-def _peak_gpu_gib():
-    """Peak GPU memory allocated by this process's tensors (GiB), or None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
-
-
 def check_continuous_batching(args, model_args) -> None:
     """TRL's continuous-batching generation casts the whole model to bf16 when ``bf16`` is on
     (``unwrapped_model.to(torch.bfloat16)``): float32 master weights would silently become bf16 and
@@ -407,10 +275,13 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     check_generation_engine(script, args, model_args)
 
     from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
+    from .grpo_trainer import timed_trainer
     from .data import load_training_data
     from .modeling import load_training_tokenizer
 
     tokenizer = load_training_tokenizer(model_args)
+    from .mining import check_mining
+
     check_mining(script)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
                               script.mine_candidates or script.limit, script.shuffle_seed, script.min_events,
@@ -438,7 +309,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     samples = CompletionSampleLog(args.output_dir, per_step=script.completion_samples)
     traps = TrapWarnings(args.output_dir, script.warn_clipped_ratio, script.warn_zero_std, args.max_completion_length)
     try:
-        trainer = _timed_trainer(GRPOTrainer)(
+        trainer = timed_trainer(GRPOTrainer)(
             model=model, processing_class=train_tokenizer, reward_funcs=samples.wrap(reward_funcs), args=args,
             train_dataset=data.dataset, peft_config=peft_config,
             callbacks=[EpochCheckpointCallback(), traps]
@@ -454,7 +325,9 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
             raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
         trainer.static_decoder = StaticDecoder(trainer.model)
     if script.mine_candidates:
-        trainer.train_dataset = _mined_dataset(trainer, script, args, data)
+        from .mining import mined_dataset
+
+        trainer.train_dataset = mined_dataset(trainer, script, args, data)
     trainer.train(resume_from_checkpoint=resume_from or None)
     trainer.save_model(args.output_dir)  # the adapter (or full model) + tokenizer; every rank must call it
     trainer.save_state()  # output_dir/trainer_state.json: the final model's step and epoch (main process)

@@ -10,7 +10,7 @@ the rest fill the remaining places up to ``keep`` rows (a generation round needs
 Generation goes through ``evaluation.backends.TransformersBackend.generate_with``: the static decoder when the
 GRPO run uses it (``generation_engine: static``), ``model.generate`` otherwise. The chosen row indices go to
 ``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the same rows, no cost).
-Used by ``train grpo --mine_candidates N [--mine_samples K]``.
+Used by ``train grpo --mine_candidates N [--mine_samples K]`` (``check_mining``, ``mined_dataset``).
 
     >>> from scheduler_solver.prompts import render_answer
     >>> row = {"events": [["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"]],
@@ -112,3 +112,40 @@ def describe(stats: dict) -> str:
     took = f" in {stats['seconds']:g} s" if "seconds" in stats else ""
     return (f"{stats['candidates']} candidates x {stats['samples']} samples{took}: {stats['hard']} with a sample "
             f"below the optimum; kept {stats['kept']} rows (samples: {cats})")
+
+
+def check_mining(script) -> None:
+    if script.mine_candidates is None:
+        return
+    if script.mine_candidates < 1 or script.mine_samples < 1:
+        raise UserError(f"mine_candidates and mine_samples must be positive, got {script.mine_candidates} and "
+                        f"{script.mine_samples}")
+    if script.limit is None or script.limit > script.mine_candidates:
+        raise UserError(f"mining keeps `limit` rows of mine_candidates={script.mine_candidates}: set limit to at most "
+                        f"that (got {script.limit})")
+
+
+def mined_dataset(trainer, script, args, data):
+    """The rows mining chose (training/mining.py), read back from output_dir on a resumed run."""
+    from datasets import Dataset
+
+    from .callbacks import is_main_process
+    from .mining import describe, load_mined, mine_rows, save_mined
+
+    from .grpo import _world_size
+
+    if _world_size() > 1:
+        raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
+                        "train on one GPU")
+    found = load_mined(args.output_dir, len(data.rows))
+    if found is None:
+        found = mine_rows(trainer.model, trainer.processing_class, data.rows, samples=script.mine_samples,
+                          keep=script.limit, temperature=args.temperature,
+                          max_new_tokens=args.max_completion_length,
+                          batch_size=args.generation_batch_size or len(data.rows),
+                          static=script.generation_engine == "static", seed=args.seed)
+        save_mined(args.output_dir, *found)
+    chosen, stats = found
+    if is_main_process():
+        print(f"  mining:       {describe(stats)}", flush=True)
+    return Dataset.from_list([data.rows[i] for i in chosen])
