@@ -303,7 +303,8 @@ def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model,
     common = ["--use_peft", "false", "--generation_engine", "static", "--mine_candidates", "6", "--limit", "2"]
     assert main(_args(out, warm_model, *common, "--num_train_epochs", "1", "--shuffle_seed", "3")) == 0
     text = capsys.readouterr().out
-    assert "mining: the 2 hardest of these" in text and "6 candidates x 1 samples" in text
+    assert "6 candidate rows" in text and "mining: the 2 hardest of these" in text
+    assert "6 candidates x 1 samples" in text
     rows, stats = load_mined(str(out), 6)
     assert stats["hard"] == 6 and stats["kept"] == 2 and len(rows) == 2
     assert sum(stats["categories"].values()) == 6

@@ -161,7 +161,9 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"backend:      {backend}",
         f"data:         {script.dataset} [{script.dataset_split or 'default split'}]: {data.loaded} rows read, "
         + (f"{data.dropped_small} dropped (< {script.min_events} events), " if script.min_events else "")
-        + f"{data.dropped_long} dropped (prompt > {script.max_prompt_tokens} tokens), {len(data.dataset)} train rows; longest prompt {data.longest_prompt} tokens"
+        + f"{data.dropped_long} dropped (prompt > {script.max_prompt_tokens} tokens), "
+        + f"{len(data.dataset)} {'candidate' if script.mine_candidates else 'train'} rows; "
+        + f"longest prompt {data.longest_prompt} tokens"
         + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else "")
         + (f"; mining: the {script.limit} hardest of these for the model ({script.mine_samples} sample(s) each)"
            if script.mine_candidates else ""),
