@@ -186,7 +186,26 @@ def synthetic_name(rng) -> str:
     fill = {"W": word, "w": lambda: _pseudo_word(rng), "N": lambda: rng.choice(_NOUNS),
             "d": lambda: str(rng.randint(1, 99)), "L": lambda: rng.choice("ABCDEFGH"),
             "A": lambda: "".join(rng.choice("BCDFGKLMNPQRSTVXZ") for _ in range(rng.randint(2, 4)))}
-    return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(_TEMPLATES))
+    return _fill_template(rng, _TEMPLATES, fill)
+
+
+def _fill_template(rng, templates, fill) -> str:
+    """A template chosen by ``rng`` with each ``{X}`` replaced by ``fill[X]()`` (left to right)."""
+    return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(templates))
+
+
+def _seeded_pool(seed: int, size: int, make, keep=None) -> tuple[str, ...]:
+    """``size`` distinct clean names ``make(rng)`` from ``random.Random(seed)``, none a themed or Faker name (and
+    each passing ``keep``, if given)."""
+    import random
+
+    rng, out = random.Random(seed), {}
+    themed = _themed_index()
+    while len(out) < size:
+        name = clean_name(make(rng))
+        if name and name not in themed and _faker_source(name) is None and (keep is None or keep(name)):
+            out[name] = None
+    return tuple(out)
 
 
 def synthetic_pool(seed: int, size: int) -> tuple[str, ...]:
@@ -195,15 +214,7 @@ def synthetic_pool(seed: int, size: int) -> tuple[str, ...]:
     >>> synthetic_pool(7, 3) == synthetic_pool(7, 3), len(set(synthetic_pool(7, 50)))
     (True, 50)
     """
-    import random
-
-    rng, out = random.Random(seed), {}
-    themed = _themed_index()
-    while len(out) < size:
-        name = clean_name(synthetic_name(rng))
-        if name and name not in themed and _faker_source(name) is None and _is_synthetic(name):
-            out[name] = None
-    return tuple(out)
+    return _seeded_pool(seed, size, synthetic_name, _is_synthetic)
 
 
 def _is_synthetic(name: str) -> bool:
@@ -236,7 +247,7 @@ def words_name(rng) -> str:
     words = _dictionary()[0]
     fill = {"W": lambda: rng.choice(words).capitalize(), "w": lambda: rng.choice(words),
             "N": lambda: rng.choice(_NOUNS), "d": lambda: str(rng.randint(1, 99))}
-    return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(_WORD_TEMPLATES))
+    return _fill_template(rng, _WORD_TEMPLATES, fill)
 
 
 def words_pool(seed: int, size: int) -> tuple[str, ...]:
@@ -245,15 +256,7 @@ def words_pool(seed: int, size: int) -> tuple[str, ...]:
     >>> words_pool(7, 3) == words_pool(7, 3), len(set(words_pool(7, 50)))
     (True, 50)
     """
-    import random
-
-    rng, out = random.Random(seed), {}
-    themed = _themed_index()
-    while len(out) < size:
-        name = clean_name(words_name(rng))
-        if name and name not in themed and _faker_source(name) is None:
-            out[name] = None
-    return tuple(out)
+    return _seeded_pool(seed, size, words_name)
 
 
 class NamePools:

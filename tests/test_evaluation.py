@@ -176,6 +176,16 @@ def test_sampling_k_completions_per_row(tiny_model_dir, dataset, tmp_path):
     assert "pass@k" in (out / "report.md").read_text()
 
 
+
+def _assert_same_completions(a_dir, b_dir):
+    """Rows 0-3 of two evaluation folders' ``model`` runs decode the same text, token count and truncation."""
+    a = {r["index"]: r for r in lines(a_dir / "model" / "completions.jsonl")}
+    b = {r["index"]: r for r in lines(b_dir / "model" / "completions.jsonl")}
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    for i in a:
+        assert (b[i]["completion"], b[i]["n_tokens"], b[i]["truncated"]) == \
+            (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
+
 def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_path):
     """``--backend transformers-cb`` (paged KV cache, no padding) must decode what left-padded batches decode."""
     padded, cb = tmp_path / "padded", tmp_path / "cb"
@@ -183,12 +193,7 @@ def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_
                     "--batch-size", "4", "--output", str(padded)) == 0
     assert main(["evaluate", "--backend", "transformers-cb", "--device", "cpu", "--dataset", dataset,
                  "--model", tiny_model_dir, "--max-new-tokens", "12", "--output", str(cb)]) == 0
-    a = {r["index"]: r for r in lines(padded / "model" / "completions.jsonl")}
-    b = {r["index"]: r for r in lines(cb / "model" / "completions.jsonl")}
-    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
-    for i in a:
-        assert (b[i]["completion"], b[i]["n_tokens"], b[i]["truncated"]) == \
-            (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
+    _assert_same_completions(padded, cb)
     summary = json.loads((cb / "summary.json").read_text())
     assert summary["models"]["model"]["backend"] == "transformers-cb"
 
@@ -202,12 +207,7 @@ def test_static_decoder_backend_matches_padded_greedy(tiny_model_dir, dataset, t
     assert main(["evaluate", "--backend", "transformers-static", "--device", "cpu", "--dataset", dataset,
                  "--model", tiny_model_dir, "--max-new-tokens", "40", "--batch-size", "3", "--output", str(static)]) == 0
     assert "cannot run" not in capsys.readouterr().err
-    a = {r["index"]: r for r in lines(padded / "model" / "completions.jsonl")}
-    b = {r["index"]: r for r in lines(static / "model" / "completions.jsonl")}
-    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
-    for i in a:
-        assert (b[i]["completion"], b[i]["n_tokens"], b[i]["truncated"]) == \
-            (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
+    _assert_same_completions(padded, static)
     assert json.loads((static / "summary.json").read_text())["models"]["model"]["backend"] == "transformers-static"
     run = tmp_path / "run"
     make_run(tiny_model_dir, run, [(2, 1)])

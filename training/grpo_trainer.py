@@ -30,8 +30,7 @@ def drop_nonfinite_gradients(optimizer) -> bool:
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     if not grads:
         return False
-    finite = torch.stack([torch.isfinite(n) for n in torch._foreach_norm(grads)]).all()
-    if bool(finite):
+    if bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
         return False
     for group in optimizer.param_groups:
         for p in group["params"]:

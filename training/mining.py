@@ -132,9 +132,7 @@ def mined_dataset(trainer, script, args, data):
     from .callbacks import is_main_process
     from .mining import describe, load_mined, mine_rows, save_mined
 
-    from .grpo import _world_size
-
-    if _world_size() > 1:
+    if args.world_size > 1:
         raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
                         "train on one GPU")
     found = load_mined(args.output_dir, len(data.rows))
