@@ -2,12 +2,14 @@
 resume, a saved model that evaluation loads, and one-line errors for bad settings."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from qwen_scheduler.cli import main as cli
+from scheduler_solver.errors import UserError
 from scheduler_solver.io import write_jsonl
 
 RECIPE = str(Path(__file__).resolve().parent.parent / "training" / "recipes" / "smollm2-sft-cpu.yaml")
@@ -155,3 +157,84 @@ def test_name_noise_zero_is_off_and_out_of_range_is_refused(tiny_model_dir, rows
     assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--name_noise", "0.5"),
                 "--dry-run"]) == 0
     assert "0.5 of the names as near misses" in capsys.readouterr().out
+
+
+def test_vocabulary_words_are_one_token_after_a_space_and_respelled_after_name_tags(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from training.name_noise import vocabulary_words
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    words = vocabulary_words(tok)
+    assert len(words) >= 5 and words == sorted(set(words))
+    for w in words:
+        assert w[0].isupper() and w.isalpha() and len(w) >= 3
+        assert tok.tokenize(" " + w) == ["Ġ" + w]  # one token with its leading space...
+    # ...and for some of them not the same token after "<name>": the respelling the augmentation practises
+    assert any(tok.tokenize(f"<name>{w}")[-1] != "Ġ" + w for w in words)
+
+
+def test_a_tokenizer_without_word_tokens_is_a_one_line_error():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from training.name_noise import vocabulary_words
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["Coat Drive"], trainers.BpeTrainer(vocab_size=256, show_progress=False,
+                                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    with pytest.raises(UserError, match="no one-token capitalised words"):
+        vocabulary_words(PreTrainedTokenizerFast(tokenizer_object=bpe))
+
+
+@pytest.mark.parametrize("name, word, shape, expected", [
+    ("Coat Drive", "Harbor", "replace", "Harbor Drive"),
+    ("Coat Drive", "Harbor", "colon", "Harbor: Coat Drive"),
+    ("Coat Drive", "Harbor", "prefix", "Harbor Coat Drive"),
+    ("Yoga", "Harbor", "replace", "Harbor Yoga"),  # a one-word name keeps its word
+])
+def test_first_word_shapes(name, word, shape, expected):
+    from training.name_noise import _with_first_word
+
+    assert _with_first_word(name, word, shape) == expected
+
+
+def test_first_word_noise_rewrites_names_consistently_and_keeps_the_optimum(sample_rows):
+    import random
+
+    from scheduler_solver.events import Problem
+    from scheduler_solver.solver import solve
+    from training.name_noise import first_word_row, first_word_rows
+    from training.traces import sft_example
+
+    words = ["Harbor", "Velvet", "Quartz", "Meadow"]
+    rows = sample_rows * 4
+    changed = 0
+    for i, row in enumerate(rows):
+        new = first_word_row(row, random.Random(i), 0.6, words)
+        old_names, new_names = [e[0] for e in row["events"]], [e[0] for e in new["events"]]
+        assert len(set(new_names)) == len(new_names)
+        assert [e[1:] for e in new["events"]] == [list(e[1:]) for e in row["events"]]
+        rename = dict(zip(old_names, new_names))
+        assert new["priority_events"] == [rename[p] for p in row["priority_events"]]
+        assert solve(Problem.from_row(new)).total == solve(Problem.from_row(row)).total
+        for old, name in rename.items():
+            if old != name:
+                changed += 1
+                assert name.split(" ")[0].rstrip(":") in words
+                assert name.endswith(old.split(" ", 1)[-1])
+        target = sft_example(new)["completion"][0]["content"]
+        assert set(re.findall(r"<name>(.*?)</name>", target)) <= set(new_names)
+    assert changed > 0
+    assert first_word_row(rows[0], random.Random(0), 0.0, words)["events"] == rows[0]["events"]
+    again = first_word_rows(rows, 0.6, words, seed=3)
+    assert again == first_word_rows(rows, 0.6, words, seed=3) and all("prompt" not in r for r in again)
+
+
+def test_first_word_noise_in_the_sft_plan_and_out_of_range_is_refused(tiny_model_dir, rows_file, tmp_path, capsys):
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "o", "--first_word_noise", "1.5")]) == 2
+    assert "first_word_noise must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--first_word_noise", "0.5"),
+                "--dry-run"]) == 0
+    assert "0.5 with a new first word" in capsys.readouterr().out

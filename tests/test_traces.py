@@ -238,3 +238,20 @@ def test_pairs_trace_names_exactly_the_group_members_each_event_overlaps(problem
         # apart from the overlap details, the same trace as `sweep`
         assert re.sub(r" with [#\d ]+(?:, not [#\d ]+)?,", ",", trace) == build_trace(p, "sweep")
     assert seen > 20  # chains (an earlier member the event does not overlap) are common enough to be tested
+
+
+@pytest.mark.parametrize("style, listed, kept", [
+    ("pairs-quote-list", '{n}. "{name}" ({s} - {e}) ', '{n}. "{name}" ({s} - {e})'),
+    ("pairs-quote-keep", "{n}. {name} ({s} - {e}) ", '{n}. "{name}" ({s} - {e})'),
+    ("pairs-respell", "{n}. {name} ({s} - {e}) ", '{n}. {name} ({s} - {e}) = "{name}"'),
+])
+def test_spelling_styles_change_only_how_names_are_written(problems, style, listed, kept):
+    for p in problems[:150]:
+        trace, order, plain = build_trace(p, style), _order(p), build_trace(p, "pairs")
+        head, keep = trace.split("\nKeep:\n")
+        for i, e in enumerate(order, 1):
+            assert listed.format(n=i, name=e.name, s=e.start_text, e=e.end_text) in head
+        assert keep.splitlines() == [kept.format(n=order.index(e) + 1, name=e.name, s=e.start_text, e=e.end_text)
+                                     for e in solve(p).events]
+        # the decision lines are the `pairs` trace's, word for word
+        assert head.split("so far:")[1] == plain.split("\nKeep:\n")[0].split("so far:")[1]

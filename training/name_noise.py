@@ -26,6 +26,18 @@ run 4); 0.6 scored 87.70. Ablation: ``training/recipes/ablations/gpu-no-name-noi
     (['Coat Drvie', 'Yaga'], ['Yaga'])
     >>> noisy_row(row, random.Random(3), 0.0) == {k: row[k] for k in ("events", "priority_events")}
     True
+
+First words (``train sft --first_word_noise P``): after ``<name>`` a name's first word is tokenized without its
+leading space (SmolLM2: " Coat" is one token, "Coat" is C + oat), while the prompt and the trace show it with one,
+so writing the schedule means respelling that word; 384 of 417 wrong names in run 7's failures went wrong exactly
+there (BENCHMARKS.md, run 8). ``first_word_row`` gives about ``share`` of the names a first word drawn from the
+tokenizer's own capitalised one-token words (8,735 for SmolLM2), either in place of the first word or as a
+prefix ("Talk: Coat Drive", "Harbor Coat Drive"), so that the respelling is practised over the whole vocabulary and
+not only on the training lists' few hundred first words.
+
+    >>> out = first_word_row(row, random.Random(1), 1.0, ["Harbor", "Velvet"])
+    >>> [e[0] for e in out["events"]], out["priority_events"]
+    (['Harbor: Coat Drive', 'Velvet: Yoga'], ['Velvet: Yoga'])
 """
 
 from __future__ import annotations
@@ -117,3 +129,46 @@ def noisy_rows(rows: Sequence[Mapping], share: float, seed) -> list[dict]:
     times, hence ``optimal_score``, are unchanged. Used by SFT and GRPO alike."""
     rng = random.Random(f"name-noise/{seed}")
     return [{**{k: v for k, v in r.items() if k != "prompt"}, **noisy_row(r, rng, share)} for r in rows]
+
+
+#: Shapes of a first-word rewrite: the word replaces the first word, or comes before the name with ": " or " ".
+FIRST_WORD_SHAPES = ("replace", "colon", "prefix")
+
+
+def vocabulary_words(tokenizer) -> list[str]:
+    """The tokenizer's capitalised alphabetic words that are one token after a space (``Ġ``/``▁`` marker), sorted."""
+    words = {tok[1:] for tok in tokenizer.get_vocab() if tok[:1] in ("Ġ", "▁") and re.fullmatch(r"[A-Z][a-z]{2,13}", tok[1:])}
+    if not words:
+        raise UserError("first_word_noise: this tokenizer has no one-token capitalised words (Ġ/▁ markers)")
+    return sorted(words)
+
+
+def _with_first_word(name: str, word: str, shape: str) -> str:
+    rest = name.split(" ", 1)
+    if shape == "replace" and len(rest) == 2:
+        return f"{word} {rest[1]}"
+    return f"{word}: {name}" if shape == "colon" else f"{word} {name}"
+
+
+def first_word_row(row: Mapping, rng: random.Random, share: float, words: Sequence[str]) -> dict:
+    """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names given a new first word."""
+    if not 0.0 <= share <= 1.0:
+        raise UserError(f"first_word_noise must be between 0 and 1, got {share}")
+    events = [list(e) for e in row["events"]]
+    taken = {e[0] for e in events}
+    rename = {}
+    for e in events:
+        if share and rng.random() < share:
+            new = clean_name(_with_first_word(e[0], rng.choice(words), rng.choice(FIRST_WORD_SHAPES)))
+            if new and new not in taken:
+                taken.add(new)
+                rename[e[0]] = new
+                e[0] = new
+    return {"events": events, "priority_events": [rename.get(p, p) for p in row.get("priority_events") or []]}
+
+
+def first_word_rows(rows: Sequence[Mapping], share: float, words: Sequence[str], seed) -> list[dict]:
+    """Each row with about ``share`` of its names given a first word from ``words`` (``first_word_row``); the stale
+    ``prompt`` text is dropped as in ``noisy_rows``."""
+    rng = random.Random(f"first-word/{seed}")
+    return [{**{k: v for k, v in r.items() if k != "prompt"}, **first_word_row(r, rng, share, words)} for r in rows]

@@ -57,6 +57,9 @@ class SFTScriptArguments:
     name_noise: float = field(default=0.0, metadata={
         "help": "Share of event names rewritten into near misses of themselves in the prompt and the target "
                 "(training/name_noise.py: copy names exactly); 0 = off. 0.3: +5 points on held-out names (BENCHMARKS run 5)."})
+    first_word_noise: float = field(default=0.0, metadata={
+        "help": "Share of event names given a first word drawn from the tokenizer's one-token capitalised words "
+                "(training/name_noise.py: respell any first word after <name>); 0 = off."})
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the model) before training would run past this many seconds: a safety net "
                 "that keeps a pipeline inside its time on a slower GPU (the cosine schedule is then cut short)."})
@@ -117,6 +120,10 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         rows = rows[: script.limit]
     for i, row in enumerate(rows):
         row_problem(row, i)  # validates; UserError names the row
+    if script.first_word_noise:
+        from .name_noise import first_word_rows, vocabulary_words
+
+        rows = first_word_rows(rows, script.first_word_noise, vocabulary_words(tokenizer), script.shuffle_seed)
     if script.name_noise:
         from .name_noise import noisy_rows
 
@@ -152,6 +159,7 @@ def plan(script, args, model_args, backend: str, data: SFTData) -> tuple[list[st
         f"{data.dropped_long} dropped (> max_length {args.max_length} tokens)",
         f"targets:      trace_style={script.trace_style}"
         + (f", {script.name_noise:g} of the names as near misses" if script.name_noise else "")
+        + (f", {script.first_word_noise:g} with a new first word" if script.first_word_noise else "")
         + f"; tokens per row: prompt {mean(data.prompt_tokens):.0f}, completion {mean(data.completion_tokens):.0f} "
         f"(max {max(data.completion_tokens)}), longest row {max(tokens)}",
         f"loss:         {'completion tokens only' if args.completion_only_loss else 'every token'}",

@@ -70,6 +70,9 @@ from scheduler_solver.prompts import build_messages, render_answer
 from scheduler_solver.solver import Solution, solve
 
 DEFAULT_STYLE = "pairs"
+#: How a ``sweep``/``pairs`` trace writes names: ``plain`` (as in the prompt), ``list`` (quoted in the event list and
+#: the ``Keep:`` list), ``keep`` (quoted in the ``Keep:`` list), ``respell`` (each ``Keep:`` line ends ``= "Name"``).
+SPELLINGS = ("plain", "list", "keep", "respell")
 MAX_BRUTE_FORCE_GROUP = 12  # larger overlap groups show only the DP's choice
 MAX_OPTIONS = 4  # choices listed per group (the best and the most valuable others)
 
@@ -78,9 +81,14 @@ def _order(events) -> list[Event]:
     return sorted(events, key=lambda e: (e.start, e.end, e.name))
 
 
-def _value_line(problem: Problem, e: Event, label: str) -> str:
+def _value_line(problem: Problem, e: Event, label: str, quote: bool = False) -> str:
     value = f"{e.duration}x{problem.weight(e)} = {problem.value(e)}" if problem.weight(e) != 1 else str(e.duration)
-    return f"{label} {e.name} ({e.start_text} - {e.end_text}) {value}"
+    return f"{label} {_quoted(e.name) if quote else e.name} ({e.start_text} - {e.end_text}) {value}"
+
+
+def _quoted(name: str) -> str:
+    """``"Name"``: after a quote a name's first word is spelled with the tokens it has after ``<name>``."""
+    return f'"{name}"'
 
 
 def conflict_groups(problem: Problem) -> list[list[Event]]:
@@ -162,7 +170,7 @@ def full_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
-def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False) -> str:
+def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spelling: str = "plain") -> str:
     """One pass in start order that decides each group of overlapping events as soon as it closes.
 
     Every step reads only the line just above it or the event's own list line: the sweep line carries
@@ -206,7 +214,9 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False) -> st
         options = ", ".join(f"{ref(o)} = {value(o)}" for o in _options(problem, group, chosen))
         return f"Close {members}: {options}, best {ref(chosen)}"
 
-    lines = _event_list(problem) + ["Sweep by start, against the latest end so far:"]
+    if spelling not in SPELLINGS:
+        raise ValueError(f"unknown spelling {spelling!r} (one of: {', '.join(SPELLINGS)})")
+    lines = _event_list(problem, quote=spelling == "list") + ["Sweep by start, against the latest end so far:"]
     group: list[Event] = []
     reach = None
     for e in order:
@@ -231,7 +241,10 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False) -> st
             group, reach = [e], e.end
     lines.append(close(group))
     lines.append("Keep:")
-    lines += [f"{num[e]}. {e.name} ({e.start_text} - {e.end_text})" for e in solution.events]
+    for e in solution.events:
+        name = _quoted(e.name) if spelling in ("list", "keep") else e.name
+        line = f"{num[e]}. {name} ({e.start_text} - {e.end_text})"
+        lines.append(line + (f" = {_quoted(e.name)}" if spelling == "respell" else ""))
     return "\n".join(lines)
 
 
@@ -270,9 +283,9 @@ def compact_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
-def _event_list(problem: Problem) -> list[str]:
+def _event_list(problem: Problem, quote: bool = False) -> list[str]:
     lines = ["Events by start, value = minutes x weight:"]
-    return lines + [_value_line(problem, e, f"{i}.") for i, e in enumerate(_order(problem.events), 1)]
+    return lines + [_value_line(problem, e, f"{i}.", quote) for i, e in enumerate(_order(problem.events), 1)]
 
 
 def minimal_trace(problem: Problem, solution: Solution) -> str:
@@ -287,6 +300,9 @@ def no_trace(problem: Problem, solution: Solution) -> str:
 TRACE_STYLES: dict[str, Callable[[Problem, Solution], str]] = {
     "sweep": sweep_trace,
     "pairs": partial(sweep_trace, pairs=True),
+    "pairs-quote-list": partial(sweep_trace, pairs=True, spelling="list"),
+    "pairs-quote-keep": partial(sweep_trace, pairs=True, spelling="keep"),
+    "pairs-respell": partial(sweep_trace, pairs=True, spelling="respell"),
     "full": full_trace,
     "compact": compact_trace,
     "minimal": minimal_trace,
