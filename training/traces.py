@@ -9,6 +9,11 @@ It is deterministic. Styles:
   event overlaps ("overlap with #6, not #5"): what a ``Close`` line needs to tell a chain from a dense
   group. Measured on H200s with SmolLM2-135M (BENCHMARKS.md, run 4): SFT 86.70-87.65 over five runs
   (87-88 valid, 2-3 overlaps) vs 84.00 twice with ``sweep`` (5 overlaps); the tokens barely change.
+* ``pairs-quote-list`` / ``pairs-quote-keep`` / ``pairs-respell`` -- ``pairs`` with names quoted (in the event list
+  and ``Keep:``; in ``Keep:``; after each ``Keep:`` line as ``= "Name"``), so that a name's first word has the tokens
+  it has after ``<name>`` and the schedule copies token for token (``SPELLINGS``). Measured on H200s (run 8): 343 /
+  357 / 345 of 400 held-out rows valid vs 362 for ``pairs``: the respelling slips just move to the quoted step. What
+  worked instead is practising it (``train sft --first_word_noise``, ``training/name_noise.py``).
 * ``sweep`` -- the decision as one left-to-right pass in which every step reads only the
   line above it or the event's own list line. Events numbered in start order, names and times
   copied verbatim, value = minutes (x2 for priorities). Each sweep line carries the event's times,
