@@ -183,7 +183,9 @@ def test_min_events_keeps_only_larger_problems(tmp_path, tiny_model_dir, capsys)
     assert f"min_events={sizes[-1] + 1}" in err and f"the largest has {sizes[-1]}" in err and len(err.splitlines()) == 1
 
 
-def test_name_noise_rewrites_grpo_prompts_and_keeps_the_optimum(tiny_model_dir, capsys):
+@pytest.mark.parametrize("flag, plan", [("name_noise", "0.5 of the names as near misses"),
+                                         ("first_word_noise", "0.5 with a new first word")])
+def test_name_noise_rewrites_grpo_prompts_and_keeps_the_optimum(tiny_model_dir, capsys, flag, plan):
     from evaluation.models import load_tokenizer
     from qwen_scheduler.cli import main
     from scheduler_solver.data import load_rows
@@ -191,17 +193,21 @@ def test_name_noise_rewrites_grpo_prompts_and_keeps_the_optimum(tiny_model_dir, 
     from scheduler_solver.scoring import row_problem, score_completions
     from scheduler_solver.solver import solve
     from training.data import load_training_data
+    from training.name_noise import vocabulary_words
 
     spec = "training/recipes/data/tiny-train.jsonl"
     tok = load_tokenizer(tiny_model_dir)
     clean = load_training_data(spec, None, tok, shuffle_seed=0).rows
-    noisy = load_training_data(spec, None, tok, shuffle_seed=0, name_noise=1.0).rows
+    noisy = load_training_data(spec, None, tok, shuffle_seed=0, **{flag: 1.0}).rows
     assert len(noisy) == len(clean) == len(load_rows(spec, None))
+    words = set(vocabulary_words(tok))
     renamed = 0
     for c, n in zip(clean, noisy):
         assert [e[1:] for e in n["events"]] == [e[1:] for e in c["events"]]  # same times, same order
         names = [e[0] for e in n["events"]]
         renamed += sum(a != b[0] for a, b in zip(names, c["events"]))
+        if flag == "first_word_noise":
+            assert all(a.split(" ")[0].rstrip(":") in words for a, b in zip(names, c["events"]) if a != b[0])
         assert len(set(names)) == len(names) and set(n["priority_events"]) <= set(names)
         assert n["optimal_score"] == c["optimal_score"]
         text = n["prompt"][-1]["content"]
@@ -213,8 +219,8 @@ def test_name_noise_rewrites_grpo_prompts_and_keeps_the_optimum(tiny_model_dir, 
     assert renamed > len(noisy)  # most names changed
 
     argv = ["train", "grpo", "--config", TINY, "--model_name_or_path", tiny_model_dir, "--dry-run", "--limit", "3"]
-    assert main(argv + ["--name_noise", "0.5"]) == 0
-    assert "0.5 of the names as near misses" in capsys.readouterr().out
-    assert main(argv + ["--name_noise", "1.5"]) == 2
+    assert main(argv + [f"--{flag}", "0.5"]) == 0
+    assert plan in capsys.readouterr().out
+    assert main(argv + [f"--{flag}", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "name_noise must be between 0 and 1, got 1.5" in err and len(err.splitlines()) == 1
+    assert f"{flag} must be between 0 and 1, got 1.5" in err and len(err.splitlines()) == 1

@@ -72,10 +72,12 @@ def prompt_lengths(rows: list[dict], tokenizer) -> list[int]:
 
 def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_tokens: Optional[int] = None,
                        limit: Optional[int] = None, shuffle_seed: Optional[int] = None,
-                       min_events: Optional[int] = None, name_noise: float = 0.0) -> PreparedData:
+                       min_events: Optional[int] = None, name_noise: float = 0.0,
+                       first_word_noise: float = 0.0) -> PreparedData:
     """Read, validate, (shuffle), keep problems of ``min_events`` or more events, rewrite a
-    ``name_noise`` share of the event names into near misses (``training/name_noise.py``), filter by
-    prompt length, then keep at most ``limit`` rows."""
+    ``name_noise`` share of the event names into near misses and give a ``first_word_noise`` share a first word
+    from the tokenizer's vocabulary (``training/name_noise.py``), filter by prompt length, then keep at most
+    ``limit`` rows."""
     from datasets import Dataset
 
     from scheduler_solver.data import load_rows
@@ -97,6 +99,10 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
         raw = kept
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(raw)
+    if first_word_noise:
+        from .name_noise import first_word_rows, vocabulary_words
+
+        raw = first_word_rows(raw, first_word_noise, vocabulary_words(tokenizer), shuffle_seed)
     if name_noise:
         from .name_noise import noisy_rows
 

@@ -39,6 +39,9 @@ class GRPOScriptArguments:
         "help": "Train only on problems with at least this many events (harder prompts, more reward variance)."})
     name_noise: float = field(default=0.0, metadata={
         "help": "Share of event names rewritten into near misses in the GRPO prompts (training/name_noise.py); 0 = off."})
+    first_word_noise: float = field(default=0.0, metadata={
+        "help": "Share of event names given a first word from the tokenizer's one-token capitalised words in the "
+                "GRPO prompts (training/name_noise.py); 0 = off."})
     rewards: str = field(default="format,chronological,score",
                          metadata={"help": "Reward names, comma-separated, or a YAML/JSON list of names or "
                                            "{name, weight, params} (see training/rewards.py)."})
@@ -165,6 +168,7 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         + f"{len(data.dataset)} {'candidate' if script.mine_candidates else 'train'} rows; "
         + f"longest prompt {data.longest_prompt} tokens"
         + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else "")
+        + (f"; {script.first_word_noise:g} with a new first word" if script.first_word_noise else "")
         + (f"; mining: the {script.limit} hardest of these for the model ({script.mine_samples} sample(s) each)"
            if script.mine_candidates else ""),
         f"batch:        {args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} grad acc x "
@@ -287,7 +291,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     check_mining(script)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
                               script.mine_candidates or script.limit, script.shuffle_seed, script.min_events,
-                              script.name_noise)
+                              script.name_noise, script.first_word_noise)
     lines = plan_lines(script, args, model_args, backend, data, reward_funcs, weights)
     if is_main_process():
         print("GRPO plan\n  " + "\n  ".join(lines) + (f"\n  resume:       {resume_from}" if resume_from else ""),
