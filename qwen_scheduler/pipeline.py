@@ -292,7 +292,10 @@ def write_report(p: Pipeline, timings: dict) -> None:
         planned = sft.get("planned_steps")
         steps = (f"{sft['steps']} of {planned} steps (stopped by its time budget)"
                  if isinstance(planned, int) and sft["steps"] < planned else f"{sft['steps']} steps")
-        sft_line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`, {steps}, "
+        noise = "".join(f", {sft[key]:g} {what}" for key, what in (("name_noise", "name noise"),
+                                                                     ("first_word_noise", "first-word noise"))
+                        if sft.get(key))
+        sft_line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`{noise}, {steps}, "
                      f"train loss {sft['train_loss']:.3f}, model `{Path(sft['final_model']).name}`")
     lines += ["## Setup", "",
               f"- data: `data/`, {g['train_size']} train + {g['test_size']} test rows, seed {g['seed']}"

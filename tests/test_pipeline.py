@@ -17,7 +17,8 @@ TINY = {
     "generate": {"train_size": 8, "test_size": 3, "seed": 0, "holdout_name_sources": True,
                  "set": {"min_events": 4, "max_events": 5}, "workers": 1},
     "model": {"source": "tiny"},
-    "sft": {"overrides": {"limit": 4, "max_steps": 2, "max_length": 2048, "learning_rate": 1.0e-3}},
+    "sft": {"overrides": {"limit": 4, "max_steps": 2, "max_length": 2048, "learning_rate": 1.0e-3,
+                          "first_word_noise": 0.5}},
     "grpo": {"overrides": {"limit": 2, "max_completion_length": 12, "max_prompt_tokens": 1500,
                            "max_seq_length": 2048}},
     "evaluate": {"limit": 2, "max_new_tokens": 12, "batch_size": 2},
@@ -56,6 +57,7 @@ def test_every_stage_runs_and_the_report_sums_it_up(run):
     assert all(summary["models"][label]["n"] == 2 for label in labels)
     report = (out / "report.md").read_text()
     assert "the numbers below are not results" in report
+    assert "4 rows, trace `none`, 0.5 first-word noise, 2 steps" in report  # the SFT settings that matter
     for stage in STAGES:
         assert f"| {stage} | ran |" in report
     for label in labels:

@@ -264,7 +264,8 @@ def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     recipe, overrides = split_config(ctx["argv"])
     atomic_write_json(Path(args.output_dir) / SUMMARY, {
         "recipe": recipe, "overrides": overrides, "plan": ctx["plan"], "rows": len(ctx["data"].dataset),
-        "trace_style": script.trace_style, "steps": result.global_step, "planned_steps": ctx["steps"],
+        "trace_style": script.trace_style, "name_noise": script.name_noise, "first_word_noise": script.first_word_noise,
+        "steps": result.global_step, "planned_steps": ctx["steps"],
         "train_loss": result.training_loss,
         "wall_s": round(time.perf_counter() - start, 1), "final_model": final_model(args.output_dir)})
     print(f"SFT done in {time.perf_counter() - start:.0f} s; final model: {final_model(args.output_dir)}")
