@@ -137,7 +137,8 @@ FIRST_WORD_SHAPES = ("replace", "colon", "prefix")
 
 def vocabulary_words(tokenizer) -> list[str]:
     """The tokenizer's capitalised alphabetic words that are one token after a space (``Ġ``/``▁`` marker), sorted."""
-    words = {tok[1:] for tok in tokenizer.get_vocab() if tok[:1] in ("Ġ", "▁") and re.fullmatch(r"[A-Z][a-z]{2,13}", tok[1:])}
+    words = {tok[1:] for tok in tokenizer.get_vocab()
+             if tok[:1] in ("Ġ", "▁") and re.fullmatch(r"[A-Z][a-z]{2,13}", tok[1:])}
     if not words:
         raise UserError("first_word_noise: this tokenizer has no one-token capitalised words (Ġ/▁ markers)")
     return sorted(words)
