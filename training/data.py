@@ -99,14 +99,9 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
         raw = kept
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(raw)
-    if first_word_noise:
-        from .name_noise import first_word_rows, vocabulary_words
+    from .name_noise import noised_rows
 
-        raw = first_word_rows(raw, first_word_noise, vocabulary_words(tokenizer), shuffle_seed)
-    if name_noise:
-        from .name_noise import noisy_rows
-
-        raw = noisy_rows(raw, name_noise, shuffle_seed)
+    raw = noised_rows(raw, tokenizer, name_noise, first_word_noise, shuffle_seed)
     rows = prepare_rows(raw)
     lengths = prompt_lengths(rows, tokenizer)
     dropped = 0

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from dataset_generation.names import clean_name
 from scheduler_solver.errors import UserError
@@ -106,29 +106,42 @@ def near_miss(name: str, rng: random.Random, taken: set) -> str:
     return name
 
 
-def noisy_row(row: Mapping, rng: random.Random, share: float) -> dict:
-    """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names rewritten."""
+def _renamed_row(row: Mapping, rng: random.Random, share: float, option: str,
+                 rewrite: Callable[[str, random.Random, set], Optional[str]]) -> dict:
+    """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names replaced by ``rewrite(name, rng,
+    taken)`` (kept when it gives None, the name itself or a name already in the problem); priorities follow."""
     if not 0.0 <= share <= 1.0:
-        raise UserError(f"name_noise must be between 0 and 1, got {share}")
+        raise UserError(f"{option} must be between 0 and 1, got {share}")
     events = [list(e) for e in row["events"]]
     taken = {e[0] for e in events}
     rename = {}
     for e in events:
         if share and rng.random() < share:
-            new = near_miss(e[0], rng, taken)
-            if new != e[0]:
+            new = rewrite(e[0], rng, taken)
+            if new and new != e[0] and new not in taken:
                 taken.add(new)
                 rename[e[0]] = new
                 e[0] = new
     return {"events": events, "priority_events": [rename.get(p, p) for p in row.get("priority_events") or []]}
 
 
+def _renamed_rows(rows: Sequence[Mapping], stream: str,
+                  one_row: Callable[[Mapping, random.Random], dict]) -> list[dict]:
+    """``one_row(row, rng)`` over ``rows`` with one generator seeded from ``stream``. The row's ``prompt`` text, stale
+    now, is dropped, so prompts are rebuilt from the rewritten events; times, hence ``optimal_score``, are unchanged."""
+    rng = random.Random(stream)
+    return [{**{k: v for k, v in r.items() if k != "prompt"}, **one_row(r, rng)} for r in rows]
+
+
+def noisy_row(row: Mapping, rng: random.Random, share: float) -> dict:
+    """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names rewritten."""
+    return _renamed_row(row, rng, share, "name_noise", near_miss)
+
+
 def noisy_rows(rows: Sequence[Mapping], share: float, seed) -> list[dict]:
     """Each row with about ``share`` of its names rewritten (``noisy_row``, one generator seeded from ``seed``).
-    The row's ``prompt`` text, stale now, is dropped, so prompts are rebuilt from the rewritten events;
-    times, hence ``optimal_score``, are unchanged. Used by SFT and GRPO alike."""
-    rng = random.Random(f"name-noise/{seed}")
-    return [{**{k: v for k, v in r.items() if k != "prompt"}, **noisy_row(r, rng, share)} for r in rows]
+    Used by SFT and GRPO alike."""
+    return _renamed_rows(rows, f"name-noise/{seed}", lambda r, rng: noisy_row(r, rng, share))
 
 
 #: Shapes of a first-word rewrite: the word replaces the first word, or comes before the name with ": " or " ".
@@ -153,23 +166,23 @@ def _with_first_word(name: str, word: str, shape: str) -> str:
 
 def first_word_row(row: Mapping, rng: random.Random, share: float, words: Sequence[str]) -> dict:
     """``{"events", "priority_events"}`` of ``row`` with about ``share`` of the names given a new first word."""
-    if not 0.0 <= share <= 1.0:
-        raise UserError(f"first_word_noise must be between 0 and 1, got {share}")
-    events = [list(e) for e in row["events"]]
-    taken = {e[0] for e in events}
-    rename = {}
-    for e in events:
-        if share and rng.random() < share:
-            new = clean_name(_with_first_word(e[0], rng.choice(words), rng.choice(FIRST_WORD_SHAPES)))
-            if new and new not in taken:
-                taken.add(new)
-                rename[e[0]] = new
-                e[0] = new
-    return {"events": events, "priority_events": [rename.get(p, p) for p in row.get("priority_events") or []]}
+    def rewrite(name: str, rng: random.Random, taken: set) -> Optional[str]:
+        return clean_name(_with_first_word(name, rng.choice(words), rng.choice(FIRST_WORD_SHAPES)))
+
+    return _renamed_row(row, rng, share, "first_word_noise", rewrite)
+
+
+def noised_rows(rows: Sequence[Mapping], tokenizer, name_noise: float, first_word_noise: float, seed) -> list:
+    """``rows`` with both kinds of noise (off at 0): new first words first, then near misses (of those names too).
+    The one entry point of SFT and GRPO; ``rows`` themselves when both are off."""
+    if first_word_noise:
+        rows = first_word_rows(rows, first_word_noise, vocabulary_words(tokenizer), seed)
+    if name_noise:
+        rows = noisy_rows(rows, name_noise, seed)
+    return list(rows)
 
 
 def first_word_rows(rows: Sequence[Mapping], share: float, words: Sequence[str], seed) -> list[dict]:
-    """Each row with about ``share`` of its names given a first word from ``words`` (``first_word_row``); the stale
-    ``prompt`` text is dropped as in ``noisy_rows``."""
-    rng = random.Random(f"first-word/{seed}")
-    return [{**{k: v for k, v in r.items() if k != "prompt"}, **first_word_row(r, rng, share, words)} for r in rows]
+    """Each row with about ``share`` of its names given a first word from ``words`` (``first_word_row``), as
+    ``noisy_rows`` does for near misses."""
+    return _renamed_rows(rows, f"first-word/{seed}", lambda r, rng: first_word_row(r, rng, share, words))

@@ -120,14 +120,9 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         rows = rows[: script.limit]
     for i, row in enumerate(rows):
         row_problem(row, i)  # validates; UserError names the row
-    if script.first_word_noise:
-        from .name_noise import first_word_rows, vocabulary_words
+    from .name_noise import noised_rows
 
-        rows = first_word_rows(rows, script.first_word_noise, vocabulary_words(tokenizer), script.shuffle_seed)
-    if script.name_noise:
-        from .name_noise import noisy_rows
-
-        rows = noisy_rows(rows, script.name_noise, script.shuffle_seed)
+    rows = noised_rows(rows, tokenizer, script.name_noise, script.first_word_noise, script.shuffle_seed)
     examples = [sft_example(r, script.trace_style) for r in rows]
     p_ids, c_ids = tokenize_examples(examples, tokenizer)
     keep = [i for i in range(len(rows)) if max_length is None or len(p_ids[i]) + len(c_ids[i]) <= max_length]
