@@ -201,25 +201,26 @@ def test_held_out_name_sources_are_disjoint_from_train():
     assert {s for s, _ in cfg.sources_for("train")} == set(names.all_sources()) - set(names.DEFAULT_HOLDOUT)
 
 
-def test_synthetic_names_are_opt_in_seeded_and_never_pass_for_other_sources():
-    pool = names.synthetic_pool(5, 200)
-    assert len(set(pool)) == 200 and pool == names.synthetic_pool(5, 200) and pool != names.synthetic_pool(6, 200)
-    assert all(names.clean_name(n) == n and names.source_of(n) == "synthetic" for n in pool)
+@pytest.mark.parametrize("source, pool_of, size", [("synthetic", "synthetic_pool", 200), ("words", "words_pool", 300)])
+def test_opt_in_name_pools_are_seeded_clean_and_never_themed(source, pool_of, size):
+    make = getattr(names, pool_of)
+    pool = make(5, size)
+    assert len(set(pool)) == size and pool == make(5, size) and pool != make(6, size)
+    assert all(names.clean_name(n) == n and names.source_of(n) == source for n in pool)
     themed = {n for v in names.themed_lists().values() for n in v}
     assert not set(pool) & themed
-    assert "synthetic" not in names.all_sources()  # `all` (the default) keeps the reference's sources
+    assert source not in names.all_sources()  # `all` (the default) keeps the reference's sources
+
+
+def test_synthetic_names_are_weighted_by_name():
     assert names.resolve_sources(["all", "synthetic=5"])[-1] == ("synthetic", 5.0)
 
 
-def test_word_names_are_opt_in_seeded_and_never_pass_for_other_sources():
+def test_word_names_take_several_shapes_and_never_claim_themed_names():
     pool = names.words_pool(5, 300)
-    assert len(set(pool)) == 300 and pool == names.words_pool(5, 300) and pool != names.words_pool(6, 300)
-    assert all(names.clean_name(n) == n and names.source_of(n) == "words" for n in pool)
     themed = {n for v in names.themed_lists().values() for n in v}
-    assert not set(pool) & themed
     assert all(names.source_of(n) != "words" for n in themed)  # themed names keep their category
     assert len({len(n.split()) for n in pool}) >= 3 and any("," in n for n in pool) and any(":" in n for n in pool)
-    assert "words" not in names.all_sources()
     both = names.resolve_sources(["all", "synthetic=5", "words=5"])[-2:]
     assert both == [("synthetic", 5.0), ("words", 5.0)]
 
