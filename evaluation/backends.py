@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.events import Event, Problem
@@ -43,13 +43,15 @@ Emit = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding settings shared by all neural backends. ``temperature == 0`` means greedy decoding."""
+    """Decoding settings shared by all neural backends. ``temperature == 0`` means greedy decoding; ``min_p``
+    (sampling only) keeps the tokens at least ``min_p`` times as likely as the top one."""
 
     max_new_tokens: int = 2000
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
     samples: int = 1
+    min_p: Optional[float] = None
 
     @property
     def do_sample(self) -> bool:
@@ -64,6 +66,8 @@ class GenerationSettings:
             raise UserError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.samples < 1:
             raise UserError(f"--samples must be at least 1, got {self.samples}")
+        if self.min_p is not None and not 0 < self.min_p <= 1:
+            raise UserError(f"--min-p must be in (0, 1], got {self.min_p}")
         if self.samples > 1 and not self.do_sample:
             raise UserError("--samples > 1 needs sampling: pass --temperature > 0 (greedy gives k identical samples)")
         return self
@@ -73,6 +77,8 @@ class GenerationSettings:
         out = {"max_new_tokens": self.max_new_tokens, "samples": self.samples, "do_sample": self.do_sample}
         if self.do_sample:
             out.update(temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+            if self.min_p is not None:
+                out["min_p"] = self.min_p
         return out
 
     def as_dict(self) -> dict:
@@ -171,10 +177,12 @@ def sampling_kwargs(settings: GenerationSettings) -> dict:
 
     >>> sampling_kwargs(GenerationSettings(temperature=0.7, top_p=0.9))["top_k"]
     0
+    >>> sampling_kwargs(GenerationSettings(temperature=1.0, min_p=0.1))["min_p"]
+    0.1
     """
     if settings.do_sample:
         return {"max_new_tokens": settings.max_new_tokens, "do_sample": True, "temperature": settings.temperature,
-                "top_p": settings.top_p, "top_k": 0, "repetition_penalty": 1.0}
+                "top_p": settings.top_p, "top_k": 0, "repetition_penalty": 1.0, "min_p": settings.min_p}
     return {"max_new_tokens": settings.max_new_tokens, "do_sample": False, "temperature": 1.0, "top_p": 1.0,
             "top_k": 50, "repetition_penalty": 1.0}
 
@@ -233,7 +241,7 @@ class TransformersBackend:
             if decoder is not None:
                 t0 = time.perf_counter()
                 new = decoder.generate([prompt_ids[j.index] for j in batch], settings.max_new_tokens, stop,
-                                       settings.temperature,
+                                       settings.temperature, min_p=settings.min_p,
                                        pad_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0])
             else:
                 enc = tok([prompts[j.index] for j in batch], return_tensors="pt", padding=True,

@@ -27,9 +27,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvalConfig(
         dataset=args.dataset, output=args.output, models=args.model or [], labels=args.label or [],
         checkpoints=args.checkpoints, split=args.split, limit=args.limit, backend=args.backend,
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        samples=args.samples, batch_size=args.batch_size, dtype=args.dtype, device=args.device, base=args.base,
-        rules=args.rules, overwrite=args.overwrite,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, min_p=args.min_p,
+        seed=args.seed, samples=args.samples, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
+        base=args.base, rules=args.rules, overwrite=args.overwrite,
     )
     run_evaluation(config)
     return 0
@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=2000, help="generation budget per completion (default 2000)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature > 0)")
+    p.add_argument("--min-p", type=float, default=None,
+                   help="min-p sampling (with --temperature > 0): keep tokens at least this x as likely as the top one")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--samples", type=int, default=1, metavar="K",
                    help="completions per row; reports mean@k, pass@k (rows with >= 1 valid of k) and best@k")

@@ -54,6 +54,7 @@ class EvalConfig:
     max_new_tokens: int = 2000
     temperature: float = 0.0
     top_p: float = 1.0
+    min_p: Optional[float] = None
     seed: int = 0
     samples: int = 1
     batch_size: Optional[int] = None  # default: 8 (transformers), 256 prompts per chunk (vllm)
@@ -65,7 +66,8 @@ class EvalConfig:
     progress: bool = True
 
     def generation(self) -> GenerationSettings:
-        return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed, self.samples)
+        return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed, self.samples,
+                                  self.min_p)
 
     def validate(self) -> "EvalConfig":
         if self.limit is not None and self.limit < 1:

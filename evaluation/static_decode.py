@@ -10,14 +10,15 @@ module, grouped-query attention, SiLU MLP) with
 * prefill of the left-padded prompts in one pass (SDPA with a causal + padding mask),
 * one decoding step recorded as a CUDA graph per attention-length bucket (256 positions) and replayed:
   no Python or launch overhead, and attention reads only the filled part of the cache,
-* sampling inside the graph (Gumbel-max = sampling from ``softmax(logits / T)``; greedy when ``T == 0``),
+* sampling inside the graph (Gumbel-max = sampling from ``softmax(logits / T)``; greedy when ``T == 0``;
+  with ``min_p`` only tokens of probability at least ``min_p`` times the top token's, as transformers' min-p),
 * a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
 shares its tensors, except the fused q/k/v and gate/up matrices: about two thirds of the layer weights).
 Norms, softmax and the residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope scaling that
-depends on the length, sliding windows, top-p / top-k) is refused by :func:`unsupported_reason`, and the
+depends on the length, sliding windows; top-p / top-k are not offered) is refused by :func:`unsupported_reason`, and the
 callers then use ``model.generate``. On CPU the same step runs eagerly (that is what the tests compare
 against ``model.generate``).
 
@@ -91,6 +92,7 @@ class StaticDecoder:
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.eps = cfg.rms_norm_eps
+        self.min_p: float | None = None
         self.weights: list[dict] = []
 
     # ------------------------------------------------------------ weights
@@ -195,13 +197,18 @@ class StaticDecoder:
         return F.linear(last, self.lm_head).float()
 
     def _pick(self, logits):
-        """Next tokens: argmax (greedy) or Gumbel-max sampling at the set temperature."""
+        """Next tokens: argmax (greedy) or Gumbel-max sampling at the set temperature, among the tokens whose
+        probability is at least ``min_p`` times the most likely one's when ``min_p`` is set."""
         import torch
 
         if self.temperature <= 0:
             return logits.argmax(-1)
+        scaled = logits / self.temperature
+        if self.min_p is not None:  # p >= min_p * p_max  <=>  logit >= max logit + log(min_p)
+            floor = scaled.max(-1, keepdim=True).values + math.log(self.min_p)
+            scaled = scaled.masked_fill(scaled < floor, -math.inf)
         u = torch.rand_like(logits).clamp_(min=1e-20)
-        return (logits / self.temperature - torch.log(-torch.log(u))).argmax(-1)
+        return (scaled - torch.log(-torch.log(u))).argmax(-1)
 
     def _emit(self, nxt, index):
         """Record the tokens chosen (new-token number ``index``, a 1-element tensor), mark stopped rows."""
@@ -241,8 +248,9 @@ class StaticDecoder:
     # ------------------------------------------------------------ driver
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_ids: Sequence[int],
-                 temperature: float = 0.0, pad_id: int = 0) -> list[list[int]]:
-        """New tokens per prompt, up to and including the first EOS (or ``max_new_tokens`` without one)."""
+                 temperature: float = 0.0, pad_id: int = 0, min_p: float | None = None) -> list[list[int]]:
+        """New tokens per prompt, up to and including the first EOS (or ``max_new_tokens`` without one).
+        ``min_p`` (0 < min_p <= 1, sampling only) drops the tokens less likely than ``min_p`` x the top token."""
         import torch
 
         if not prompts:
@@ -253,6 +261,9 @@ class StaticDecoder:
             raise ValueError("no EOS token ids: generation could not stop")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("an empty prompt")
+        if min_p is not None and not 0 < min_p <= 1:
+            raise ValueError(f"min_p must be in (0, 1], got {min_p}")
+        self.min_p = None if min_p is None or temperature <= 0 else float(min_p)
         was_training = self.model.training
         self._load_weights()
         try:  # precision is explicit here: a trainer's autocast must not change it

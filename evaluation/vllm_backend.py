@@ -3,7 +3,7 @@
 UNVERIFIED HERE: vLLM is not installed where this project is tested; this module is written against
 vLLM's documented offline API (``LLM(model, enable_lora=True, max_lora_rank=...)``,
 ``LLM.get_tokenizer()``, ``LLM.generate(prompts, sampling_params, lora_request=...)``,
-``LoRARequest(name, int_id, path)``, ``SamplingParams(n, temperature, top_p, max_tokens, seed)``).
+``LoRARequest(name, int_id, path)``, ``SamplingParams(n, temperature, top_p, min_p, max_tokens, seed)``).
 
 One ``vllm.LLM`` per base model, each in its own spawned process so its GPU memory is returned
 when the process ends. Adapters (checkpoints) of that base are served as LoRA requests with unique
@@ -120,7 +120,8 @@ def _generate(p: dict) -> None:
             chunk = jobs[start:start + p["batch_size"]]
             prompts = [chat_prompt(tokenizer, build_messages(p["rows"][index])) for index, _ in chunk]
             params = [SamplingParams(n=len(samples), temperature=s["temperature"] if sampling else 0.0,
-                                     top_p=s["top_p"] if sampling else 1.0, max_tokens=s["max_new_tokens"],
+                                     top_p=s["top_p"] if sampling else 1.0, min_p=(s.get("min_p") or 0.0) if sampling else 0.0,
+                                     max_tokens=s["max_new_tokens"],
                                      seed=(s["seed"] * 1_000_003 + index) if sampling else None)
                       for index, samples in chunk]
             t0 = time.perf_counter()

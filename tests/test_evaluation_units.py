@@ -174,6 +174,8 @@ def _one_error_line(capsys):
     (["--model", "not-a-hub-id"], "not found"),
     (["--samples", "3"], "--temperature"),
     (["--top-p", "1.5", "--temperature", "0.5"], "--top-p"),
+    (["--min-p", "1.5", "--temperature", "0.5"], "--min-p"),
+    (["--min-p", "0", "--temperature", "0.5"], "--min-p"),
     (["--checkpoints", "/no/such/run"], "--checkpoints"),
     (["--dtype", "int3"], "dtype"),
     (["--max-new-tokens", "0"], "--max-new-tokens"),

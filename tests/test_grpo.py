@@ -243,15 +243,18 @@ def test_continuous_batching_refuses_the_bf16_cast(cb, bf16, dtype, peft, refuse
         check_continuous_batching(args, model_args)
 
 
-def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys):
+@pytest.mark.parametrize("extra", [[], ["--min_p", "0.2", "--gradient_accumulation_steps", "2"]])
+def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, extra):
     """generation_engine: static -- GRPO's completions come from evaluation/static_decode.py (its timing
-    metric is logged), the rewards see well-formed answers, and the full weights move."""
+    metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
+    and the whole generation round in one update."""
     from safetensors.torch import load_file
 
     from qwen_scheduler.cli import main
 
     out = tmp_path / "static"
-    rc = main(_args(out, warm_model, "--use_peft", "false", "--generation_engine", "static", "--num_train_epochs", "1"))
+    rc = main(_args(out, warm_model, "--use_peft", "false", "--generation_engine", "static", "--num_train_epochs", "1",
+                    *extra))
     assert rc == 0
     assert "static decoder" in capsys.readouterr().out
     logs = _state(out)["log_history"]
@@ -267,7 +270,7 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys):
     ({"use_transformers_continuous_batching": True}, "continuous_batching"),
     ({"top_p": 0.9}, "top_p 0.9"),
     ({"top_k": 20}, "top_k 20"),
-    ({"min_p": 0.1}, "min_p"),
+    ({"min_p": 0.1}, None),  # min-p sampling runs in the static decoder
     ({"repetition_penalty": 1.1}, "repetition_penalty"),
     ({"use_peft": True}, "LoRA"),
     ({"engine": "fast"}, "not one of trl, static"),

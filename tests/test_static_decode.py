@@ -124,3 +124,42 @@ def test_refuses_what_it_cannot_reproduce():
         StaticDecoder(gpt2)
     with pytest.raises(ValueError, match="EOS"):
         StaticDecoder(_model("qwen2")).generate(PROMPTS, max_new_tokens=4, eos_ids=[])
+
+
+def test_min_p_one_is_greedy():
+    """min_p = 1 keeps only the most likely token: sampling at any temperature then decodes greedily."""
+    model = _model("qwen2", seed=5)
+    dec = StaticDecoder(model)
+    greedy = dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=0.0)
+    torch.manual_seed(0)
+    assert dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=1.5, min_p=1.0) == greedy
+    torch.manual_seed(0)
+    assert dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=1.5) != greedy  # it does sample
+
+
+def test_min_p_samples_only_plausible_tokens():
+    """With min_p every sampled token is at least min_p x as likely as the top token (at the temperature), and
+    more than one token still comes up; without it, tokens below that floor are drawn too."""
+    model = _model("qwen2", seed=4)  # first token: 7 of 97 tokens above the floor, holding 38% of the mass
+    prompt, T, min_p, n = [5, 6, 7], 1.0, 0.3, 2000
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([prompt])).logits[0, -1] / T, -1)
+    allowed = probs >= min_p * probs.max()
+    assert 1 < int(allowed.sum()) < probs.numel()
+
+    def firsts(**kw):
+        torch.manual_seed(0)
+        return torch.tensor([r[0] for r in StaticDecoder(model).generate([prompt] * n, 1, [1], temperature=T, **kw)])
+
+    capped, free = firsts(min_p=min_p), firsts()
+    assert allowed[capped].all() and len(set(capped.tolist())) > 1
+    assert not allowed[free].all()
+    # among the kept tokens the odds are the model's own: renormalised probabilities
+    freq = torch.bincount(capped, minlength=probs.numel()).float() / n
+    assert (freq - torch.where(allowed, probs, 0) / probs[allowed].sum()).abs().max() < 0.04
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_min_p_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="min_p"):
+        StaticDecoder(_model("qwen2")).generate(PROMPTS, 4, [1], temperature=1.0, min_p=bad)

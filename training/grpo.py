@@ -191,7 +191,8 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
 
 
 def check_generation_engine(script, args, model_args) -> None:
-    """``generation_engine: static`` samples at a temperature from full weights, one process: refuse the rest."""
+    """``generation_engine: static`` samples at a temperature (min_p optional) from full weights, one process:
+    refuse the rest."""
     if script.generation_engine not in ("trl", "static"):
         raise UserError(f"generation_engine: {script.generation_engine!r} is not one of trl, static")
     if script.generation_engine == "trl":
@@ -199,7 +200,7 @@ def check_generation_engine(script, args, model_args) -> None:
     clash = [name for name, on in [
         ("use_vllm", args.use_vllm), ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
         ("use_peft (LoRA)", model_args.use_peft), (f"top_p {args.top_p:g}", args.top_p < 1),
-        (f"top_k {args.top_k}", bool(args.top_k)), (f"min_p {args.min_p}", args.min_p is not None),
+        (f"top_k {args.top_k}", bool(args.top_k)),
         (f"repetition_penalty {args.repetition_penalty:g}", args.repetition_penalty != 1),
         ("generation_kwargs", bool(args.generation_kwargs)), (f"{_world_size()} processes", _world_size() > 1),
     ] if on]

@@ -56,7 +56,7 @@ def timed_trainer(base):
             pad = self._tokenizer.pad_token_id
             t0 = time.perf_counter()
             ids = self.static_decoder.generate(prompt_ids, self.max_completion_length, self.eos_token_ids,
-                                               temperature=self.temperature,
+                                               temperature=self.temperature, min_p=self.min_p,
                                                pad_id=pad if pad is not None else self.eos_token_ids[0])
             if self.model.training:
                 self._log_metric("train", "timing/static_generate_s", time.perf_counter() - t0)

@@ -59,8 +59,10 @@ def select_rows(rows: Sequence[Mapping], completions: Mapping[tuple[int, int], s
 
 
 def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: int, temperature: float,
-              max_new_tokens: int, batch_size: int, static: bool, seed: int = 0) -> tuple[list[int], dict]:
-    """Sample ``samples`` completions for every row with ``model`` and choose the rows (``select_rows``)."""
+              max_new_tokens: int, batch_size: int, static: bool, seed: int = 0,
+              min_p: float | None = None) -> tuple[list[int], dict]:
+    """Sample ``samples`` completions for every row with ``model`` (as GRPO samples: temperature, min_p) and
+    choose the rows (``select_rows``)."""
     from evaluation.backends import GenerationSettings, Job, TransformersBackend
 
     if samples < 1 or keep < 1:
@@ -68,7 +70,7 @@ def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: 
     if temperature <= 0:
         raise UserError("mining samples at the training temperature, which must be > 0")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                                  samples=samples).validate()
+                                  samples=samples, min_p=min_p).validate()
     jobs = [Job(i, s) for i in range(len(rows)) for s in range(samples)]
     texts: dict[tuple[int, int], str] = {}
     backend = TransformersBackend(batch_size=batch_size, progress=False, static=static)
@@ -141,7 +143,7 @@ def mined_dataset(trainer, script, args, data):
                           keep=script.limit, temperature=args.temperature,
                           max_new_tokens=args.max_completion_length,
                           batch_size=args.generation_batch_size or len(data.rows),
-                          static=script.generation_engine == "static", seed=args.seed)
+                          static=script.generation_engine == "static", seed=args.seed, min_p=args.min_p)
         save_mined(args.output_dir, *found)
     chosen, stats = found
     if is_main_process():
