@@ -1,25 +1,19 @@
 """``benchmarks/copy_errors.py``: where a schedule's wrong events come from (run 7's failure analysis)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 from scheduler_solver.prompts import render_answer
 
-ROOT = Path(__file__).resolve().parents[1]
 ROW = {"events": [["Refugee Dinner", "01:30", "01:45"], ["Choir", "03:35", "05:35"], ["Coat Drive", "06:00", "07:00"]],
        "priority_events": []}
 
 
 @pytest.fixture(scope="module")
 def ce():
-    spec = importlib.util.spec_from_file_location("copy_errors", ROOT / "benchmarks" / "copy_errors.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("copy_errors")
 
 
 def _answer(keep: list, schedule: list) -> str:

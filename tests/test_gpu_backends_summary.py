@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +32,7 @@ def gb():
 @pytest.fixture(scope="module")
 def gs():
     """The summariser on its own, loaded by path like the runner (it has no dataclasses: no sys.modules entry)."""
-    spec = importlib.util.spec_from_file_location("gpu_backends_summary",
-                                                  ROOT / "benchmarks" / "gpu_backends_summary.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("gpu_backends_summary")
 
 
 def _run_dry(gb, tmp_path, gpus, fail=""):

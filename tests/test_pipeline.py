@@ -204,3 +204,11 @@ def test_every_ablation_config_names_only_real_settings(path):
         assert Path(cfg[stage]["recipe"]).exists()
     settings = cfg["generate"].get("set") or {}
     GenerationConfig().replace(**settings).validate()  # unknown keys or name sources raise
+    # GRPO's prompts must fill at least one generation round (gpu-quick's 32 did not once rounds held 48 prompts)
+    from training.config import load_recipe
+    from training.data import steps_per_epoch
+
+    grpo = {**load_recipe(cfg["grpo"]["recipe"]), **(cfg["grpo"].get("overrides") or {})}
+    if grpo.get("limit"):
+        assert steps_per_epoch(grpo["limit"], grpo["per_device_train_batch_size"], grpo["gradient_accumulation_steps"],
+                               1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, path.name

@@ -1,0 +1,105 @@
+"""Pool paired SFT-vs-GRPO comparisons over several pipeline runs of one recipe: does GRPO measurably add?
+
+One pipeline run compares its GRPO epochs with its own SFT model on 100 (+400) rows: a few flips each way, too
+few for a sign test. This script rescores the runs' saved completions (``EVAL_DIR/LABEL/completions.jsonl``, as
+the GPU tarballs of ``scripts/gpu_pipelines.sh`` hold them) against the datasets they were made from and pools the
+paired rows of every run of a group: epoch k of each run against that run's SFT model.
+
+    python benchmarks/pooled_paired.py --eval eval=data --eval eval-extra=data/bigtest \\
+        --group onestep=runs/onestep,runs/onestep2,runs/onestep3 --group preset=runs/p1,runs/p2
+
+``--eval SUBDIR=DATASET`` names an evaluation folder inside each run and the dataset folder (test split) its rows
+come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
+in step order as epochs 1, 2, ... Prints a markdown table: per group and epoch, the pooled rows, the mean-score
+difference (x 100), rows fixed / broken and the sign test on those flips, rows scoring better / worse and the
+sign test on those, and each run's own difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluation.paired import compare, sign_test_p  # noqa: E402
+from scheduler_solver.errors import UserError  # noqa: E402
+from scheduler_solver.rules import check  # noqa: E402
+from scheduler_solver.scoring import row_problem  # noqa: E402
+
+
+def _verdicts(path: Path, rows) -> dict[int, tuple[str, float]]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("sample", 0) != 0:
+            continue
+        i = int(rec["index"])
+        problem, optimum = row_problem(rows[i], i)
+        v = check(rec["completion"], problem, optimum, "strict")
+        out[i] = (v.category, v.score)
+    return out
+
+
+def _step(label: str) -> int:
+    m = re.search(r"checkpoint-(\d+)", label)
+    return int(m.group(1)) if m else 0
+
+
+def run_epochs(run: Path, evals: dict[str, list]) -> list[dict]:
+    """[sft verdicts, epoch-1 verdicts, ...] of one run, keyed by (eval subdir, row index)."""
+    models: list[dict] = []
+    for sub, rows in evals.items():
+        folder = run / sub
+        if not (folder / "sft" / "completions.jsonl").exists():
+            raise UserError(f"{folder}: no sft/completions.jsonl")
+        labels = ["sft"] + sorted((p.parent.name for p in folder.glob("grpo-*/completions.jsonl")), key=_step)
+        for k, label in enumerate(labels):
+            if len(models) <= k:
+                models.append({})
+            for i, v in _verdicts(folder / label / "completions.jsonl", rows).items():
+                models[k][(sub, i)] = v
+    return models
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--eval", action="append", required=True, metavar="SUBDIR=DATASET")
+    ap.add_argument("--group", action="append", required=True, metavar="NAME=RUN[,RUN...]")
+    args = ap.parse_args(argv)
+    try:
+        from datasets import load_from_disk
+
+        evals = {}
+        for spec in args.eval:
+            sub, _, ds = spec.partition("=")
+            if not ds:
+                raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
+            evals[sub] = load_from_disk(ds)["test"]
+        print("| group | epoch | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
+              "p (better/worse) | Δ per run |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for spec in args.group:
+            name, _, runs = spec.partition("=")
+            per_run = [run_epochs(Path(r), evals) for r in runs.split(",")]
+            epochs = min(len(m) for m in per_run) - 1
+            for k in range(1, epochs + 1):
+                a = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[0].items()}
+                b = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[k].items()}
+                c = compare(a, b)
+                each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
+                print(f"| {name} | {k} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
+                      f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
+                      f"{sign_test_p(c['better'], c['worse']):.3g} | {each} |")
+    except UserError as e:
+        print(f"pooled_paired: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

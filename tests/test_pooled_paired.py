@@ -1,0 +1,58 @@
+"""``benchmarks/pooled_paired.py``: SFT-vs-GRPO paired rows pooled over several pipeline runs (run 9's analysis)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import load_benchmark
+
+from evaluation.backends import oracle_completion
+
+
+@pytest.fixture(scope="module")
+def pp():
+    return load_benchmark("pooled_paired")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from qwen_scheduler.cli import main
+
+    out = tmp_path_factory.mktemp("pp") / "data"
+    assert main(["generate", "--output", str(out), "--train-size", "0", "--test-size", "6", "--seed", "3",
+                 "--no-progress"]) == 0
+    from datasets import load_from_disk
+
+    return str(out), list(load_from_disk(str(out))["test"])
+
+
+def _run(folder: Path, rows, models: dict[str, set]) -> Path:
+    """One run's eval folder: label -> the row indices it gets wrong (the others get the solver's answer)."""
+    for label, wrong in models.items():
+        d = folder / "eval" / label
+        d.mkdir(parents=True)
+        recs = [{"index": i, "sample": 0, "completion": "no schedule" if i in wrong else oracle_completion(r, i)}
+                for i, r in enumerate(rows)]
+        (d / "completions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
+    return folder
+
+
+def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
+    path, rows = data
+    # checkpoint-12 must come after checkpoint-6 (step order, not text order)
+    a = _run(tmp_path / "a", rows, {"sft": {0, 1}, "grpo-checkpoint-6": {1}, "grpo-checkpoint-12": {1, 2}})
+    b = _run(tmp_path / "b", rows, {"sft": {4}, "grpo-checkpoint-6": set(), "grpo-checkpoint-12": {4, 5}})
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| g |")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    # epoch, runs, rows, delta, fixed, broken
+    assert [c[1:6] for c in cells] == [["1", "2", "12", "+16.67", "2"], ["2", "2", "12", "-8.33", "1"]]
+    assert [c[6] for c in cells] == ["0", "2"]  # broken
+    assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == "+0.00 / -16.67"  # each run on its own
+
+
+def test_a_run_without_completions_is_a_one_line_error(pp, data, tmp_path, capsys):
+    path, _ = data
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={tmp_path / 'nothing'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no sft/completions.jsonl" in err[0]
