@@ -16,7 +16,6 @@ the offline SmolLM2 GGUF, and tiny random models for tests.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
