@@ -282,13 +282,12 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     check_generation_engine(script, args, model_args)
 
     from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
-    from .grpo_trainer import timed_trainer
     from .data import load_training_data
+    from .grpo_trainer import timed_trainer
+    from .mining import check_mining
     from .modeling import load_training_tokenizer
 
     tokenizer = load_training_tokenizer(model_args)
-    from .mining import check_mining
-
     check_mining(script)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
                               script.mine_candidates or script.limit, script.shuffle_seed, script.min_events,

@@ -132,7 +132,6 @@ def mined_dataset(trainer, script, args, data):
     from datasets import Dataset
 
     from .callbacks import is_main_process
-    from .mining import describe, load_mined, mine_rows, save_mined
 
     if args.world_size > 1:
         raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
