@@ -12,7 +12,8 @@ paired rows of every run of a group: epoch k of each run against that run's SFT 
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
 in step order as epochs 1, 2, ... Prints a markdown table: per group and epoch, the pooled rows, the mean-score
 difference (x 100), rows fixed / broken and the sign test on those flips, rows scoring better / worse and the
-sign test on those, and each run's own difference.
+sign test on those, the failure categories of the flipped rows (what a fixed row failed on before, what a broken
+row fails on now), and each run's own difference.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +68,14 @@ def run_epochs(run: Path, evals: dict[str, list]) -> list[dict]:
     return models
 
 
+def flip_categories(a: dict, b: dict) -> str:
+    """``fixed overlap 2, format_error 1; broken overlap 1``: the categories of the rows that flipped from A to B."""
+    fixed = Counter(a[k][0] for k in a.keys() & b.keys() if a[k][0] != "valid" and b[k][0] == "valid")
+    broken = Counter(b[k][0] for k in a.keys() & b.keys() if a[k][0] == "valid" and b[k][0] != "valid")
+    return "; ".join(f"{what} " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+                     for what, counts in (("fixed", fixed), ("broken", broken)) if counts) or "-"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eval", action="append", required=True, metavar="SUBDIR=DATASET")
@@ -81,8 +91,8 @@ def main(argv=None) -> int:
                 raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
             evals[sub] = load_from_disk(ds)["test"]
         print("| group | epoch | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
-              "p (better/worse) | Δ per run |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "p (better/worse) | flips by category | Δ per run |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
             per_run = [run_epochs(Path(r), evals) for r in runs.split(",")]
@@ -94,7 +104,7 @@ def main(argv=None) -> int:
                 each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
                 print(f"| {name} | {k} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
-                      f"{sign_test_p(c['better'], c['worse']):.3g} | {each} |")
+                      f"{sign_test_p(c['better'], c['worse']):.3g} | {flip_categories(a, b)} | {each} |")
     except UserError as e:
         print(f"pooled_paired: error: {e}", file=sys.stderr)
         return 2

@@ -49,6 +49,8 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     assert [c[1:6] for c in cells] == [["1", "2", "12", "+16.67", "2"], ["2", "2", "12", "-8.33", "1"]]
     assert [c[6] for c in cells] == ["0", "2"]  # broken
     assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == "+0.00 / -16.67"  # each run on its own
+    # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
+    assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
 
 
 def test_a_run_without_completions_is_a_one_line_error(pp, data, tmp_path, capsys):
