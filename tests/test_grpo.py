@@ -243,11 +243,12 @@ def test_continuous_batching_refuses_the_bf16_cast(cb, bf16, dtype, peft, refuse
         check_continuous_batching(args, model_args)
 
 
-@pytest.mark.parametrize("extra", [[], ["--min_p", "0.2", "--gradient_accumulation_steps", "2"]])
+@pytest.mark.parametrize("extra", [[], ["--min_p", "0.2", "--gradient_accumulation_steps", "2"], ["--beta", "0.04"]])
 def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, extra):
     """generation_engine: static -- GRPO's completions come from evaluation/static_decode.py (its timing
     metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
-    and the whole generation round in one update."""
+    and the whole generation round in one update, and with a KL term against the SFT model (beta > 0: the
+    reference model's log-probabilities are computed and the KL is logged)."""
     from safetensors.torch import load_file
 
     from qwen_scheduler.cli import main
@@ -260,6 +261,9 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, ex
     logs = _state(out)["log_history"]
     assert any("timing/static_generate_s" in e for e in logs)
     assert max(e.get("rewards/format/mean", 0) for e in logs) > 0  # the warm start's good answers come out
+    if "--beta" in extra:
+        kls = [e["kl"] for e in logs if "kl" in e]
+        assert kls and all(k >= 0 for k in kls) and any(k > 0 for k in kls)  # after the first update it drifts
     before, after = load_file(f"{warm_model}/model.safetensors"), load_file(str(out / "model.safetensors"))
     assert any(not (before[k] == after[k]).all() for k in after)
 
