@@ -19,6 +19,8 @@ IFS=, read -r -a sft_runs <<< "${SFT_RUN:?set SFT_RUN to finished pipeline folde
 for r in "${sft_runs[@]}"; do
   [ -f "$r/sft/config.json" ] || { echo "gpu_grpo_extra: no SFT model in $r/sft" >&2; exit 2; }
 done
+[ -z "${EXTRA_EVAL:-}" ] || [ -f "$EXTRA_EVAL/dataset_dict.json" ] || {
+  echo "${0##*/}: EXTRA_EVAL=$EXTRA_EVAL is not a dataset folder (make it first: qwen-scheduler generate --output $EXTRA_EVAL ...)" >&2; exit 2; }
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 

@@ -18,6 +18,8 @@ set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: bash scripts/gpu_pipelines.sh NAME[=CONFIG] ..." >&2; exit 2; }
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$gpus" -ge $# ] || { echo "gpu_pipelines: $# runs need $# GPUs, this host has $gpus" >&2; exit 2; }
+[ -z "${EXTRA_EVAL:-}" ] || [ -f "$EXTRA_EVAL/dataset_dict.json" ] || {
+  echo "${0##*/}: EXTRA_EVAL=$EXTRA_EVAL is not a dataset folder (make it first: qwen-scheduler generate --output $EXTRA_EVAL ...)" >&2; exit 2; }
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 NCCL_NVLS_ENABLE=0
 
