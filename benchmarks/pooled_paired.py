@@ -10,10 +10,10 @@ paired rows of every run of a group: epoch k of each run against that run's SFT 
 
 ``--eval SUBDIR=DATASET`` names an evaluation folder inside each run and the dataset folder (test split) its rows
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
-in step order as epochs 1, 2, ... Prints a markdown table: per group and epoch, the pooled rows, the mean-score
-difference (x 100), rows fixed / broken and the sign test on those flips, rows scoring better / worse and the
-sign test on those, the failure categories of the flipped rows (what a fixed row failed on before, what a broken
-row fails on now), and each run's own difference.
+in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
+epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100), rows fixed / broken and the sign
+test on those flips, rows scoring better / worse and the sign test on those, the failure categories of the flipped
+rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference.
 """
 
 from __future__ import annotations
@@ -52,20 +52,26 @@ def _step(label: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def run_epochs(run: Path, evals: dict[str, list]) -> list[dict]:
-    """[sft verdicts, epoch-1 verdicts, ...] of one run, keyed by (eval subdir, row index)."""
+def run_epochs(run: Path, evals: dict[str, list]) -> tuple[list[dict], list[int]]:
+    """([sft verdicts, epoch-1 verdicts, ...], [checkpoint step of epoch 1, ...]) of one run, the verdicts keyed by
+    (eval subdir, row index). Every eval subdir must hold the same checkpoints."""
     models: list[dict] = []
+    steps = None
     for sub, rows in evals.items():
         folder = run / sub
         if not (folder / "sft" / "completions.jsonl").exists():
             raise UserError(f"{folder}: no sft/completions.jsonl")
         labels = ["sft"] + sorted((p.parent.name for p in folder.glob("grpo-*/completions.jsonl")), key=_step)
+        these = [_step(label) for label in labels[1:]]
+        if steps is not None and these != steps:
+            raise UserError(f"{run}: the eval folders hold different checkpoints ({steps} vs {these} in {sub})")
+        steps = these
         for k, label in enumerate(labels):
             if len(models) <= k:
                 models.append({})
             for i, v in _verdicts(folder / label / "completions.jsonl", rows).items():
                 models[k][(sub, i)] = v
-    return models
+    return models, steps
 
 
 def flip_categories(a: dict, b: dict) -> str:
@@ -90,19 +96,24 @@ def main(argv=None) -> int:
             if not ds:
                 raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
             evals[sub] = load_from_disk(ds)["test"]
-        print("| group | epoch | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
+        print("| group | epoch | step | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
               "p (better/worse) | flips by category | Δ per run |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
-            per_run = [run_epochs(Path(r), evals) for r in runs.split(",")]
-            epochs = min(len(m) for m in per_run) - 1
-            for k in range(1, epochs + 1):
+            found = {r: run_epochs(Path(r), evals) for r in runs.split(",")}
+            counts = {r: len(steps) for r, (_, steps) in found.items()}
+            if len(set(counts.values())) > 1:
+                raise UserError(f"group {name}: runs with different numbers of checkpoints ("
+                                + ", ".join(f"{r}: {n}" for r, n in counts.items()) + ")")
+            per_run = [m for m, _ in found.values()]
+            for k in range(1, len(per_run[0])):
+                step = ", ".join(str(x) for x in sorted({steps[k - 1] for _, steps in found.values()}))
                 a = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[0].items()}
                 b = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[k].items()}
                 c = compare(a, b)
                 each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
-                print(f"| {name} | {k} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
+                print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {flip_categories(a, b)} | {each} |")
     except UserError as e:

@@ -45,9 +45,9 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| g |")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    # epoch, runs, rows, delta, fixed, broken
-    assert [c[1:6] for c in cells] == [["1", "2", "12", "+16.67", "2"], ["2", "2", "12", "-8.33", "1"]]
-    assert [c[6] for c in cells] == ["0", "2"]  # broken
+    # epoch, checkpoint step, runs, rows, delta, fixed
+    assert [c[1:7] for c in cells] == [["1", "6", "2", "12", "+16.67", "2"], ["2", "12", "2", "12", "-8.33", "1"]]
+    assert [c[7] for c in cells] == ["0", "2"]  # broken
     assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == "+0.00 / -16.67"  # each run on its own
     # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
     assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
@@ -58,3 +58,22 @@ def test_a_run_without_completions_is_a_one_line_error(pp, data, tmp_path, capsy
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={tmp_path / 'nothing'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sft/completions.jsonl" in err[0]
+
+
+def test_runs_with_different_checkpoints_are_refused_not_truncated(pp, data, tmp_path, capsys):
+    path, rows = data
+    a = _run(tmp_path / "a", rows, {"sft": set(), "grpo-checkpoint-3": set(), "grpo-checkpoint-6": set()})
+    b = _run(tmp_path / "b", rows, {"sft": set(), "grpo-checkpoint-3": set()})
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different numbers of checkpoints" in err[0] and f"{a}: 2" in err[0]
+
+
+def test_eval_folders_of_one_run_must_hold_the_same_checkpoints(pp, data, tmp_path, capsys):
+    path, rows = data
+    run = _run(tmp_path / "a", rows, {"sft": set(), "grpo-checkpoint-3": set(), "grpo-checkpoint-6": set()})
+    (run / "eval").rename(run / "eval2")
+    _run(run, rows, {"sft": set(), "grpo-checkpoint-3": set()})
+    assert pp.main(["--eval", f"eval={path}", "--eval", f"eval2={path}", "--group", f"g={run}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different checkpoints" in err[0]
