@@ -19,8 +19,8 @@ IFS=, read -r -a sft_runs <<< "${SFT_RUN:?set SFT_RUN to finished pipeline folde
 for r in "${sft_runs[@]}"; do
   [ -f "$r/sft/config.json" ] || { echo "gpu_grpo_extra: no SFT model in $r/sft" >&2; exit 2; }
 done
-[ -z "${EXTRA_EVAL:-}" ] || [ -f "$EXTRA_EVAL/dataset_dict.json" ] || {
-  echo "${0##*/}: EXTRA_EVAL=$EXTRA_EVAL is not a dataset folder (make it first: qwen-scheduler generate --output $EXTRA_EVAL ...)" >&2; exit 2; }
+source "$(dirname "$0")/gpu_common.sh"
+require_extra_eval
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 
@@ -29,12 +29,11 @@ one() {  # name, SFT run folder, flags: GRPO, then its SFT model and checkpoints
   # shellcheck disable=SC2086
   python3 -m qwen_scheduler train grpo --config training/recipes/smollm2-grpo.yaml \
     --model_name_or_path "$sft_run/sft" --dataset "$sft_run/data" --output_dir "$out/grpo" $flags || return $?
-  local models=(--model "$sft_run/sft" --label sft)
-  for c in $(ls -d "$out"/grpo/checkpoint-* | sort -t- -k2 -n); do models+=(--model "$c" --label "grpo-${c##*/}"); done
+  local models
+  model_args models "$sft_run/sft" "$out/grpo"
   python3 -m qwen_scheduler evaluate --dataset "$sft_run/data" --split test --output "$out/eval" --limit 100 \
     --max-new-tokens 1280 --batch-size 100 --backend transformers-static "${models[@]}" || return $?
-  [ -z "${EXTRA_EVAL:-}" ] || python3 -m qwen_scheduler evaluate --dataset "$EXTRA_EVAL" --split test \
-    --output "$out/eval-extra" --max-new-tokens 1280 --batch-size 200 --backend transformers-static "${models[@]}"
+  [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$out/eval-extra" "${models[@]}"
 }
 
 names=() pids=()
@@ -45,7 +44,7 @@ for spec in "$@"; do
   mkdir -p "runs/$name"
   echo "gpu $i: $name: GRPO from $sft_run/sft $flags"
   (export CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
-   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one); one $name $sft_run '$flags'") \
+   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_extra); one $name $sft_run '$flags'") \
     > "runs/$name/run.log" 2>&1 &
   names+=("$name"); pids+=($!)
   i=$((i + 1))

@@ -18,18 +18,15 @@ set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: bash scripts/gpu_pipelines.sh NAME[=CONFIG] ..." >&2; exit 2; }
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$gpus" -ge $# ] || { echo "gpu_pipelines: $# runs need $# GPUs, this host has $gpus" >&2; exit 2; }
-[ -z "${EXTRA_EVAL:-}" ] || [ -f "$EXTRA_EVAL/dataset_dict.json" ] || {
-  echo "${0##*/}: EXTRA_EVAL=$EXTRA_EVAL is not a dataset folder (make it first: qwen-scheduler generate --output $EXTRA_EVAL ...)" >&2; exit 2; }
+source "$(dirname "$0")/gpu_common.sh"
+require_extra_eval
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30 NCCL_NVLS_ENABLE=0
 
 extra_eval() {  # run folder: its SFT model and GRPO checkpoints on $EXTRA_EVAL (greedy, static decoder)
-  local run=$1 models=(--model "$1/sft" --label sft)
-  for c in $(ls -d "$run"/grpo/checkpoint-* 2>/dev/null | sort -t- -k2 -n); do
-    models+=(--model "$c" --label "grpo-${c##*/}")
-  done
-  python3 -m qwen_scheduler evaluate --dataset "$EXTRA_EVAL" --split test --output "$run/eval-extra" \
-    --max-new-tokens 1280 --batch-size 200 --backend transformers-static "${models[@]}"
+  local models
+  model_args models "$1/sft" "$1/grpo"
+  evaluate_extra "$1/eval-extra" "${models[@]}"
 }
 
 names=() pids=() starts=()
@@ -44,7 +41,7 @@ for spec in "$@"; do
    timeout "${RUN_TIMEOUT:-0}" python3 -m qwen_scheduler "${args[@]}" > "runs/$name/pipeline.log" 2>&1; rc=$?
    if [ -n "${EXTRA_EVAL:-}" ] && [ -f "runs/$name/sft/config.json" ]; then
      limit=${RUN_TIMEOUT:-0}; [ "$limit" -gt 0 ] || limit=100000; left=$(( limit - ($(date +%s) - t0) ))
-     [ "$left" -gt 10 ] && timeout "$left" bash -c "$(declare -f extra_eval); EXTRA_EVAL=$EXTRA_EVAL extra_eval runs/$name" \
+     [ "$left" -gt 10 ] && timeout "$left" bash -c "$(declare -f extra_eval model_args evaluate_extra); EXTRA_EVAL=$EXTRA_EVAL extra_eval runs/$name" \
        > "runs/$name/eval-extra.log" 2>&1
    fi
    exit $rc) &

@@ -32,3 +32,27 @@ def test_gpu_grpo_extra_refuses_bad_arguments(sft_run, tmp_path, args, env, mess
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "runs").exists() and not os.path.exists("runs/a")  # nothing started
+
+
+def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_model_dir, tmp_path):
+    """``gpu_common.sh``'s ``model_args`` + ``evaluate_extra`` (both GPU scripts use them, through ``declare -f`` as
+    the scripts do): the SFT model first, checkpoints in step order (10 after 2), the pipeline's evaluation settings."""
+    import json
+    import shutil
+
+    from qwen_scheduler.cli import main
+
+    data = tmp_path / "bigtest"
+    assert main(["generate", "--output", str(data), "--train-size", "0", "--test-size", "1", "--seed", "3",
+                 "--set", "min_events=4", "--set", "max_events=4", "--no-progress"]) == 0
+    for step in (10, 2):
+        shutil.copytree(tiny_model_dir, tmp_path / "grpo" / f"checkpoint-{step}")
+    script = ('source scripts/gpu_common.sh; require_extra_eval; '
+              f'bash -c "$(declare -f model_args evaluate_extra); model_args m {tiny_model_dir} {tmp_path}/grpo; '
+              f'evaluate_extra {tmp_path}/out \\"\\${{m[@]}}\\""')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "EXTRA_EVAL": str(data)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["models"]) == ["sft", "grpo-checkpoint-2", "grpo-checkpoint-10"]
+    assert all(m["n"] == 1 and m["backend"] == "transformers-static" for m in summary["models"].values())
