@@ -3,6 +3,7 @@ rented host, where a mistake found minutes in costs device time)."""
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -51,7 +52,8 @@ def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_
               f'bash -c "$(declare -f model_args evaluate_extra); model_args m {tiny_model_dir} {tmp_path}/grpo; '
               f'evaluate_extra {tmp_path}/out \\"\\${{m[@]}}\\""')
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "EXTRA_EVAL": str(data)})
+                          env={**os.environ, "EXTRA_EVAL": str(data),  # the scripts call python3: this one
+                               "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert list(summary["models"]) == ["sft", "grpo-checkpoint-2", "grpo-checkpoint-10"]
