@@ -12,8 +12,8 @@ paired rows of every run of a group: epoch k of each run against that run's SFT 
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
 in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
 epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100), rows fixed / broken and the sign
-test on those flips, rows scoring better / worse and the sign test on those, the failure categories of the flipped
-rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference.
+test on those flips, rows scoring better / worse and the sign test on those, the rows valid in both that score
+better / worse (optimality moves) with their sign test, the failure categories of the flipped rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
                 raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
             evals[sub] = load_from_disk(ds)["test"]
         print("| group | epoch | step | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
-              "p (better/worse) | flips by category | Δ per run |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "p (better/worse) | valid in both: better / worse (p) | flips by category | Δ per run |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
             found = {r: run_epochs(Path(r), evals) for r in runs.split(",")}
@@ -115,7 +115,8 @@ def main(argv=None) -> int:
                 each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
                 print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
-                      f"{sign_test_p(c['better'], c['worse']):.3g} | {flip_categories(a, b)} | {each} |")
+                      f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
+                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}) | {flip_categories(a, b)} | {each} |")
     except UserError as e:
         print(f"pooled_paired: error: {e}", file=sys.stderr)
         return 2

@@ -3,15 +3,16 @@
 ``compare(a, b)`` takes one ``{row index: (verdict category, score in 0..1)}`` map per model (sample 0
 of each row) and looks only at the rows present in both. It returns the number of rows compared, the
 mean-score difference B minus A (x 100, the report's scale), the rows that became valid (``fixed``:
-valid only in B) or invalid (``broken``: valid only in A), the rows where B scores higher or lower,
-and ``p``: the exact two-sided sign test on the valid/invalid flips (binomial, p = 0.5, over
+valid only in B) or invalid (``broken``: valid only in A), the rows where B scores higher or lower
+(``better`` / ``worse``; ``valid_better`` / ``valid_worse``: those of them valid in both, i.e. optimality
+moves, not flips), and ``p``: the exact two-sided sign test on the valid/invalid flips (binomial, p = 0.5, over
 fixed + broken; 1.0 when nothing flipped). A small p (< 0.05) means the flips lean one way more than
 evaluation noise would explain.
 
     >>> a = {0: ("format_error", 0.0), 1: ("valid", 0.5), 2: ("valid", 1.0)}
     >>> b = {0: ("valid", 1.0), 1: ("valid", 0.75), 3: ("valid", 1.0)}
     >>> compare(a, b)
-    {'rows': 2, 'delta_mean_score': 62.5, 'fixed': 1, 'broken': 0, 'better': 2, 'worse': 0, 'p': 1.0}
+    {'rows': 2, 'delta_mean_score': 62.5, 'fixed': 1, 'broken': 0, 'better': 2, 'worse': 0, 'valid_better': 1, 'valid_worse': 0, 'p': 1.0}
     >>> sign_test_p(5, 0)
     0.0625
 """
@@ -47,5 +48,8 @@ def compare(a: Verdicts, b: Verdicts) -> dict:
     diffs = [b[i][1] - a[i][1] for i in rows]
     fixed = sum(vb and not va for va, vb in zip(valid_a, valid_b))
     broken = sum(va and not vb for va, vb in zip(valid_a, valid_b))
+    both = [d for d, va, vb in zip(diffs, valid_a, valid_b) if va and vb]
     return {"rows": len(rows), "delta_mean_score": 100.0 * sum(diffs) / len(rows), "fixed": fixed, "broken": broken,
-            "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs), "p": sign_test_p(fixed, broken)}
+            "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs),
+            "valid_better": sum(d > 0 for d in both), "valid_worse": sum(d < 0 for d in both),
+            "p": sign_test_p(fixed, broken)}

@@ -39,6 +39,7 @@ def test_flip_counts_and_exact_sign_test(fixed, broken, same_valid, same_invalid
     got = compare(a, b)
     rows = fixed + broken + same_valid + same_invalid
     assert (got["rows"], got["fixed"], got["broken"], got["better"], got["worse"]) == (rows, fixed, broken, fixed, broken)
+    assert (got["valid_better"], got["valid_worse"]) == (0, 0)  # flips are not optimality moves
     assert got["delta_mean_score"] == pytest.approx(100.0 * (fixed - broken) / rows)
     assert got["p"] == pytest.approx(p, rel=1e-12)
 
@@ -47,7 +48,7 @@ def test_only_shared_rows_count_and_score_changes_are_not_flips():
     a = {0: ("valid", 0.5), 1: ("valid", 1.0), 2: ("overlap", 0.0), 7: ("valid", 1.0)}
     b = {0: ("valid", 0.75), 1: ("valid", 0.5), 2: ("format_error", 0.0), 8: ("format_error", 0.0)}
     assert compare(a, b) == {"rows": 3, "delta_mean_score": pytest.approx(-25 / 3), "fixed": 0, "broken": 0,
-                             "better": 1, "worse": 1, "p": 1.0}
+                             "better": 1, "worse": 1, "valid_better": 1, "valid_worse": 1, "p": 1.0}
 
 
 def test_no_shared_rows_is_a_user_error():

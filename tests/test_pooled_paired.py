@@ -26,12 +26,22 @@ def data(tmp_path_factory):
     return str(out), list(load_from_disk(str(out))["test"])
 
 
-def _run(folder: Path, rows, models: dict[str, set]) -> Path:
-    """One run's eval folder: label -> the row indices it gets wrong (the others get the solver's answer)."""
+def _last_event_dropped(row, i) -> str:
+    """The solver's answer without its last event: still valid (strict rules want two events or more) and below
+    the optimum when that has three or more."""
+    text = oracle_completion(row, i)
+    return text[:text.rindex("<event>")] + "</schedule>"
+
+
+def _run(folder: Path, rows, models: dict[str, set], suboptimal: dict[str, set] | None = None) -> Path:
+    """One run's eval folder: label -> the row indices it gets wrong (the others get the solver's answer, or its
+    answer without its last event for the indices in ``suboptimal[label]``)."""
     for label, wrong in models.items():
         d = folder / "eval" / label
         d.mkdir(parents=True)
-        recs = [{"index": i, "sample": 0, "completion": "no schedule" if i in wrong else oracle_completion(r, i)}
+        sub = (suboptimal or {}).get(label, set())
+        recs = [{"index": i, "sample": 0, "completion": "no schedule" if i in wrong
+                 else _last_event_dropped(r, i) if i in sub else oracle_completion(r, i)}
                 for i, r in enumerate(rows)]
         (d / "completions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
     return folder
@@ -41,14 +51,19 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     path, rows = data
     # checkpoint-12 must come after checkpoint-6 (step order, not text order)
     a = _run(tmp_path / "a", rows, {"sft": {0, 1}, "grpo-checkpoint-6": {1}, "grpo-checkpoint-12": {1, 2}})
-    b = _run(tmp_path / "b", rows, {"sft": {4}, "grpo-checkpoint-6": set(), "grpo-checkpoint-12": {4, 5}})
+    b = _run(tmp_path / "b", rows, {"sft": {4}, "grpo-checkpoint-6": set(), "grpo-checkpoint-12": {4, 5}},
+             suboptimal={"grpo-checkpoint-12": {3}})  # valid in both, lower score: an optimality move
+    assert oracle_completion(rows[3], 3).count("</event>") >= 3, "this test needs row 3's optimum to hold 3+ events"
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| g |")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     # epoch, checkpoint step, runs, rows, delta, fixed
-    assert [c[1:7] for c in cells] == [["1", "6", "2", "12", "+16.67", "2"], ["2", "12", "2", "12", "-8.33", "1"]]
+    assert [c[1:7] for c in cells][0] == ["1", "6", "2", "12", "+16.67", "2"]
+    assert cells[1][1:5] == ["2", "12", "2", "12"] and float(cells[1][5]) < -8.33 and cells[1][6] == "1"
     assert [c[7] for c in cells] == ["0", "2"]  # broken
-    assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == "+0.00 / -16.67"  # each run on its own
+    assert [c[9:11] for c in cells] == [["2", "0"], ["1", "3"]]  # better, worse (flips and row 3 of run b)
+    assert cells[0][12] == "0 / 0 (1)" and cells[1][12] == "0 / 1 (1)"  # valid in both: better / worse
+    assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1].startswith("+0.00 / -")  # each run on its own
     # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
     assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
 
