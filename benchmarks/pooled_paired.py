@@ -13,7 +13,8 @@ come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` l
 in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
 epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100), rows fixed / broken and the sign
 test on those flips, rows scoring better / worse and the sign test on those, the rows valid in both that score
-better / worse (optimality moves) with their sign test, the failure categories of the flipped rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference.
+better / worse (optimality moves) with their sign test, the failure categories of the flipped rows (what a fixed
+row failed on before, what a broken row fails on now), and each run's own difference.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ import pytest
 from conftest import load_benchmark
 
 from evaluation.backends import oracle_completion
+from scheduler_solver.rules import check
+from scheduler_solver.scoring import row_problem
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +61,14 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     # epoch, checkpoint step, runs, rows, delta, fixed
     assert [c[1:7] for c in cells][0] == ["1", "6", "2", "12", "+16.67", "2"]
-    assert cells[1][1:5] == ["2", "12", "2", "12"] and float(cells[1][5]) < -8.33 and cells[1][6] == "1"
+    problem, optimum = row_problem(rows[3], 3)
+    lost = 100 * (1 - check(_last_event_dropped(rows[3], 3), problem, optimum, "strict").score)
+    assert 0 < lost < 100
+    assert cells[1][1:7] == ["2", "12", "2", "12", f"{-100 / 12 - lost / 12:+.2f}", "1"]
     assert [c[7] for c in cells] == ["0", "2"]  # broken
     assert [c[9:11] for c in cells] == [["2", "0"], ["1", "3"]]  # better, worse (flips and row 3 of run b)
     assert cells[0][12] == "0 / 0 (1)" and cells[1][12] == "0 / 1 (1)"  # valid in both: better / worse
-    assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1].startswith("+0.00 / -")  # each run on its own
+    assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == f"+0.00 / {-100 / 6 - lost / 6:+.2f}"  # each run
     # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
     assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
 
