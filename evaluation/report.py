@@ -34,7 +34,8 @@ from .checkpoints import BASELINES
 from .paired import compare
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
-PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; p = exact two-sided sign test on those flips "
+PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = rows scoring higher/lower, and of "
+               "them those valid in both (optimality moves, not flips); p = exact two-sided sign test on the flips "
                "(p < 0.05: the change is more than evaluation noise).")
 
 
@@ -119,7 +120,7 @@ def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str]]:
 
 def paired_figures(models: Mapping[str, Mapping], first: Mapping[str, Mapping],
                    log: Callable[[str], None]) -> list[dict]:
-    """``[{a, b, rows, delta_mean_score, fixed, broken, better, worse, p}]``; ``first``: each label's
+    """``[{a, b, rows, delta_mean_score, fixed, broken, better, worse, valid_better, valid_worse, p}]``; ``first``: each label's
     ``{row index: (category, score)}`` of sample 0."""
     out = []
     for a, b in comparison_pairs(models):
@@ -196,11 +197,13 @@ def format_paired(summary: Mapping) -> str:
     pairs = summary.get("paired") or []
     if not pairs:
         return ""
-    head = ["from", "to", "rows", "Δ mean score", "fixed", "broken", "better", "worse", "sign-test p"]
+    head = ["from", "to", "rows", "Δ mean score", "fixed", "broken", "better", "worse",
+            "valid in both: better / worse", "sign-test p"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in pairs:
         cells = [c["a"], c["b"], str(c["rows"]), f"{c['delta_mean_score']:+.2f}"]
-        cells += [str(c[k]) for k in ("fixed", "broken", "better", "worse")] + [f"{c['p']:.3g}"]
+        cells += [str(c[k]) for k in ("fixed", "broken", "better", "worse")]
+        cells += [f"{c['valid_better']} / {c['valid_worse']}", f"{c['p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -86,19 +86,21 @@ def test_render_compares_consecutive_trained_models(sample_rows, tmp_path):
     summary = render(out, rows=sample_rows, charts=False, log=lambda m: None)
     assert json.loads((out / "summary.json").read_text())["paired"] == summary["paired"]
     short_score = 100 * 120 / 135  # A + B: valid, 120 of the optimum 135
-    expected = [  # a, b, rows, delta, fixed, broken, better, worse, p
-        ("base", "sft", 2, 100.0, 2, 0, 2, 0, 0.5),
-        ("sft", "grpo-checkpoint-9", 3, short_score / 3, 1, 0, 1, 0, 1.0),
-        ("grpo-checkpoint-9", "grpo-checkpoint-10", 3, (-100 + 100 - short_score) / 3, 0, 1, 1, 1, 1.0),
-        ("sft", "grpo-checkpoint-10", 3, 0.0, 1, 1, 1, 1, 1.0),
+    expected = [  # a, b, rows, delta, fixed, broken, better, worse, valid_better, valid_worse, p
+        ("base", "sft", 2, 100.0, 2, 0, 2, 0, 0, 0, 0.5),
+        ("sft", "grpo-checkpoint-9", 3, short_score / 3, 1, 0, 1, 0, 0, 0, 1.0),
+        ("grpo-checkpoint-9", "grpo-checkpoint-10", 3, (-100 + 100 - short_score) / 3, 0, 1, 1, 1, 1, 0, 1.0),
+        ("sft", "grpo-checkpoint-10", 3, 0.0, 1, 1, 1, 1, 0, 0, 1.0),
     ]
-    keys = ("a", "b", "rows", "delta_mean_score", "fixed", "broken", "better", "worse", "p")
+    keys = ("a", "b", "rows", "delta_mean_score", "fixed", "broken", "better", "worse", "valid_better", "valid_worse",
+            "p")
     assert [tuple(c[k] for k in keys) for c in summary["paired"]] == [
         (*e[:3], pytest.approx(e[3]), *e[4:]) for e in expected]
     report = (out / "report.md").read_text()
     assert "## Paired comparison (same rows)" in report
-    assert "| base | sft | 2 | +100.00 | 2 | 0 | 2 | 0 | 0.5 |" in report
-    assert "| grpo-checkpoint-9 | grpo-checkpoint-10 | 3 | -29.63 | 0 | 1 | 1 | 1 | 1 |" in report
+    assert "| base | sft | 2 | +100.00 | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 |" in report
+    # row 2 went from the short valid schedule to the optimum: an optimality move, not a flip
+    assert "| grpo-checkpoint-9 | grpo-checkpoint-10 | 3 | -29.63 | 0 | 1 | 1 | 1 | 1 / 0 | 1 |" in report
 
 
 @pytest.mark.parametrize("labels, warned", [
