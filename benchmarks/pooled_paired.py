@@ -20,7 +20,6 @@ row failed on before, what a broken row fails on now), and each run's own differ
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections import Counter
@@ -31,21 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.paired import compare, sign_test_p  # noqa: E402
 from scheduler_solver.errors import UserError  # noqa: E402
-from scheduler_solver.rules import check  # noqa: E402
-from scheduler_solver.scoring import row_problem  # noqa: E402
+from scheduler_solver.io import read_jsonl  # noqa: E402
+from scheduler_solver.scoring import score_completions  # noqa: E402
 
 
 def _verdicts(path: Path, rows) -> dict[int, tuple[str, float]]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("sample", 0) != 0:
-            continue
-        i = int(rec["index"])
-        problem, optimum = row_problem(rows[i], i)
-        v = check(rec["completion"], problem, optimum, "strict")
-        out[i] = (v.category, v.score)
-    return out
+    """``{row index: (category, score)}`` of sample 0, scored as the evaluation report scores them. The file is
+    only read (``repair=False``: a torn last line is skipped, not cut), since run outputs may be read-only."""
+    completions = {int(r["index"]): r["completion"] for r in read_jsonl(path, repair=False) if r.get("sample", 0) == 0}
+    per_row, _ = score_completions(rows, completions, "strict")
+    return {v["index"]: (v["category"], v["score"]) for v in per_row}
 
 
 def _step(label: str) -> int:

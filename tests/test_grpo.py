@@ -250,7 +250,7 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, ex
     metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
     and the whole generation round in one update, with a KL term against the SFT model (beta > 0: the
     reference model's log-probabilities are computed and the KL is logged), and with batch-level reward scaling
-    (the next GRPO experiment, BENCHMARKS run 10)."""
+    (run 11's setting, BENCHMARKS.md)."""
     from safetensors.torch import load_file
 
     from qwen_scheduler.cli import main

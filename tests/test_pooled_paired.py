@@ -97,3 +97,19 @@ def test_eval_folders_of_one_run_must_hold_the_same_checkpoints(pp, data, tmp_pa
     assert pp.main(["--eval", f"eval={path}", "--eval", f"eval2={path}", "--group", f"g={run}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different checkpoints" in err[0]
+
+
+def test_completions_are_only_read_and_a_stray_index_is_a_one_line_error(pp, data, tmp_path, capsys):
+    path, rows = data
+    run = _run(tmp_path / "a", rows, {"sft": set(), "grpo-checkpoint-3": set()})
+    sft = run / "eval" / "sft" / "completions.jsonl"
+    sft.write_text(sft.read_text() + '{"index": 0, "sam')  # torn last line (a kill mid-write)
+    before = sft.read_bytes()
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 0
+    assert sft.read_bytes() == before  # skipped, not cut from the file
+    assert "| g | 1 | 3 | 1 | 6 | +0.00 |" in capsys.readouterr().out
+    ckpt = run / "eval" / "grpo-checkpoint-3" / "completions.jsonl"
+    ckpt.write_text(ckpt.read_text() + json.dumps({"index": 99, "sample": 0, "completion": "x"}) + "\n")
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "index 99 has no dataset row" in err[0]
