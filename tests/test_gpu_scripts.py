@@ -58,3 +58,54 @@ def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert list(summary["models"]) == ["sft", "grpo-checkpoint-2", "grpo-checkpoint-10"]
     assert all(m["n"] == 1 and m["backend"] == "transformers-static" for m in summary["models"].values())
+
+
+@pytest.mark.parametrize("args,env,message", [
+    ([], {"SUB": "eval-t1"}, "usage"),
+    (["{run}"], {}, "set SUB"),
+    (["{run}"], {"SUB": "eval"}, "would mix with the pipeline's own folders"),
+    (["{run}"], {"SUB": "eval-t1"}, "is not a finished pipeline run"),  # sft/ but no data/
+    (["{run}"], {"SUB": "eval-t1", "EXTRA_EVAL": "{missing}"}, "is not a dataset folder"),  # with data/
+])
+def test_gpu_eval_runs_refuses_bad_arguments(sft_run, tmp_path, args, env, message):
+    if "EXTRA_EVAL" in env:
+        (tmp_path / "run" / "data").mkdir()
+        (tmp_path / "run" / "data" / "dataset_dict.json").write_text("{}")
+    args = [a.format(run=sft_run) for a in args]
+    env = {k: v.format(missing=str(tmp_path / "nothing")) for k, v in env.items()}
+    proc = _run("gpu_eval_runs.sh", args, env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "run" / "eval-t1").exists()
+
+
+def test_gpu_eval_runs_samples_sft_and_checkpoints_of_a_run(tiny_model_dir, tmp_path):
+    """A finished run's SFT model and checkpoints evaluated again with EVAL_FLAGS (here 2 samples at temperature 1)
+    on its own test split and on EXTRA_EVAL's, into RUN/SUB and RUN/SUB-extra, then packed into $OUT."""
+    import json
+    import shutil
+    import tarfile
+
+    from qwen_scheduler.cli import main
+
+    run = tmp_path / "p1"
+    for where, seed in ((run / "data", "3"), (tmp_path / "bigtest", "4")):
+        assert main(["generate", "--output", str(where), "--train-size", "0", "--test-size", "1", "--seed", seed,
+                     "--set", "min_events=4", "--set", "max_events=4", "--no-progress"]) == 0
+    shutil.copytree(tiny_model_dir, run / "sft")
+    shutil.copytree(tiny_model_dir, run / "grpo" / "checkpoint-3")
+    (tmp_path / "out").mkdir()
+    proc = _run("gpu_eval_runs.sh", [str(run)],
+                {"SUB": "eval-t1", "EVAL_FLAGS": "--temperature 1 --samples 2 --max-new-tokens 16",
+                 "EXTRA_EVAL": str(tmp_path / "bigtest"), "OUT": str(tmp_path / "out"),
+                 "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
+    assert proc.returncode == 0 and f"{run}: exit 0" in proc.stdout, (run / "eval-t1.log").read_text()[-2000:]
+    for sub in ("eval-t1", "eval-t1-extra"):
+        summary = json.loads((run / sub / "summary.json").read_text())
+        assert list(summary["models"]) == ["sft", "grpo-checkpoint-3"]
+        lines = (run / sub / "sft" / "completions.jsonl").read_text().splitlines()
+        assert sorted(json.loads(x)["sample"] for x in lines) == [0, 1]
+    with tarfile.open(tmp_path / "out" / "p1-eval-t1.tar.gz") as tar:
+        names = tar.getnames()
+    assert "eval-t1-extra/grpo-checkpoint-3/completions.jsonl" in names and "eval-t1.log" in names

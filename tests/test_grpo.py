@@ -331,9 +331,35 @@ def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model,
     assert f"in {stats['seconds']:g} s" in capsys.readouterr().out
 
 
+def test_greedy_mining_keeps_what_greedy_decoding_gets_wrong_whatever_the_seed(warm_model, tmp_path, capsys):
+    """mine_temperature 0: one greedy completion per candidate, so two runs with different seeds choose the same
+    rows from the same verdicts (sampling at the training temperature would not), and the record says greedy."""
+    from qwen_scheduler.cli import main
+    from training.mining import load_mined
+
+    found = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"greedy{seed}"
+        assert main(_args(out, warm_model, "--use_peft", "false", "--generation_engine", "static",
+                          "--mine_candidates", "6", "--mine_temperature", "0", "--num_train_epochs", "1",
+                          "--seed", seed)) == 0
+        found.append(load_mined(str(out), 6))
+    assert "6 candidates x 1 samples (greedy)" in capsys.readouterr().out
+    (rows1, stats1), (rows2, stats2) = found
+    assert stats1["temperature"] == 0 and len(rows1) == 2
+    assert rows1 == rows2 and stats1["categories"] == stats2["categories"]
+    # a resume that would mine another way is refused instead of reusing these rows
+    assert main(_args(tmp_path / "greedy1", warm_model, "--use_peft", "false", "--generation_engine", "static",
+                      "--mine_candidates", "6", "--num_train_epochs", "2", "--resume")) == 2
+    assert "was mined at temperature 0, this run mines at" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--mine_candidates", "6", "--limit", "8"], "set limit to at most that (got 8)"),
     (["--mine_candidates", "0", "--limit", "2"], "must be positive"),
+    (["--mine_candidates", "6", "--limit", "2", "--mine_temperature", "-1"], "mine_temperature must be >= 0"),
+    (["--mine_candidates", "6", "--limit", "2", "--mine_temperature", "0", "--mine_samples", "2"],
+     "one completion per prompt, got mine_samples 2"),
 ])
 def test_mining_settings_are_checked(warm_model, tmp_path, capsys, extra, message):
     from qwen_scheduler.cli import main

@@ -65,6 +65,9 @@ class GRPOScriptArguments:
         "help": "Hard-prompt mining (training/mining.py): screen this many prompts with the model before training "
                 "and train on the `limit` rows it gets wrong first (needs limit)."})
     mine_samples: int = field(default=1, metadata={"help": "Completions per candidate prompt when mining."})
+    mine_temperature: Optional[float] = field(default=None, metadata={
+        "help": "Sampling temperature when mining (default: the training temperature). 0: greedy decoding, one "
+                "completion per prompt: keep the prompts the model gets wrong as the evaluation decodes."})
 
     def reward_specs(self):
         text = self.rewards.strip()

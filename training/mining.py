@@ -3,14 +3,16 @@
 A GRPO group teaches only when its completions differ in reward. An SFT model that solves ~94% of the held-out
 test greedily gets most training prompts right in all 8 samples: in run 6 (BENCHMARKS.md) 52-60% of the groups had
 no reward variance, so half of every generation round taught nothing. Mining screens a pool of candidate prompts
-before training: ``samples`` completions each, at the training temperature, scored by the strict rules
+before training: ``samples`` completions each, at the training temperature (or ``mine_temperature``; 0 = greedy
+decoding, as the evaluation decodes: the prompts whose greedy answer is wrong), scored by the strict rules
 (``scheduler_solver.rules.check``); the prompts with a sample that is not a valid optimal schedule come first,
 the rest fill the remaining places up to ``keep`` rows (a generation round needs whole batches of prompts).
 
 Generation goes through ``evaluation.backends.TransformersBackend.generate_with``: the static decoder when the
 GRPO run uses it (``generation_engine: static``), ``model.generate`` otherwise. The chosen row indices go to
 ``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the same rows, no cost).
-Used by ``train grpo --mine_candidates N [--mine_samples K]`` (``check_mining``, ``mined_dataset``).
+Used by ``train grpo --mine_candidates N [--mine_samples K] [--mine_temperature T]`` (``check_mining``,
+``mined_dataset``).
 
     >>> from scheduler_solver.prompts import render_answer
     >>> row = {"events": [["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"]],
@@ -67,10 +69,10 @@ def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: 
 
     if samples < 1 or keep < 1:
         raise UserError(f"mining needs at least one sample and one row to keep, got {samples} and {keep}")
-    if temperature <= 0:
-        raise UserError("mining samples at the training temperature, which must be > 0")
+    if temperature < 0:
+        raise UserError(f"the mining temperature must be >= 0 (0: greedy), got {temperature}")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                                  samples=samples, min_p=min_p).validate()
+                                  samples=samples, min_p=min_p if temperature > 0 else None).validate()
     jobs = [Job(i, s) for i in range(len(rows)) for s in range(samples)]
     texts: dict[tuple[int, int], str] = {}
     backend = TransformersBackend(batch_size=batch_size, progress=False, static=static)
@@ -83,6 +85,7 @@ def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: 
     finally:
         model.train(was_training)
     chosen, stats = select_rows(rows, texts, samples, keep)
+    stats["temperature"] = temperature
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     return chosen, stats
 
@@ -112,7 +115,8 @@ def describe(stats: dict) -> str:
     """One plan line: what mining found."""
     cats = ", ".join(f"{k} {v}" for k, v in stats.get("categories", {}).items())
     took = f" in {stats['seconds']:g} s" if "seconds" in stats else ""
-    return (f"{stats['candidates']} candidates x {stats['samples']} samples{took}: {stats['hard']} with a sample "
+    how = {None: "", 0: " (greedy)"}.get(stats.get("temperature"), f" at temperature {stats.get('temperature')}")
+    return (f"{stats['candidates']} candidates x {stats['samples']} samples{how}{took}: {stats['hard']} with a sample "
             f"below the optimum; kept {stats['kept']} rows (samples: {cats})")
 
 
@@ -121,6 +125,12 @@ def check_mining(script) -> None:
         return
     if script.mine_candidates < 1 or script.mine_samples < 1:
         raise UserError(f"mine_candidates and mine_samples must be positive, got {script.mine_candidates} and "
+                        f"{script.mine_samples}")
+    temperature = script.mine_temperature
+    if temperature is not None and temperature < 0:
+        raise UserError(f"mine_temperature must be >= 0 (0: greedy decoding), got {temperature}")
+    if temperature == 0 and script.mine_samples > 1:
+        raise UserError(f"mine_temperature 0 is greedy decoding: one completion per prompt, got mine_samples "
                         f"{script.mine_samples}")
     if script.limit is None or script.limit > script.mine_candidates:
         raise UserError(f"mining keeps `limit` rows of mine_candidates={script.mine_candidates}: set limit to at most "
@@ -136,10 +146,14 @@ def mined_dataset(trainer, script, args, data):
     if args.world_size > 1:
         raise UserError("mining runs in one process (each would choose its own rows): drop mine_candidates or "
                         "train on one GPU")
+    temperature = args.temperature if script.mine_temperature is None else script.mine_temperature
     found = load_mined(args.output_dir, len(data.rows))
+    if found is not None and found[1].get("temperature", temperature) != temperature:
+        raise UserError(f"{args.output_dir}/{MINING_FILE} was mined at temperature {found[1]['temperature']:g}, this run "
+                        f"mines at {temperature:g}; use a new output_dir or delete it")
     if found is None:
         found = mine_rows(trainer.model, trainer.processing_class, data.rows, samples=script.mine_samples,
-                          keep=script.limit, temperature=args.temperature,
+                          keep=script.limit, temperature=temperature,
                           max_new_tokens=args.max_completion_length,
                           batch_size=args.generation_batch_size or len(data.rows),
                           static=script.generation_engine == "static", seed=args.seed, min_p=args.min_p)
