@@ -8,6 +8,11 @@ paired rows of every run of a group: epoch k of each run against that run's SFT 
     python benchmarks/pooled_paired.py --eval eval=data --eval eval-extra=data/bigtest \\
         --group onestep=runs/onestep,runs/onestep2,runs/onestep3 --group preset=runs/p1,runs/p2
 
+With ``--all-samples`` (evaluations sampled k times per row, e.g. ``scripts/gpu_eval_runs.sh`` with
+``--temperature 1 --samples 4``) every (row, sample) pair is a unit: sample s of GRPO against sample s of SFT. The
+sign tests then treat a row's k samples as independent, which they are not (one prompt), so the table adds a
+row-level test: rows whose mean score over their k samples rose / fell, and its sign test.
+
 ``--eval SUBDIR=DATASET`` names an evaluation folder inside each run and the dataset folder (test split) its rows
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
 in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
@@ -34,12 +39,30 @@ from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
 
 
-def _verdicts(path: Path, rows) -> dict[int, tuple[str, float]]:
-    """``{row index: (category, score)}`` of sample 0, scored as the evaluation report scores them. The file is
-    only read (``repair=False``: a torn last line is skipped, not cut), since run outputs may be read-only."""
-    completions = {int(r["index"]): r["completion"] for r in read_jsonl(path, repair=False) if r.get("sample", 0) == 0}
-    per_row, _ = score_completions(rows, completions, "strict")
-    return {v["index"]: (v["category"], v["score"]) for v in per_row}
+def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
+    """``{row index: (category, score)}`` of sample 0 (``{(row index, sample): ...}`` of every sample with
+    ``all_samples``), scored as the evaluation report scores them. The file is only read (``repair=False``: a
+    torn last line is skipped, not cut), since run outputs may be read-only."""
+    by_sample: dict[int, dict[int, str]] = {}
+    for r in read_jsonl(path, repair=False):
+        by_sample.setdefault(int(r.get("sample", 0)), {})[int(r["index"])] = r["completion"]
+    out = {}
+    for sample, completions in sorted(by_sample.items()):
+        if sample and not all_samples:
+            continue
+        per_row, _ = score_completions(rows, completions, "strict")
+        out.update({((v["index"], sample) if all_samples else v["index"]): (v["category"], v["score"])
+                    for v in per_row})
+    return out
+
+
+def row_means(verdicts: dict) -> dict:
+    """``{(..., row index): mean score over its samples}`` from ``{(..., row index, sample): (category, score)}``."""
+    sums: dict = {}
+    for key, (_, score) in verdicts.items():
+        total, n = sums.get(key[:-1], (0.0, 0))
+        sums[key[:-1]] = (total + score, n + 1)
+    return {k: total / n for k, (total, n) in sums.items()}
 
 
 def _step(label: str) -> int:
@@ -47,7 +70,7 @@ def _step(label: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def run_epochs(run: Path, evals: dict[str, list]) -> tuple[list[dict], list[int]]:
+def run_epochs(run: Path, evals: dict[str, list], all_samples: bool = False) -> tuple[list[dict], list[int]]:
     """([sft verdicts, epoch-1 verdicts, ...], [checkpoint step of epoch 1, ...]) of one run, the verdicts keyed by
     (eval subdir, row index). Every eval subdir must hold the same checkpoints."""
     models: list[dict] = []
@@ -64,8 +87,8 @@ def run_epochs(run: Path, evals: dict[str, list]) -> tuple[list[dict], list[int]
         for k, label in enumerate(labels):
             if len(models) <= k:
                 models.append({})
-            for i, v in _verdicts(folder / label / "completions.jsonl", rows).items():
-                models[k][(sub, i)] = v
+            for i, v in _verdicts(folder / label / "completions.jsonl", rows, all_samples).items():
+                models[k][(sub, *i) if all_samples else (sub, i)] = v
     return models, steps
 
 
@@ -77,10 +100,20 @@ def flip_categories(a: dict, b: dict) -> str:
                      for what, counts in (("fixed", fixed), ("broken", broken)) if counts) or "-"
 
 
+def row_level(a: dict, b: dict) -> str:
+    """`` 30 / 12 (0.008) |``: rows whose mean score over their samples is higher / lower in B, and the sign test."""
+    ma, mb = row_means(a), row_means(b)
+    shared = ma.keys() & mb.keys()
+    up, down = sum(mb[k] > ma[k] for k in shared), sum(mb[k] < ma[k] for k in shared)
+    return f" {up} / {down} ({sign_test_p(up, down):.3g}) |"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eval", action="append", required=True, metavar="SUBDIR=DATASET")
     ap.add_argument("--group", action="append", required=True, metavar="NAME=RUN[,RUN...]")
+    ap.add_argument("--all-samples", action="store_true",
+                    help="every sample of a row is a unit (sampled evaluations); adds a row-level test")
     args = ap.parse_args(argv)
     try:
         from datasets import load_from_disk
@@ -91,12 +124,14 @@ def main(argv=None) -> int:
             if not ds:
                 raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
             evals[sub] = load_from_disk(ds)["test"]
-        print("| group | epoch | step | runs | rows | Δ mean score | fixed | broken | p (flips) | better | worse | "
-              "p (better/worse) | valid in both: better / worse (p) | flips by category | Δ per run |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
+        print(f"| group | epoch | step | runs | {'units' if args.all_samples else 'rows'} | Δ mean score | fixed | broken | "
+              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | flips by category "
+              f"| Δ per run |{extra}")
+        print("|---" * (16 if args.all_samples else 15) + "|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
-            found = {r: run_epochs(Path(r), evals) for r in runs.split(",")}
+            found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
             counts = {r: len(steps) for r, (_, steps) in found.items()}
             if len(set(counts.values())) > 1:
                 raise UserError(f"group {name}: runs with different numbers of checkpoints ("
@@ -111,7 +146,8 @@ def main(argv=None) -> int:
                 print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
-                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}) | {flip_categories(a, b)} | {each} |")
+                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}) | {flip_categories(a, b)} | {each} |"
+                      + (row_level(a, b) if args.all_samples else ""))
     except UserError as e:
         print(f"pooled_paired: error: {e}", file=sys.stderr)
         return 2

@@ -113,3 +113,29 @@ def test_completions_are_only_read_and_a_stray_index_is_a_one_line_error(pp, dat
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "index 99 has no dataset row" in err[0]
+
+
+def test_all_samples_pairs_sample_by_sample_and_adds_a_row_level_test(pp, data, tmp_path, capsys):
+    """Sampled evaluations (k completions per row): sample s of GRPO against sample s of SFT, every pair a unit;
+    and rows compared on their mean over the k samples. Without --all-samples only sample 0 counts."""
+    path, rows = data
+    run = tmp_path / "a"
+    # SFT: row 0 wrong in samples 0 and 1, row 1 wrong in sample 1; GRPO: only row 1 sample 0 wrong
+    wrong = {"sft": {(0, 0), (0, 1), (1, 1)}, "grpo-checkpoint-3": {(1, 0)}}
+    for label, bad in wrong.items():
+        d = run / "eval" / label
+        d.mkdir(parents=True)
+        recs = [{"index": i, "sample": s, "completion": "no schedule" if (i, s) in bad else oracle_completion(r, i)}
+                for s in (0, 1) for i, r in enumerate(rows)]
+        (d / "completions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
+    assert pp.main(["--all-samples", "--eval", f"eval={path}", "--group", f"g={run}"]) == 0
+    out = capsys.readouterr().out
+    assert "| units |" in out and "rows by mean of samples" in out
+    cells = [c.strip() for c in next(ln for ln in out.splitlines() if ln.startswith("| g |")).strip("|").split("|")]
+    # 12 units; fixed (0,0), (0,1), (1,1); broken (1,0): +2 of 12 units x 100
+    assert cells[1:9] == ["1", "3", "1", "12", "+16.67", "3", "1", "0.625"]
+    assert cells[-1] == "1 / 0 (1)"  # row 0's mean rose 0 -> 1, row 1's stayed at 0.5
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 0  # sample 0 only: row 0 fixed, row 1 broken
+    cells = [c.strip() for c in next(ln for ln in capsys.readouterr().out.splitlines()
+                                     if ln.startswith("| g |")).strip("|").split("|")]
+    assert cells[4:8] == ["6", "+0.00", "1", "1"]
