@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.paired import compare, sign_test_p  # noqa: E402
+from evaluation.paired import compare, row_level, sign_test_p  # noqa: E402
 from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
@@ -54,15 +54,6 @@ def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
         out.update({((v["index"], sample) if all_samples else v["index"]): (v["category"], v["score"])
                     for v in per_row})
     return out
-
-
-def row_means(verdicts: dict) -> dict:
-    """``{(..., row index): mean score over its samples}`` from ``{(..., row index, sample): (category, score)}``."""
-    sums: dict = {}
-    for key, (_, score) in verdicts.items():
-        total, n = sums.get(key[:-1], (0.0, 0))
-        sums[key[:-1]] = (total + score, n + 1)
-    return {k: total / n for k, (total, n) in sums.items()}
 
 
 def _step(label: str) -> int:
@@ -98,14 +89,6 @@ def flip_categories(a: dict, b: dict) -> str:
     broken = Counter(b[k][0] for k in a.keys() & b.keys() if a[k][0] == "valid" and b[k][0] != "valid")
     return "; ".join(f"{what} " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
                      for what, counts in (("fixed", fixed), ("broken", broken)) if counts) or "-"
-
-
-def row_level(a: dict, b: dict) -> str:
-    """`` 30 / 12 (0.008) |``: rows whose mean score over their samples is higher / lower in B, and the sign test."""
-    ma, mb = row_means(a), row_means(b)
-    shared = ma.keys() & mb.keys()
-    up, down = sum(mb[k] > ma[k] for k in shared), sum(mb[k] < ma[k] for k in shared)
-    return f" {up} / {down} ({sign_test_p(up, down):.3g}) |"
 
 
 def main(argv=None) -> int:
@@ -147,7 +130,8 @@ def main(argv=None) -> int:
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
                       f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}) | {flip_categories(a, b)} | {each} |"
-                      + (row_level(a, b) if args.all_samples else ""))
+                      + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
+                         if args.all_samples else ""))
     except UserError as e:
         print(f"pooled_paired: error: {e}", file=sys.stderr)
         return 2

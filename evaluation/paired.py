@@ -9,6 +9,10 @@ moves, not flips), and ``p``: the exact two-sided sign test on the valid/invalid
 fixed + broken; 1.0 when nothing flipped). A small p (< 0.05) means the flips lean one way more than
 evaluation noise would explain.
 
+With k sampled completions per row the maps may be keyed ``(row index, sample)`` instead: ``compare`` then
+pairs sample s with sample s, and ``row_level`` compares each row's mean score over its samples, the honest unit
+for a sign test (a row's samples share one prompt, so they are not independent).
+
     >>> a = {0: ("format_error", 0.0), 1: ("valid", 0.5), 2: ("valid", 1.0)}
     >>> b = {0: ("valid", 1.0), 1: ("valid", 0.75), 3: ("valid", 1.0)}
     >>> compare(a, b)
@@ -53,3 +57,24 @@ def compare(a: Verdicts, b: Verdicts) -> dict:
             "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs),
             "valid_better": sum(d > 0 for d in both), "valid_worse": sum(d < 0 for d in both),
             "p": sign_test_p(fixed, broken)}
+
+
+def row_level(a: Mapping[tuple, tuple[str, float]], b: Mapping[tuple, tuple[str, float]]) -> dict:
+    """Rows (keys without their last element, the sample) whose mean score over their samples is higher / lower
+    in B, over the (row, sample) units both maps hold, and the sign test on those rows.
+
+    >>> a = {(0, 0): ("overlap", 0.0), (0, 1): ("valid", 1.0), (1, 0): ("valid", 1.0), (1, 1): ("valid", 1.0)}
+    >>> b = {(0, 0): ("valid", 1.0), (0, 1): ("valid", 1.0), (1, 0): ("valid", 0.5), (1, 1): ("valid", 1.0)}
+    >>> row_level(a, b)
+    {'rows_better': 1, 'rows_worse': 1, 'rows_p': 1.0}
+    """
+    means = []
+    for m in (a, b):
+        sums: dict = {}
+        for key in set(a) & set(b):
+            total, n = sums.get(key[:-1], (0.0, 0))
+            sums[key[:-1]] = (total + m[key][1], n + 1)
+        means.append({k: t / n for k, (t, n) in sums.items()})
+    ma, mb = means
+    better, worse = sum(mb[k] > ma[k] for k in ma), sum(mb[k] < ma[k] for k in ma)
+    return {"rows_better": better, "rows_worse": worse, "rows_p": sign_test_p(better, worse)}

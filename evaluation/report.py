@@ -11,7 +11,8 @@ scored. With k samples per row (``--samples k``):
 
 With k = 1 these are the plain figures (pass@1 = valid / n). ``paired`` compares consecutive trained
 models (base -> sft -> each GRPO checkpoint by step, and sft -> the last checkpoint when there are
-several) on sample 0 of the rows both scored; see ``evaluation.paired``.
+several) on the rows both scored: sample 0 of each, or, when both models have k > 1 samples per row, sample s
+against sample s with a row-level sign test on each row's mean over its samples; see ``evaluation.paired``.
 
 Re-render an existing folder (e.g. under the other rule set) with
 ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
@@ -31,7 +32,7 @@ from scheduler_solver.scoring import score_completions
 
 from . import layout
 from .checkpoints import BASELINES
-from .paired import compare
+from .paired import compare, row_level
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
 PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = rows scoring higher/lower, and of "
@@ -118,16 +119,22 @@ def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str]]:
     return pairs
 
 
-def paired_figures(models: Mapping[str, Mapping], first: Mapping[str, Mapping],
+def paired_figures(models: Mapping[str, Mapping], units: Mapping[str, Mapping],
                    log: Callable[[str], None]) -> list[dict]:
-    """``[{a, b, rows, delta_mean_score, fixed, broken, better, worse, valid_better, valid_worse, p}]``; ``first``: each label's
-    ``{row index: (category, score)}`` of sample 0."""
+    """``[{a, b, samples, rows, delta_mean_score, fixed, broken, better, worse, valid_better, valid_worse, p}]``
+    (plus ``rows_better``, ``rows_worse``, ``rows_p`` when ``samples`` > 1); ``units``: each label's
+    ``{(row index, sample): (category, score)}``. Two models with k > 1 samples each are paired sample by sample
+    (``rows`` then counts (row, sample) units), otherwise on sample 0."""
     out = []
     for a, b in comparison_pairs(models):
+        k = min(models[a].get("samples", 1), models[b].get("samples", 1))
+        ua, ub = ({key: v for key, v in units[m].items() if k > 1 or key[1] == 0} for m in (a, b))
         try:
-            out.append({"a": a, "b": b, **compare(first[a], first[b])})
+            entry = {"a": a, "b": b, "samples": k, **compare(ua, ub)}
         except UserError as e:
             log(f"warning: {a} -> {b} not compared: {e}")
+            continue
+        out.append({**entry, **row_level(ua, ub)} if k > 1 else entry)
     return out
 
 
@@ -141,7 +148,7 @@ def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = N
         raise UserError(f"{out} holds no evaluation ({layout.INDEX} is missing); run qwen-scheduler evaluate first")
     if rows is None:
         rows = load_rows(dataset or index["dataset"], index.get("split"))
-    models, first = {}, {}
+    models, units = {}, {}
     for label in index.get("labels", []):
         ldir = out / label
         if not (ldir / layout.SETTINGS).is_file():
@@ -152,9 +159,9 @@ def render(out_dir, rules: str = "strict", rows: Optional[Sequence[Mapping]] = N
             entry["generated_now"] = generated_now[label]
         write_jsonl(ldir / layout.SCORES, verdicts)
         models[label] = entry
-        first[label] = {v["index"]: (v["category"], v["score"]) for v in verdicts if v["sample"] == 0}
+        units[label] = {(v["index"], v["sample"]): (v["category"], v["score"]) for v in verdicts}
     summary = {"dataset": index["dataset"], "split": index.get("split"), "rules": rules, "models": models,
-               "paired": paired_figures(models, first, log)}
+               "paired": paired_figures(models, units, log)}
     images = []
     if charts:
         from .charts import write_charts
@@ -197,13 +204,19 @@ def format_paired(summary: Mapping) -> str:
     pairs = summary.get("paired") or []
     if not pairs:
         return ""
-    head = ["from", "to", "rows", "Δ mean score", "fixed", "broken", "better", "worse",
-            "valid in both: better / worse", "sign-test p"]
+    sampled = any(c.get("samples", 1) > 1 for c in pairs)
+    head = ["from", "to", "rows x samples" if sampled else "rows", "Δ mean score", "fixed", "broken", "better",
+            "worse", "valid in both: better / worse", "sign-test p"]
+    head += ["rows by mean of samples: better / worse (p)"] if sampled else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in pairs:
-        cells = [c["a"], c["b"], str(c["rows"]), f"{c['delta_mean_score']:+.2f}"]
-        cells += [str(c[k]) for k in ("fixed", "broken", "better", "worse")]
+        k = c.get("samples", 1)
+        size = f"{c['rows'] // k} x {k}" if sampled and k > 1 else str(c["rows"])
+        cells = [c["a"], c["b"], size, f"{c['delta_mean_score']:+.2f}"]
+        cells += [str(c[key]) for key in ("fixed", "broken", "better", "worse")]
         cells += [f"{c['valid_better']} / {c['valid_worse']}", f"{c['p']:.3g}"]
+        if sampled:
+            cells += [f"{c['rows_better']} / {c['rows_worse']} ({c['rows_p']:.3g})" if k > 1 else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -225,7 +238,10 @@ def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
     if summary.get("paired"):
         parts += ["## Paired comparison (same rows)", "", format_paired(summary), "",
                   "Each model against the one before it in training order (and sft against the last GRPO "
-                  "checkpoint), on sample 0 of the rows both scored; Δ mean score = to minus from. " + PAIRED_NOTE, ""]
+                  "checkpoint), on sample 0 of the rows both scored, or sample by sample when both have k > 1 "
+                  "samples per row (fixed/broken/better/worse then count (row, sample) pairs, whose sign test is "
+                  "optimistic: a row's samples share a prompt; the last column compares rows on their mean over the "
+                  "samples, the sound test); Δ mean score = to minus from. " + PAIRED_NOTE, ""]
     if images:
         parts += ["## Charts", ""]
         for name, title in images:

@@ -115,3 +115,37 @@ def test_no_paired_table_without_two_scored_models(sample_rows, tmp_path, labels
     assert summary["paired"] == []
     assert "Paired comparison" not in (out / "report.md").read_text()
     assert any("base -> sft not compared" in m for m in messages) == warned
+
+
+def test_sampled_models_are_paired_sample_by_sample_with_a_row_level_test(sample_rows, tmp_path):
+    """Two models with 2 samples per row: sample s against sample s, and rows on their mean over the samples; a
+    model with one sample is compared with them on sample 0 only."""
+    ok = [oracle_completion(r, i) for i, r in enumerate(sample_rows)]
+    short = ("<think>\nA then B.\n</think>\n<schedule>\n<event>\n<name>A</name>\n<start>08:00</start>\n<end>09:00</end>\n"
+             "</event>\n<event>\n<name>B</name>\n<start>09:00</start>\n<end>10:00</end>\n</event>\n</schedule>")
+    out = tmp_path / "eval"
+    texts = {"base": {(0, 0): "x", (1, 0): "x", (2, 0): "x"},
+             "sft": {(0, 0): "x", (0, 1): ok[0], (1, 0): ok[1], (1, 1): ok[1], (2, 0): ok[2], (2, 1): short},
+             "grpo-checkpoint-3": {(0, 0): ok[0], (0, 1): ok[0], (1, 0): ok[1], (1, 1): "x", (2, 0): ok[2],
+                                   (2, 1): ok[2]}}
+    layout.write_index(out, {"dataset": "rows.jsonl", "split": None, "labels": list(texts)})
+    for label, done in texts.items():
+        k = 1 if label == "base" else 2
+        settings = {"kind": "model", "backend": "transformers", "step": 3 if "checkpoint" in label else None}
+        atomic_write_json(out / label / layout.SETTINGS, {"rows": 3, "samples": k, **settings})
+        for (i, s), text in done.items():
+            append_jsonl(out / label / layout.COMPLETIONS, {"index": i, "sample": s, "completion": text})
+    summary = render(out, rows=sample_rows, charts=False, log=lambda m: None)
+    first, second = summary["paired"]
+    assert (first["a"], first["b"], first["samples"], first["rows"], first["fixed"]) == ("base", "sft", 1, 3, 2)
+    assert "rows_better" not in first  # one model has one sample: sample 0 only, no row-level figures
+    # (0,0) fixed, (1,1) broken, (2,1) short -> optimum: better and valid in both
+    assert {k: second[k] for k in ("samples", "rows", "fixed", "broken", "better", "worse", "valid_better",
+                                   "valid_worse", "rows_better", "rows_worse")} == {
+        "samples": 2, "rows": 6, "fixed": 1, "broken": 1, "better": 2, "worse": 1, "valid_better": 1,
+        "valid_worse": 0, "rows_better": 2, "rows_worse": 1}
+    assert second["delta_mean_score"] == pytest.approx(100 * (1 - 120 / 135) / 6)
+    report = (out / "report.md").read_text()
+    assert "| base | sft | 3 | +66.67 | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 | - |" in report
+    assert "| sft | grpo-checkpoint-3 | 3 x 2 | +1.85 | 1 | 1 | 2 | 1 | 1 / 0 | 1 | 2 / 1 (1) |" in report
+    assert "rows by mean of samples" in report
