@@ -18,7 +18,9 @@ A config is YAML: optional ``preset`` plus sections that override it key by key 
 holdout_name_sources, set {setting: value}), ``model`` (source: smollm2 | tiny | a folder or Hub
 id used as is), ``sft`` / ``grpo`` (recipe, overrides {key: value}), ``evaluate`` (limit,
 max_new_tokens, batch_size, baselines, rules, backend, base: false skips the base model, which
-scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default).
+scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default; sampled:
+{temperature, samples, seed} or true adds ``DIR/eval-sampled``, the SFT model and GRPO checkpoints sampled
+k times per row, paired sample by sample in the report; off in the presets, ~80 s more on an H200 at k = 4).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from scheduler_solver.io import read_yaml_mapping
 STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 RECIPES = Path(__file__).resolve().parent.parent / "training" / "recipes"
 _EVAL = {"limit": 100, "max_new_tokens": 1024, "batch_size": None, "baselines": ["oracle", "greedy"],
-         "rules": "strict", "backend": "auto", "base": True}
+         "rules": "strict", "backend": "auto", "base": True, "sampled": None}
 PRESETS = {
     "cpu": {"scale": "cpu",
             "generate": {"train_size": 300, "test_size": 20, "seed": 0, "holdout_name_sources": True,
@@ -98,10 +100,40 @@ def _flags(overrides: dict) -> list[str]:
     return out
 
 
+SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
+
+
+def sampled_settings(cfg: dict) -> Optional[dict]:
+    """``evaluate.sampled`` with its defaults filled in, or None when it is off. A second evaluation of the SFT
+    model and every GRPO checkpoint, sampled k times per row (``eval-sampled/``): GRPO optimises the sampled policy,
+    and its gain can show there when greedy decoding hides it (run 12 of BENCHMARKS.md)."""
+    value = cfg["evaluate"].get("sampled")
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise UserError(f"evaluate.sampled must be a mapping (temperature, samples, seed) or true, got {value!r}")
+    unknown = sorted(set(value) - set(SAMPLED_KEYS))
+    if unknown:
+        raise UserError(f"evaluate.sampled: unknown key {unknown[0]!r} (known: {', '.join(SAMPLED_KEYS)})")
+    out = {**SAMPLED_KEYS, **value}
+    if isinstance(out["samples"], bool) or not isinstance(out["samples"], int) or out["samples"] < 1:
+        raise UserError(f"evaluate.sampled.samples must be a positive integer, got {out['samples']!r}")
+    if isinstance(out["temperature"], bool) or not isinstance(out["temperature"], (int, float)) \
+            or not out["temperature"] > 0:
+        raise UserError(f"evaluate.sampled.temperature must be > 0 (greedy is the main evaluation), got "
+                        f"{out['temperature']!r}")
+    if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
+        raise UserError(f"evaluate.sampled.seed must be an integer, got {out['seed']!r}")
+    return out
+
+
 class Pipeline:
     def __init__(self, cfg: dict, out: str):
         self.cfg, self.out = cfg, Path(out)
         self.data, self.eval_dir = self.out / "data", self.out / "eval"
+        self.sampled_dir = self.out / "eval-sampled"
         self.sft_dir, self.grpo_dir = self.out / "sft", self.out / "grpo"
         src = cfg["model"]["source"]
         self.base = str(self.out / "models" / "base") if src in ("smollm2", "tiny") else src
@@ -171,15 +203,23 @@ class Pipeline:
         return targets
 
     def evaluate(self):
+        """The greedy evaluation (``eval/``) and, with ``evaluate.sampled``, the sampled one of the trained models
+        (``eval-sampled/``): the argv of each that is not complete yet."""
         targets = self.eval_targets()
-        summary = self.eval_dir / "summary.json"
-        if summary.exists():
-            models = json.loads(summary.read_text(encoding="utf-8")).get("models", {})
-            if all(label in models and models[label].get("complete") for label, _ in targets):
-                return None
+        todo = [self._eval_argv(self.eval_dir, targets, [])] if not _complete(self.eval_dir, targets) else []
+        sampled = sampled_settings(self.cfg)
+        if sampled:
+            trained = [(label, spec) for label, spec in targets if label == "sft" or label.startswith("grpo-")]
+            flags = ["--temperature", str(sampled["temperature"]), "--samples", str(sampled["samples"]),
+                     "--seed", str(sampled["seed"])]
+            if not _complete(self.sampled_dir, trained):
+                todo.append(self._eval_argv(self.sampled_dir, trained, flags))
+        return todo or None
+
+    def _eval_argv(self, out: Path, targets: list[tuple[str, str]], flags: list[str]) -> list[str]:
         e = self.cfg["evaluate"]
-        argv = ["evaluate", "--dataset", str(self.data), "--split", "test", "--output", str(self.eval_dir),
-                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"], "--backend", e["backend"]]
+        argv = ["evaluate", "--dataset", str(self.data), "--split", "test", "--output", str(out),
+                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"], "--backend", e["backend"], *flags]
         if e.get("limit"):
             argv += ["--limit", str(e["limit"])]
         if e.get("batch_size"):
@@ -250,6 +290,12 @@ class Pipeline:
                                               "this_run_wall_s": round(time.perf_counter() - start, 1)})
 
 
+def _complete(eval_dir: Path, targets: list[tuple[str, str]]) -> bool:
+    """Whether ``eval_dir/summary.json`` holds every target label, complete."""
+    models = (_read(eval_dir / "summary.json") or {}).get("models", {})
+    return all(label in models and models[label].get("complete") for label, _ in targets)
+
+
 def _last_state(run_dir: Path) -> dict:
     """The ``trainer_state.json`` of a run's last checkpoint (``{}`` when none)."""
     from training.grpo import find_last_checkpoint
@@ -271,6 +317,7 @@ def write_report(p: Pipeline, timings: dict) -> None:
 
     cfg, out, lines = p.cfg, p.out, ["# Pipeline report", ""]
     e, g = cfg["evaluate"], cfg["generate"]
+    sampled = sampled_settings(cfg)
     sft = _read(p.sft_dir / "sft_summary.json") or {}
     state = _last_state(p.grpo_dir)
     if cfg.get("scale") in ("cpu", "tiny"):
@@ -307,7 +354,9 @@ def write_report(p: Pipeline, timings: dict) -> None:
               f"{state.get('global_step', '?')} steps",
               f"- evaluation: `eval/`, rules `{e['rules']}`, {e.get('limit') or 'all'} test rows, "
               f"max {e['max_new_tokens']} new tokens, greedy decoding"
-              + ("" if e.get("base", True) else "; base model not evaluated (`evaluate.base: false`)"), ""]
+              + ("" if e.get("base", True) else "; base model not evaluated (`evaluate.base: false`)")
+              + (f"; and `eval-sampled/`: the trained models sampled {sampled['samples']} times per row at "
+                 f"temperature {sampled['temperature']:g} (seed {sampled['seed']})" if sampled else ""), ""]
     summary = _read(p.eval_dir / "summary.json")
     if summary and summary.get("models"):
         from evaluation.report import PAIRED_NOTE, format_paired, format_table
@@ -316,6 +365,16 @@ def write_report(p: Pipeline, timings: dict) -> None:
                   "Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""]
         if summary.get("paired"):
             lines += ["### Paired comparison (same rows)", "", format_paired(summary), "", PAIRED_NOTE, ""]
+    summary = _read(p.sampled_dir / "summary.json") if sampled else None
+    if summary and summary.get("models"):
+        from evaluation.report import PAIRED_NOTE, format_paired, format_table
+
+        lines += [f"## Sampled: temperature {sampled['temperature']:g}, {sampled['samples']} samples per row", "",
+                  "GRPO optimises the expected reward of sampled completions; this shows whether that moved, which "
+                  "greedy decoding can hide (see `eval-sampled/report.md`).", "", format_table(summary), ""]
+        if summary.get("paired"):
+            lines += ["Paired sample by sample; the last column compares rows on their mean over the samples (the "
+                      "sound sign test).", "", format_paired(summary), "", PAIRED_NOTE, ""]
     shown = sorted(out.glob("eval/*.png")) + sorted(out.glob("plots/*/overview.png"))
     others = [i for i in sorted(out.glob("plots/*/*.png")) if i not in shown]
     if shown:
@@ -348,6 +407,7 @@ def check_config(out: Path, cfg: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(old.get("evaluate"), dict):
             old["evaluate"].setdefault("base", True)  # folders made before evaluate.base existed
+            old["evaluate"].setdefault("sampled", None)  # ... and before evaluate.sampled
         new = json.loads(json.dumps(cfg))
         if old != new:
             differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -368,6 +428,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     # Not yet measured on a GPU (BENCHMARKS.md, run 5).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     cfg = load_config(args.preset, args.config)
+    sampled_settings(cfg)  # a bad evaluate.sampled stops here, before any stage
     stages = parse_stages(args.stages)
     check_config(Path(args.output), cfg)
     return Pipeline(cfg, args.output).run(stages)

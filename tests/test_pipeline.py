@@ -212,3 +212,44 @@ def test_every_ablation_config_names_only_real_settings(path):
     if grpo.get("limit"):
         assert steps_per_epoch(grpo["limit"], grpo["per_device_train_batch_size"], grpo["gradient_accumulation_steps"],
                                1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, path.name
+
+
+def test_evaluate_sampled_adds_a_sampled_evaluation_of_the_trained_models(run, tmp_path):
+    """evaluate.sampled on a finished run: the greedy evaluation is complete (skipped), the SFT model and the GRPO
+    checkpoint are sampled k times per row into eval-sampled/, and the report shows them paired sample by sample."""
+    import shutil
+
+    _, out = run
+    copy = tmp_path / "sampled"
+    shutil.copytree(out, copy)
+    config = _config(tmp_path, evaluate={**TINY["evaluate"], "sampled": {"samples": 2, "seed": 3}})
+    saved = json.loads((copy / "pipeline_config.json").read_text())
+    saved["evaluate"]["sampled"] = {"samples": 2, "seed": 3}
+    (copy / "pipeline_config.json").write_text(json.dumps(saved))
+    greedy_before = (copy / "eval" / "summary.json").read_text()
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "evaluate,report"]) == 0
+    summary = json.loads((copy / "eval-sampled" / "summary.json").read_text())
+    assert list(summary["models"]) == ["sft", "grpo-checkpoint-2-epoch1.00"]
+    assert all(m["samples"] == 2 and m["completions"] == 4 for m in summary["models"].values())
+    assert summary["models"]["sft"]["sampling"]["temperature"] == 1.0 and summary["models"]["sft"]["sampling"]["seed"] == 3
+    assert [(c["a"], c["b"], c["samples"], c["rows"]) for c in summary["paired"]] == [
+        ("sft", "grpo-checkpoint-2-epoch1.00", 2, 4)]
+    assert (copy / "eval" / "summary.json").read_text() == greedy_before  # the greedy evaluation was not redone
+    report = (copy / "report.md").read_text()
+    assert "## Sampled: temperature 1, 2 samples per row" in report
+    assert "| sft | grpo-checkpoint-2-epoch1.00 | 2 x 2 |" in report
+    assert "sampled 2 times per row at temperature 1 (seed 3)" in report
+
+
+@pytest.mark.parametrize("sampled, message", [
+    ({"samples": 0}, "samples must be a positive integer"),
+    ({"temperature": 0}, "temperature must be > 0"),
+    ({"top_k": 5}, "unknown key 'top_k'"),
+    ("often", "must be a mapping"),
+])
+def test_bad_evaluate_sampled_stops_before_any_stage(tmp_path, capsys, sampled, message):
+    config = _config(tmp_path, evaluate={**TINY["evaluate"], "sampled": sampled})
+    assert cli(["pipeline", "--config", config, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o" / "data").exists()
