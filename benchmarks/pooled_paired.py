@@ -18,7 +18,8 @@ come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` l
 in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
 epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100), rows fixed / broken and the sign
 test on those flips, rows scoring better / worse and the sign test on those, the rows valid in both that score
-better / worse (optimality moves) with their sign test, the failure categories of the flipped rows (what a fixed
+better / worse (optimality moves) with their sign test and how many of the worse ones hold fewer events than
+before (optimality lost by dropping events), the failure categories of the flipped rows (what a fixed
 row failed on before, what a broken row fails on now), and each run's own difference.
 """
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from evaluation.paired import compare, row_level, sign_test_p  # noqa: E402
 from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
+from scheduler_solver.rules import parse  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
 
 
@@ -51,9 +53,16 @@ def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
         if sample and not all_samples:
             continue
         per_row, _ = score_completions(rows, completions, "strict")
-        out.update({((v["index"], sample) if all_samples else v["index"]): (v["category"], v["score"])
+        out.update({((v["index"], sample) if all_samples else v["index"]):
+                    (v["category"], v["score"], len(parse(completions[v["index"]], "strict").events))
                     for v in per_row})
     return out
+
+
+def fewer_events(a: dict, b: dict) -> int:
+    """Rows valid in both that score lower in B with fewer events than in A: optimality lost by dropping events."""
+    return sum(1 for k in a.keys() & b.keys() if a[k][0] == b[k][0] == "valid" and b[k][1] < a[k][1]
+               and b[k][2] < a[k][2])
 
 
 def _step(label: str) -> int:
@@ -129,7 +138,8 @@ def main(argv=None) -> int:
                 print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
-                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}) | {flip_categories(a, b)} | {each} |"
+                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "
+                      f"events) | {flip_categories(a, b)} | {each} |"
                       + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
                          if args.all_samples else ""))
     except UserError as e:

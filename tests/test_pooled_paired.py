@@ -67,7 +67,9 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     assert cells[1][1:7] == ["2", "12", "2", "12", f"{-100 / 12 - lost / 12:+.2f}", "1"]
     assert [c[7] for c in cells] == ["0", "2"]  # broken
     assert [c[9:11] for c in cells] == [["2", "0"], ["1", "3"]]  # better, worse (flips and row 3 of run b)
-    assert cells[0][12] == "0 / 0 (1)" and cells[1][12] == "0 / 1 (1)"  # valid in both: better / worse
+    # valid in both: better / worse, and row 3's lower score came from dropping an event
+    assert cells[0][12] == "0 / 0 (1; 0 worse with fewer events)"
+    assert cells[1][12] == "0 / 1 (1; 1 worse with fewer events)"
     assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == f"+0.00 / {-100 / 6 - lost / 6:+.2f}"  # each run
     # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
     assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
