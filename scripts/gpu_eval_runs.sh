@@ -24,13 +24,12 @@ threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 
 one() {  # run folder, subfolder, flags
-  local run=$1 sub=$2 flags=$3 models
+  local run=$1 sub=$2 models flags
+  read -r -a flags <<< "$3"  # split on spaces, never globbed
   model_args models "$run/sft" "$run/grpo"
-  # shellcheck disable=SC2086
   python3 -m qwen_scheduler evaluate --dataset "$run/data" --split test --output "$run/$sub" --limit 100 \
-    --max-new-tokens 1280 --batch-size 200 --backend transformers-static $flags "${models[@]}" || return $?
-  # shellcheck disable=SC2086
-  [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$run/$sub-extra" $flags "${models[@]}"
+    --max-new-tokens 1280 --batch-size 200 --backend transformers-static "${flags[@]}" "${models[@]}" || return $?
+  [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$run/$sub-extra" "${flags[@]}" "${models[@]}"
 }
 
 pids=() i=0

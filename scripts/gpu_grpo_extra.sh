@@ -7,6 +7,8 @@
 #
 #   SFT_RUN=runs/a,runs/b EXTRA_EVAL=data/bigtest bash scripts/gpu_grpo_extra.sh l1="--num_train_epochs 4" l2="--num_train_epochs 4"
 #
+# FLAGS are split on spaces (never globbed): write a YAML/JSON value as one word, e.g. --rewards
+# '["strict_format",{"name":"optimal","points":70}]' (JSON without spaces; no single quotes inside FLAGS).
 # SFT_RUN is one pipeline folder for every spec, or a comma list with one folder per spec (spec i starts from
 # folder i). Results: runs/NAME/{grpo,eval,eval-extra}, laid out like a pipeline run (eval/sft, eval/grpo-checkpoint-N)
 # so benchmarks/pooled_paired.py reads them. With $OUT set, $OUT/NAME.tar.gz (log, trainer states, eval summaries
@@ -25,10 +27,10 @@ threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 
 one() {  # name, SFT run folder, flags: GRPO, then its SFT model and checkpoints on the test split(s)
-  local name=$1 sft_run=$2 flags=$3 out=runs/$1
-  # shellcheck disable=SC2086
+  local name=$1 sft_run=$2 out=runs/$1 flags
+  read -r -a flags <<< "$3"  # split on spaces, never globbed (a JSON value like [...] is a glob pattern)
   python3 -m qwen_scheduler train grpo --config training/recipes/smollm2-grpo.yaml \
-    --model_name_or_path "$sft_run/sft" --dataset "$sft_run/data" --output_dir "$out/grpo" $flags || return $?
+    --model_name_or_path "$sft_run/sft" --dataset "$sft_run/data" --output_dir "$out/grpo" "${flags[@]}" || return $?
   local models
   model_args models "$sft_run/sft" "$out/grpo"
   python3 -m qwen_scheduler evaluate --dataset "$sft_run/data" --split test --output "$out/eval" --limit 100 \
