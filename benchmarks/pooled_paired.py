@@ -117,9 +117,9 @@ def main(argv=None) -> int:
                 raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
             evals[sub] = load_from_disk(ds)["test"]
         extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
-        print(f"| group | epoch | step | runs | {'units' if args.all_samples else 'rows'} | Δ mean score | fixed | broken | "
-              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | flips by category "
-              f"| Δ per run |{extra}")
+        unit = "units" if args.all_samples else "rows"
+        print(f"| group | epoch | step | runs | {unit} | Δ mean score | fixed | broken | p (flips) | better | worse | "
+              f"p (better/worse) | valid in both: better / worse (p) | flips by category | Δ per run |{extra}")
         print("|---" * (16 if args.all_samples else 15) + "|")
         for spec in args.group:
             name, _, runs = spec.partition("=")

@@ -231,7 +231,8 @@ def test_evaluate_sampled_adds_a_sampled_evaluation_of_the_trained_models(run, t
     summary = json.loads((copy / "eval-sampled" / "summary.json").read_text())
     assert list(summary["models"]) == ["sft", "grpo-checkpoint-2-epoch1.00"]
     assert all(m["samples"] == 2 and m["completions"] == 4 for m in summary["models"].values())
-    assert summary["models"]["sft"]["sampling"]["temperature"] == 1.0 and summary["models"]["sft"]["sampling"]["seed"] == 3
+    sampling = summary["models"]["sft"]["sampling"]
+    assert sampling["temperature"] == 1.0 and sampling["seed"] == 3
     assert [(c["a"], c["b"], c["samples"], c["rows"]) for c in summary["paired"]] == [
         ("sft", "grpo-checkpoint-2-epoch1.00", 2, 4)]
     assert (copy / "eval" / "summary.json").read_text() == greedy_before  # the greedy evaluation was not redone

@@ -149,8 +149,8 @@ def mined_dataset(trainer, script, args, data):
     temperature = args.temperature if script.mine_temperature is None else script.mine_temperature
     found = load_mined(args.output_dir, len(data.rows))
     if found is not None and found[1].get("temperature", temperature) != temperature:
-        raise UserError(f"{args.output_dir}/{MINING_FILE} was mined at temperature {found[1]['temperature']:g}, this run "
-                        f"mines at {temperature:g}; use a new output_dir or delete it")
+        raise UserError(f"{args.output_dir}/{MINING_FILE} was mined at temperature {found[1]['temperature']:g}, "
+                        f"this run mines at {temperature:g}; use a new output_dir or delete it")
     if found is None:
         found = mine_rows(trainer.model, trainer.processing_class, data.rows, samples=script.mine_samples,
                           keep=script.limit, temperature=temperature,
