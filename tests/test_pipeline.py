@@ -212,6 +212,13 @@ def test_every_ablation_config_names_only_real_settings(path):
     if grpo.get("limit"):
         assert steps_per_epoch(grpo["limit"], grpo["per_device_train_batch_size"], grpo["gradient_accumulation_steps"],
                                1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, path.name
+    # the rewards (a name list or a YAML list with parameters) build, and evaluate.sampled is well formed
+    from qwen_scheduler.pipeline import sampled_settings
+    from training.rewards import build_reward_funcs
+
+    rewards = grpo["rewards"]  # a YAML list in a recipe, a string in an override (as on the command line)
+    build_reward_funcs(GRPOScriptArguments(rewards=rewards).reward_specs() if isinstance(rewards, str) else rewards)
+    sampled_settings(cfg)
 
 
 def test_evaluate_sampled_adds_a_sampled_evaluation_of_the_trained_models(run, tmp_path):
