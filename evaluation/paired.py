@@ -68,10 +68,11 @@ def row_level(a: Mapping[tuple, tuple[str, float]], b: Mapping[tuple, tuple[str,
     >>> row_level(a, b)
     {'rows_better': 1, 'rows_worse': 1, 'rows_p': 1.0}
     """
+    shared = set(a) & set(b)
     means = []
     for m in (a, b):
         sums: dict = {}
-        for key in set(a) & set(b):
+        for key in shared:
             total, n = sums.get(key[:-1], (0.0, 0))
             sums[key[:-1]] = (total + m[key][1], n + 1)
         means.append({k: t / n for k, (t, n) in sums.items()})

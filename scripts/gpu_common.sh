@@ -1,5 +1,5 @@
-# Shared by scripts/gpu_pipelines.sh and scripts/gpu_grpo_extra.sh (sourced, not run): the held-out check both
-# score runs on, so that their SFT and GRPO evaluations use the same settings and pair row by row.
+# Shared by scripts/gpu_pipelines.sh, gpu_grpo_extra.sh and gpu_eval_runs.sh (sourced, not run): the evaluations
+# they score runs with, so that SFT and GRPO evaluations use the same settings and pair row by row.
 
 require_extra_eval() {  # $EXTRA_EVAL, when set, must be a dataset folder: say so before any GPU work starts
   [ -z "${EXTRA_EVAL:-}" ] || [ -f "$EXTRA_EVAL/dataset_dict.json" ] || {
@@ -14,6 +14,12 @@ model_args() {  # ARRAY SFT_DIR GRPO_DIR: fill ARRAY with --model/--label pairs:
   for c in $(cd "$3" 2>/dev/null && ls -d checkpoint-* 2>/dev/null | sort -t- -k2 -n); do
     _args+=(--model "$3/$c" --label "grpo-$c")
   done
+}
+
+evaluate_test() {  # OUTPUT_DIR DATASET ARGS...: the GPU pipeline's evaluation (first 100 test rows, static decoder)
+  local out=$1 data=$2; shift 2
+  python3 -m qwen_scheduler evaluate --dataset "$data" --split test --output "$out" --limit 100 \
+    --max-new-tokens 1280 --batch-size 100 --backend transformers-static "$@"
 }
 
 evaluate_extra() {  # OUTPUT_DIR MODEL_ARGS...: greedy, static decoder, on $EXTRA_EVAL's test split

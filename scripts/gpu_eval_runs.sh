@@ -27,8 +27,7 @@ one() {  # run folder, subfolder, flags
   local run=$1 sub=$2 models flags
   read -r -a flags <<< "$3"  # split on spaces, never globbed
   model_args models "$run/sft" "$run/grpo"
-  python3 -m qwen_scheduler evaluate --dataset "$run/data" --split test --output "$run/$sub" --limit 100 \
-    --max-new-tokens 1280 --batch-size 200 --backend transformers-static "${flags[@]}" "${models[@]}" || return $?
+  evaluate_test "$run/$sub" "$run/data" "${flags[@]}" "${models[@]}" || return $?
   [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$run/$sub-extra" "${flags[@]}" "${models[@]}"
 }
 
@@ -36,7 +35,7 @@ pids=() i=0
 for run in "$@"; do
   echo "gpu $i: $run -> $run/$sub ${EVAL_FLAGS:-}"
   (export CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
-   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_extra); one $run $sub '${EVAL_FLAGS:-}'") \
+   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_test evaluate_extra); one $run $sub '${EVAL_FLAGS:-}'") \
     > "$run/$sub.log" 2>&1 &
   pids+=($!); i=$((i + 1))
 done

@@ -33,8 +33,7 @@ one() {  # name, SFT run folder, flags: GRPO, then its SFT model and checkpoints
     --model_name_or_path "$sft_run/sft" --dataset "$sft_run/data" --output_dir "$out/grpo" "${flags[@]}" || return $?
   local models
   model_args models "$sft_run/sft" "$out/grpo"
-  python3 -m qwen_scheduler evaluate --dataset "$sft_run/data" --split test --output "$out/eval" --limit 100 \
-    --max-new-tokens 1280 --batch-size 100 --backend transformers-static "${models[@]}" || return $?
+  evaluate_test "$out/eval" "$sft_run/data" "${models[@]}" || return $?
   [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$out/eval-extra" "${models[@]}"
 }
 
@@ -46,7 +45,7 @@ for spec in "$@"; do
   mkdir -p "runs/$name"
   echo "gpu $i: $name: GRPO from $sft_run/sft $flags"
   (export CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
-   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_extra); one $name $sft_run '$flags'") \
+   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_test evaluate_extra); one $name $sft_run '$flags'") \
     > "runs/$name/run.log" 2>&1 &
   names+=("$name"); pids+=($!)
   i=$((i + 1))

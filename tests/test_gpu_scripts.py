@@ -36,7 +36,7 @@ def test_gpu_grpo_extra_refuses_bad_arguments(sft_run, tmp_path, args, env, mess
 
 
 def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_model_dir, tmp_path):
-    """``gpu_common.sh``'s ``model_args`` + ``evaluate_extra`` (both GPU scripts use them, through ``declare -f`` as
+    """``gpu_common.sh``'s ``model_args`` + ``evaluate_extra`` (the GPU scripts use them, through ``declare -f`` as
     the scripts do): the SFT model first, checkpoints in step order (10 after 2), the pipeline's evaluation settings."""
     import json
     import shutil
