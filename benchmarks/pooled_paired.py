@@ -16,11 +16,15 @@ row-level test: rows whose mean score over their k samples rose / fell, and its 
 ``--eval SUBDIR=DATASET`` names an evaluation folder inside each run and the dataset folder (test split) its rows
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
 in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
-epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100), rows fixed / broken and the sign
-test on those flips, rows scoring better / worse and the sign test on those, the rows valid in both that score
-better / worse (optimality moves) with their sign test and how many of the worse ones hold fewer events than
-before (optimality lost by dropping events), the failure categories of the flipped rows (what a fixed
-row failed on before, what a broken row fails on now), and each run's own difference.
+epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100) with its test by prompt (each
+test prompt's difference averaged over the group's runs and samples, since runs share prompts and often their SFT
+model: a bootstrap 95% interval over prompts and a sign-flip permutation p, ``evaluation.paired.mean_test``),
+rows fixed / broken and the sign test on those flips, rows scoring better / worse and the sign test on those, the
+rows valid in both that score better / worse (optimality moves) with their sign test and how many of the worse
+ones hold fewer events than before (optimality lost by dropping events), the failure categories of the flipped
+rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference. The
+row-count sign tests treat every (run, row) pair as independent, which pooled runs of the same prompts are not:
+read them as descriptive, the by-prompt test as the measure.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.paired import compare, row_level, sign_test_p  # noqa: E402
+from evaluation.paired import compare, mean_test, row_level, sign_test_p  # noqa: E402
 from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.rules import parse  # noqa: E402
@@ -118,9 +122,10 @@ def main(argv=None) -> int:
             evals[sub] = load_from_disk(ds)["test"]
         extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
         unit = "units" if args.all_samples else "rows"
-        print(f"| group | epoch | step | runs | {unit} | Δ mean score | fixed | broken | p (flips) | better | worse | "
-              f"p (better/worse) | valid in both: better / worse (p) | flips by category | Δ per run |{extra}")
-        print("|---" * (16 if args.all_samples else 15) + "|")
+        print(f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | broken | "
+              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | flips by category "
+              f"| Δ per run |{extra}")
+        print("|---" * (17 if args.all_samples else 16) + "|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
             found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
@@ -134,8 +139,10 @@ def main(argv=None) -> int:
                 a = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[0].items()}
                 b = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[k].items()}
                 c = compare(a, b)
+                mt = mean_test(a, b, unit=lambda key: key[1:3])  # (eval subdir, row): one prompt, all runs/samples
                 each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
-                print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | {c['fixed']} | "
+                print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | "
+                      f"{mt['low']:+.2f} to {mt['high']:+.2f} ({mt['p']:.2g}) | {c['fixed']} | "
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
                       f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "

@@ -32,7 +32,7 @@ from scheduler_solver.scoring import score_completions
 
 from . import layout
 from .checkpoints import BASELINES
-from .paired import compare, row_level
+from .paired import compare, mean_test, row_level
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
 PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = rows scoring higher/lower, and of "
@@ -121,8 +121,10 @@ def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str]]:
 
 def paired_figures(models: Mapping[str, Mapping], units: Mapping[str, Mapping],
                    log: Callable[[str], None]) -> list[dict]:
-    """``[{a, b, samples, rows, delta_mean_score, fixed, broken, better, worse, valid_better, valid_worse, p}]``
-    (plus ``rows_better``, ``rows_worse``, ``rows_p`` when ``samples`` > 1); ``units``: each label's
+    """``[{a, b, samples, rows, delta_mean_score, delta_low, delta_high, delta_p, fixed, broken, better, worse,
+    valid_better, valid_worse, p}]`` (plus ``rows_better``, ``rows_worse``, ``rows_p`` when ``samples`` > 1);
+    ``delta_low``/``delta_high``/``delta_p``: the 95% interval and sign-flip p of the mean difference with each row
+    one unit (its samples averaged; ``evaluation.paired.mean_test``); ``units``: each label's
     ``{(row index, sample): (category, score)}``. Two models with k > 1 samples each are paired sample by sample
     (``rows`` then counts (row, sample) units), otherwise on sample 0."""
     out = []
@@ -131,6 +133,8 @@ def paired_figures(models: Mapping[str, Mapping], units: Mapping[str, Mapping],
         ua, ub = ({key: v for key, v in units[m].items() if k > 1 or key[1] == 0} for m in (a, b))
         try:
             entry = {"a": a, "b": b, "samples": k, **compare(ua, ub)}
+            m = mean_test(ua, ub, unit=lambda key: key[0])
+            entry.update(delta_low=m["low"], delta_high=m["high"], delta_p=m["p"])
         except UserError as e:
             log(f"warning: {a} -> {b} not compared: {e}")
             continue
@@ -205,14 +209,15 @@ def format_paired(summary: Mapping) -> str:
     if not pairs:
         return ""
     sampled = any(c.get("samples", 1) > 1 for c in pairs)
-    head = ["from", "to", "rows x samples" if sampled else "rows", "Δ mean score", "fixed", "broken", "better",
-            "worse", "valid in both: better / worse", "sign-test p"]
+    head = ["from", "to", "rows x samples" if sampled else "rows", "Δ mean score", "Δ 95% CI (p)", "fixed", "broken",
+            "better", "worse", "valid in both: better / worse", "sign-test p"]
     head += ["rows by mean of samples: better / worse (p)"] if sampled else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in pairs:
         k = c.get("samples", 1)
         size = f"{c['rows'] // k} x {k}" if sampled and k > 1 else str(c["rows"])
-        cells = [c["a"], c["b"], size, f"{c['delta_mean_score']:+.2f}"]
+        cells = [c["a"], c["b"], size, f"{c['delta_mean_score']:+.2f}",
+                 f"{c['delta_low']:+.2f} to {c['delta_high']:+.2f} ({c['delta_p']:.2g})" if "delta_p" in c else "-"]
         cells += [str(c[key]) for key in ("fixed", "broken", "better", "worse")]
         cells += [f"{c['valid_better']} / {c['valid_worse']}", f"{c['p']:.3g}"]
         if sampled:
@@ -241,7 +246,9 @@ def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
                   "checkpoint), on sample 0 of the rows both scored, or sample by sample when both have k > 1 "
                   "samples per row (fixed/broken/better/worse then count (row, sample) pairs, whose sign test is "
                   "optimistic: a row's samples share a prompt; the last column compares rows on their mean over the "
-                  "samples, the sound test); Δ mean score = to minus from. " + PAIRED_NOTE, ""]
+                  "samples, the sound test); Δ mean score = to minus from, with a bootstrap 95% interval over rows "
+                  "and a sign-flip permutation p for that difference (rows are the units, their samples averaged). "
+                  + PAIRED_NOTE, ""]
     if images:
         parts += ["## Charts", ""]
         for name, title in images:

@@ -6,7 +6,7 @@ import pytest
 
 from evaluation import layout
 from evaluation.backends import oracle_completion
-from evaluation.paired import compare
+from evaluation.paired import compare, mean_test
 from evaluation.report import render
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import append_jsonl, atomic_write_json
@@ -49,6 +49,45 @@ def test_only_shared_rows_count_and_score_changes_are_not_flips():
     b = {0: ("valid", 0.75), 1: ("valid", 0.5), 2: ("format_error", 0.0), 8: ("format_error", 0.0)}
     assert compare(a, b) == {"rows": 3, "delta_mean_score": pytest.approx(-25 / 3), "fixed": 0, "broken": 0,
                              "better": 1, "worse": 1, "valid_better": 1, "valid_worse": 1, "p": 1.0}
+
+
+# n rows move by the same amount (the rest stay): P(a random sign flip is as extreme) = P(all n signs agree)
+@pytest.mark.parametrize("moved, still, p", [(1, 5, 1.0), (2, 0, 0.5), (3, 7, 0.25), (5, 5, 1 / 16), (9, 1, 1 / 256)])
+def test_mean_test_sign_flip_p_matches_the_exact_value(moved, still, p):
+    a = {i: ("valid", 0.5) for i in range(moved + still)}
+    b = {i: ("valid", 0.75 if i < moved else 0.5) for i in range(moved + still)}
+    got = mean_test(a, b)
+    assert got["units"] == moved + still
+    assert got["delta"] == pytest.approx(25 * moved / (moved + still))
+    assert abs(got["p"] - p) < 0.015  # 10,000 seeded draws: the Monte Carlo error is ~0.005 at p = 0.25
+    assert 0 <= got["low"] <= got["delta"] <= got["high"] <= 25
+    assert mean_test(a, b) == got  # seeded
+
+
+def test_mean_test_averages_what_shares_a_prompt_and_is_two_sided():
+    """Keys (run, row): a row fixed in one of three runs is one unit moved by 100 / 3, not three units."""
+    a = {(run, row): ("overlap", 0.0) for run in range(3) for row in range(4)}
+    b = dict(a)
+    b[(0, 1)] = b[(2, 3)] = ("valid", 1.0)
+    got = mean_test(a, b, unit=lambda key: key[1])
+    assert got["units"] == 4 and got["delta"] == pytest.approx(2 * 100 / 3 / 4)
+    assert abs(got["p"] - 0.5) < 0.02  # two units moved, by the same amount
+    worse = mean_test(b, a, unit=lambda key: key[1])
+    assert worse["delta"] == pytest.approx(-got["delta"]) and worse["p"] == got["p"]
+    assert worse["high"] <= 0 and worse["low"] == pytest.approx(-got["high"])
+    with pytest.raises(UserError, match="share no scored row"):
+        mean_test(a, {(9, 9): ("valid", 1.0)})
+
+
+def test_mean_test_finds_a_small_shift_over_many_units_and_misses_noise():
+    """400 rows: 35 fixed and 5 broken (+7.5 points) is detected; 20 fixed and 20 broken (+0) is not."""
+    def model(invalid):
+        return {i: (("overlap", 0.0) if i in invalid else ("valid", 1.0)) for i in range(400)}
+
+    found = mean_test(model(range(35)), model(range(35, 40)))
+    assert found["delta"] == pytest.approx(7.5) and found["p"] < 0.001 and found["low"] > 0
+    null = mean_test(model(range(20)), model(range(20, 40)))
+    assert null["delta"] == 0 and null["p"] == 1.0 and null["low"] < 0 < null["high"]
 
 
 def test_no_shared_rows_is_a_user_error():
@@ -96,11 +135,18 @@ def test_render_compares_consecutive_trained_models(sample_rows, tmp_path):
             "p")
     assert [tuple(c[k] for k in keys) for c in summary["paired"]] == [
         (*e[:3], pytest.approx(e[3]), *e[4:]) for e in expected]
+    # the mean difference's own test: base -> sft moved two rows by +100 each (sign flips agree half the time);
+    # checkpoint 9 -> 10 moved row 0 by -100 and row 2 by +11.1: every flip is as extreme (p = 1)
+    first, third = summary["paired"][0], summary["paired"][2]
+    assert first["delta_low"] == first["delta_high"] == 100.0 and abs(first["delta_p"] - 0.5) < 0.03
+    assert third["delta_low"] <= third["delta_mean_score"] <= third["delta_high"] and third["delta_p"] == 1.0
     report = (out / "report.md").read_text()
     assert "## Paired comparison (same rows)" in report
-    assert "| base | sft | 2 | +100.00 | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 |" in report
+    assert f"| base | sft | 2 | +100.00 | +100.00 to +100.00 ({first['delta_p']:.2g}) | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 |" \
+        in report
     # row 2 went from the short valid schedule to the optimum: an optimality move, not a flip
-    assert "| grpo-checkpoint-9 | grpo-checkpoint-10 | 3 | -29.63 | 0 | 1 | 1 | 1 | 1 / 0 | 1 |" in report
+    assert (f"| grpo-checkpoint-9 | grpo-checkpoint-10 | 3 | -29.63 | {third['delta_low']:+.2f} to "
+            f"{third['delta_high']:+.2f} (1) | 0 | 1 | 1 | 1 | 1 / 0 | 1 |") in report
 
 
 @pytest.mark.parametrize("labels, warned", [
@@ -145,7 +191,10 @@ def test_sampled_models_are_paired_sample_by_sample_with_a_row_level_test(sample
         "samples": 2, "rows": 6, "fixed": 1, "broken": 1, "better": 2, "worse": 1, "valid_better": 1,
         "valid_worse": 0, "rows_better": 2, "rows_worse": 1}
     assert second["delta_mean_score"] == pytest.approx(100 * (1 - 120 / 135) / 6)
+    # by row (samples averaged): row 0 +50, row 1 -50, row 2 +5.6: units, not the 6 (row, sample) pairs
+    assert second["delta_low"] < 0 < second["delta_high"] and second["delta_p"] > 0.5
     report = (out / "report.md").read_text()
-    assert "| base | sft | 3 | +66.67 | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 | - |" in report
-    assert "| sft | grpo-checkpoint-3 | 3 x 2 | +1.85 | 1 | 1 | 2 | 1 | 1 / 0 | 1 | 2 / 1 (1) |" in report
+    assert "| base | sft | 3 | +66.67 | " in report and " | 2 | 0 | 2 | 0 | 0 / 0 | 0.5 | - |" in report
+    assert (f"| sft | grpo-checkpoint-3 | 3 x 2 | +1.85 | {second['delta_low']:+.2f} to {second['delta_high']:+.2f} "
+            f"({second['delta_p']:.2g}) | 1 | 1 | 2 | 1 | 1 / 0 | 1 | 2 / 1 (1) |") in report
     assert "rows by mean of samples" in report

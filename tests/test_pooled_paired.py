@@ -1,6 +1,7 @@
 """``benchmarks/pooled_paired.py``: SFT-vs-GRPO paired rows pooled over several pipeline runs (run 9's analysis)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,17 +60,21 @@ def test_pools_each_epoch_against_its_own_runs_sft(pp, data, tmp_path, capsys):
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| g |")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
-    # epoch, checkpoint step, runs, rows, delta, fixed
-    assert [c[1:7] for c in cells][0] == ["1", "6", "2", "12", "+16.67", "2"]
+    # epoch, checkpoint step, runs, rows, delta, (by prompt), fixed
+    assert [c[1:6] + c[7:8] for c in cells][0] == ["1", "6", "2", "12", "+16.67", "2"]
+    # by prompt: rows 0 and 4 rose by 50 each (fixed in one of the two runs), the other four by 0: the interval
+    # holds the mean, and the sign-flip p is P(both flips agree) = 0.5
+    low, high, p = re.fullmatch(r"([-+][\d.]+) to ([-+][\d.]+) \(([\d.e-]+)\)", cells[0][6]).groups()
+    assert float(low) <= 16.67 <= float(high) and float(low) >= 0 and abs(float(p) - 0.5) < 0.03
     problem, optimum = row_problem(rows[3], 3)
     lost = 100 * (1 - check(_last_event_dropped(rows[3], 3), problem, optimum, "strict").score)
     assert 0 < lost < 100
-    assert cells[1][1:7] == ["2", "12", "2", "12", f"{-100 / 12 - lost / 12:+.2f}", "1"]
-    assert [c[7] for c in cells] == ["0", "2"]  # broken
-    assert [c[9:11] for c in cells] == [["2", "0"], ["1", "3"]]  # better, worse (flips and row 3 of run b)
+    assert cells[1][1:6] + cells[1][7:8] == ["2", "12", "2", "12", f"{-100 / 12 - lost / 12:+.2f}", "1"]
+    assert [c[8] for c in cells] == ["0", "2"]  # broken
+    assert [c[10:12] for c in cells] == [["2", "0"], ["1", "3"]]  # better, worse (flips and row 3 of run b)
     # valid in both: better / worse, and row 3's lower score came from dropping an event
-    assert cells[0][12] == "0 / 0 (1; 0 worse with fewer events)"
-    assert cells[1][12] == "0 / 1 (1; 1 worse with fewer events)"
+    assert cells[0][13] == "0 / 0 (1; 0 worse with fewer events)"
+    assert cells[1][13] == "0 / 1 (1; 1 worse with fewer events)"
     assert cells[0][-1] == "+16.67 / +16.67" and cells[1][-1] == f"+0.00 / {-100 / 6 - lost / 6:+.2f}"  # each run
     # "no schedule" is a format error: what the fixed rows failed on, what the broken ones fail on now
     assert cells[0][-2] == "fixed format_error 2" and cells[1][-2] == "fixed format_error 1; broken format_error 2"
@@ -109,7 +114,7 @@ def test_completions_are_only_read_and_a_stray_index_is_a_one_line_error(pp, dat
     before = sft.read_bytes()
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 0
     assert sft.read_bytes() == before  # skipped, not cut from the file
-    assert "| g | 1 | 3 | 1 | 6 | +0.00 |" in capsys.readouterr().out
+    assert "| g | 1 | 3 | 1 | 6 | +0.00 | +0.00 to +0.00 (1) |" in capsys.readouterr().out
     ckpt = run / "eval" / "grpo-checkpoint-3" / "completions.jsonl"
     ckpt.write_text(ckpt.read_text() + json.dumps({"index": 99, "sample": 0, "completion": "x"}) + "\n")
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 2
@@ -135,9 +140,11 @@ def test_all_samples_pairs_sample_by_sample_and_adds_a_row_level_test(pp, data, 
     assert "| units |" in out and "rows by mean of samples" in out
     cells = [c.strip() for c in next(ln for ln in out.splitlines() if ln.startswith("| g |")).strip("|").split("|")]
     # 12 units; fixed (0,0), (0,1), (1,1); broken (1,0): +2 of 12 units x 100
-    assert cells[1:9] == ["1", "3", "1", "12", "+16.67", "3", "1", "0.625"]
+    assert cells[1:6] + cells[7:10] == ["1", "3", "1", "12", "+16.67", "3", "1", "0.625"]
+    # by prompt (samples averaged): row 0 rose by 100, row 1 stayed (+100 - 100) / 2 = 0, so one unit moved: p = 1
+    assert cells[6].endswith("(1)")
     assert cells[-1] == "1 / 0 (1)"  # row 0's mean rose 0 -> 1, row 1's stayed at 0.5
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={run}"]) == 0  # sample 0 only: row 0 fixed, row 1 broken
     cells = [c.strip() for c in next(ln for ln in capsys.readouterr().out.splitlines()
                                      if ln.startswith("| g |")).strip("|").split("|")]
-    assert cells[4:8] == ["6", "+0.00", "1", "1"]
+    assert cells[4:6] + cells[7:9] == ["6", "+0.00", "1", "1"]
