@@ -22,7 +22,9 @@ model: a bootstrap 95% interval over prompts and a sign-flip permutation p, ``ev
 rows fixed / broken and the sign test on those flips, rows scoring better / worse and the sign test on those, the
 rows valid in both that score better / worse (optimality moves) with their sign test and how many of the worse
 ones hold fewer events than before (optimality lost by dropping events), the failure categories of the flipped
-rows (what a fixed row failed on before, what a broken row fails on now), and each run's own difference. The
+rows (what a fixed row failed on before, what a broken row fails on now), the overlap claims the sweep traces
+get wrong (``training.trace_audit``: an overlap claimed where the times have none drops an event and still leaves a
+valid schedule), and each run's own difference. The
 row-count sign tests treat every (run, row) pair as independent, which pooled runs of the same prompts are not:
 read them as descriptive, the by-prompt test as the measure.
 """
@@ -43,12 +45,13 @@ from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.rules import parse  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
+from training.trace_audit import audit  # noqa: E402
 
 
 def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
-    """``{row index: (category, score)}`` of sample 0 (``{(row index, sample): ...}`` of every sample with
-    ``all_samples``), scored as the evaluation report scores them. The file is only read (``repair=False``: a
-    torn last line is skipped, not cut), since run outputs may be read-only."""
+    """``{row index: (category, score, events, wrong trace claims)}`` of sample 0 (``{(row index, sample): ...}`` of
+    every sample with ``all_samples``), scored as the evaluation report scores them. The file is only read
+    (``repair=False``: a torn last line is skipped, not cut), since run outputs may be read-only."""
     by_sample: dict[int, dict[int, str]] = {}
     for r in read_jsonl(path, repair=False):
         by_sample.setdefault(int(r.get("sample", 0)), {})[int(r["index"])] = r["completion"]
@@ -58,7 +61,8 @@ def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
             continue
         per_row, _ = score_completions(rows, completions, "strict")
         out.update({((v["index"], sample) if all_samples else v["index"]):
-                    (v["category"], v["score"], len(parse(completions[v["index"]], "strict").events))
+                    (v["category"], v["score"], len(parse(completions[v["index"]], "strict").events),
+                     audit(completions[v["index"]]).wrong)
                     for v in per_row})
     return out
 
@@ -123,9 +127,10 @@ def main(argv=None) -> int:
         extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
         unit = "units" if args.all_samples else "rows"
         print(f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | broken | "
-              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | flips by category "
+              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
+              f"wrong overlap claims in traces: SFT → GRPO | flips by category "
               f"| Δ per run |{extra}")
-        print("|---" * (17 if args.all_samples else 16) + "|")
+        print("|---" * (18 if args.all_samples else 17) + "|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
             found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
@@ -146,7 +151,8 @@ def main(argv=None) -> int:
                       f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
                       f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "
-                      f"events) | {flip_categories(a, b)} | {each} |"
+                      f"events) | {sum(v[3] for v in a.values())} → {sum(v[3] for v in b.values())} | "
+                      f"{flip_categories(a, b)} | {each} |"
                       + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
                          if args.all_samples else ""))
     except UserError as e:

@@ -148,3 +148,30 @@ def test_all_samples_pairs_sample_by_sample_and_adds_a_row_level_test(pp, data, 
     cells = [c.strip() for c in next(ln for ln in capsys.readouterr().out.splitlines()
                                      if ln.startswith("| g |")).strip("|").split("|")]
     assert cells[4:6] + cells[7:9] == ["6", "+0.00", "1", "1"]
+
+
+def test_wrong_overlap_claims_in_the_traces_are_counted(pp, data, tmp_path, capsys):
+    """SFT writes the solver's sweep traces; the GRPO checkpoint claims, in some rows, that an event opening a new
+    group overlaps event #1 (it cannot: #1's group ended before it started). The schedules stay optimal."""
+    from training.trace_audit import audit
+    from training.traces import trace_completion
+
+    path, rows = data
+    clean = [trace_completion(r) for r in rows]
+    edited = {}
+    for i, text in enumerate(clean):
+        m = re.search(r"new group #(\d+)", text)
+        if m and len(edited) < 3:
+            edited[i] = text.replace(m.group(0), f"overlap with #1, group #1 #{m.group(1)}", 1)
+            assert audit(edited[i]).wrong == 1 and audit(text).wrong == 0
+    assert len(edited) >= 2, "this test needs rows with two or more conflict groups"
+    for label, texts in (("sft", clean), ("grpo-checkpoint-3", [edited.get(i, t) for i, t in enumerate(clean)])):
+        d = tmp_path / "a" / "eval" / label
+        d.mkdir(parents=True)
+        (d / "completions.jsonl").write_text("".join(json.dumps({"index": i, "sample": 0, "completion": t}) + "\n"
+                                                     for i, t in enumerate(texts)))
+    assert pp.main(["--eval", f"eval={path}", "--group", f"g={tmp_path / 'a'}"]) == 0
+    out = capsys.readouterr().out
+    assert "| wrong overlap claims in traces: SFT → GRPO |" in out
+    cells = [c.strip() for c in next(ln for ln in out.splitlines() if ln.startswith("| g |")).strip("|").split("|")]
+    assert cells[5] == "+0.00" and cells[14] == f"0 → {len(edited)}"

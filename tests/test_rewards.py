@@ -16,7 +16,8 @@ from qwen_scheduler.cli import main
 from scheduler_solver.errors import UserError
 from scheduler_solver.prompts import render_answer, render_schedule
 from training.rewards import (
-    DEFAULT_REWARDS, OVERLAP_AWARE_REWARDS, REFERENCE_REWARDS, REWARDS, build_reward_funcs, completion_text,
+    DEFAULT_REWARDS, OVERLAP_AWARE_REWARDS, PROCESS_REWARDS, REFERENCE_REWARDS, REWARDS, build_reward_funcs,
+    completion_text,
     get_reward, reward_table,
 )
 
@@ -146,7 +147,8 @@ def test_completion_text_forms():
 
 
 def test_registry_and_specs():
-    assert set(DEFAULT_REWARDS) == set(REWARDS) == set(REFERENCE_REWARDS) | set(OVERLAP_AWARE_REWARDS)
+    assert set(DEFAULT_REWARDS) == set(REWARDS) == set(REFERENCE_REWARDS) | set(OVERLAP_AWARE_REWARDS) | set(
+        PROCESS_REWARDS)
     with pytest.raises(UserError, match="known rewards: format, chronological"):
         get_reward("nope")
     with pytest.raises(UserError, match="no parameter 'maxpoints'"):

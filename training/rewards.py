@@ -17,6 +17,7 @@ strict_score     0 - 70     70 x value / optimum only for a fully valid schedule
 feasible         0 / 10     any valid schedule (partial credit for feasible, sub-optimal)
 optimal          0 / 10     a valid schedule worth the optimum
 overlap_penalty  -30 - 0    -10 per overlapping pair (or per minute) in the answer
+trace_overlaps   -30 - 0    -10 per wrong overlap claim in a sweep trace's reasoning
 ===============  =========  ==================================================================
 
 ``build_reward_funcs(["format", {"name": "score", "weight": 2.0}])`` returns ``(funcs, weights)`` for
@@ -41,12 +42,16 @@ from scheduler_solver.rules import Verdict, answer_region, check, find_events, m
 from scheduler_solver.scoring import row_problem
 from scheduler_solver.solver import optimal_total
 
+from training.trace_audit import audit
+
 #: The reference project's rewards (max total 100).
 REFERENCE_REWARDS = ("format", "chronological", "score")
 #: This project's overlap-aware set (max total 100, min -30).
 OVERLAP_AWARE_REWARDS = ("strict_format", "strict_score", "feasible", "optimal", "overlap_penalty")
+#: Rewards on the reasoning itself (max 0): wrong overlap claims in a sweep trace.
+PROCESS_REWARDS = ("trace_overlaps",)
 #: What ``qwen-scheduler reward`` computes by default.
-DEFAULT_REWARDS = REFERENCE_REWARDS + OVERLAP_AWARE_REWARDS
+DEFAULT_REWARDS = REFERENCE_REWARDS + OVERLAP_AWARE_REWARDS + PROCESS_REWARDS
 _REASONING_KEYS = ("reasoning_content", "thinking")
 _A, _B, _C = ["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"]
 
@@ -359,10 +364,38 @@ class OverlapPenalty(Reward):
         return -total if total else 0.0
 
 
+class TraceOverlaps(Reward):
+    """``-points`` per wrong overlap claim in the reasoning of a ``sweep``/``pairs`` trace
+    (``training.trace_audit``: "overlap with #a" where the listed times do not intersect, "not #c" where they do,
+    a wrong "new group"), floored at ``-max_penalty``; 0 without such a trace. A process reward: the answer
+    rewards cannot see an overlap claimed where there is none, since dropping that event still leaves a valid
+    schedule, and GRPO on greedily mined prompts learned to claim them (run 13).
+
+    >>> from scheduler_solver.events import Problem
+    >>> from training.traces import trace_completion
+    >>> good = trace_completion(Problem.build([tuple(_A), tuple(_B), tuple(_C)], ["B"]), "pairs")
+    >>> bad = good.replace("new group #3", "overlap with #2, group #2 #3")
+    >>> TraceOverlaps()(completions=[good, bad, "no trace"])
+    [0.0, -10.0, 0.0]
+    """
+
+    name = "trace_overlaps"
+    needs_problem = False
+
+    def __init__(self, points: float = 10.0, max_penalty: float = 30.0) -> None:
+        super().__init__()
+        self.points = _positive("points", points)
+        self.max_penalty = _positive("max_penalty", max_penalty)
+
+    def score(self, text, problem, optimum):
+        wrong = audit(text).wrong
+        return -min(self.max_penalty, self.points * wrong) if wrong else 0.0
+
+
 REWARDS: dict[str, type] = {
     cls.name: cls
     for cls in (FormatReward, ChronologicalReward, ScoreReward, StrictFormatReward, StrictScoreReward,
-                FeasibleReward, OptimalReward, OverlapPenalty)
+                FeasibleReward, OptimalReward, OverlapPenalty, TraceOverlaps)
 }
 
 
@@ -374,7 +407,7 @@ def get_reward(name: str, **params: Any) -> Reward:
     >>> get_reward("scor")
     Traceback (most recent call last):
     ...
-    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty
+    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty, trace_overlaps
     """
     if not isinstance(name, str) or name not in REWARDS:
         raise UserError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}")
