@@ -23,7 +23,7 @@ rows fixed / broken and the sign test on those flips, rows scoring better / wors
 rows valid in both that score better / worse (optimality moves) with their sign test and how many of the worse
 ones hold fewer events than before (optimality lost by dropping events), the failure categories of the flipped
 rows (what a fixed row failed on before, what a broken row fails on now), the overlap claims the sweep traces
-get wrong (``training.trace_audit``: an overlap claimed where the times have none drops an event and still leaves a
+get wrong (``evaluation.trace_audit``: an overlap claimed where the times have none drops an event and still leaves a
 valid schedule), and each run's own difference. The
 row-count sign tests treat every (run, row) pair as independent, which pooled runs of the same prompts are not:
 read them as descriptive, the by-prompt test as the measure.
@@ -45,7 +45,7 @@ from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.rules import parse  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
-from training.trace_audit import audit  # noqa: E402
+from evaluation.trace_audit import audit  # noqa: E402
 
 
 def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:

@@ -13,6 +13,8 @@ With k = 1 these are the plain figures (pass@1 = valid / n). ``paired`` compares
 models (base -> sft -> each GRPO checkpoint by step, and sft -> the last checkpoint when there are
 several) on the rows both scored: sample 0 of each, or, when both models have k > 1 samples per row, sample s
 against sample s with a row-level sign test on each row's mean over its samples; see ``evaluation.paired``.
+``trace_claims`` / ``trace_wrong``: the overlap claims of sweep traces in the completions and those the listed
+event times contradict (``evaluation.trace_audit``; 0 / 0 for any other reasoning), one sentence in the report.
 
 Re-render an existing folder (e.g. under the other rule set) with
 ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
@@ -33,6 +35,7 @@ from scheduler_solver.scoring import score_completions
 from . import layout
 from .checkpoints import BASELINES
 from .paired import compare, mean_test, row_level
+from .trace_audit import audit
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
 PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = rows scoring higher/lower, and of "
@@ -72,6 +75,7 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
     tokened = [r for r in timed if isinstance(r.get("n_tokens"), int)]
     seconds = sum(r["seconds"] for r in timed)
     tok_seconds = sum(r["seconds"] for r in tokened)
+    audits = [audit(r["completion"]) for r in used]  # overlap claims of sweep traces (0 for other reasoning)
     hist = [0] * HIST_BINS
     for x in scores:
         hist[min(int(x // (100 / HIST_BINS)), HIST_BINS - 1)] += 1
@@ -84,6 +88,7 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
         "best_at_k": _mean(100.0 * max(v["score"] for v in vs) for vs in by_row.values()) or 0.0,
         "mean_tokens": _mean(r["n_tokens"] for r in tokened),
         "mean_chars": _mean(len(r["completion"]) for r in used),
+        "trace_claims": sum(a.claims for a in audits), "trace_wrong": sum(a.wrong for a in audits),
         "truncated": sum(bool(r.get("truncated")) for r in used),
         "tokens_per_s": sum(r["n_tokens"] for r in tokened) / tok_seconds if tok_seconds > 0 else None,
         "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("backend") != "baseline" else None,
@@ -226,6 +231,18 @@ def format_paired(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
+def format_trace_claims(summary: Mapping) -> str:
+    """One sentence on the sweep traces' overlap claims that their own event times contradict, per model with
+    claims ('' when no model writes a sweep trace): a model that invents overlaps drops events and stays valid."""
+    counts = [f"{label} {e['trace_wrong']} of {e['trace_claims']}" for label, e in summary["models"].items()
+              if e.get("trace_claims")]
+    if not counts:
+        return ""
+    return ("*Trace audit*: overlap claims in the reasoning that the listed event times contradict, of all claims "
+            "(`evaluation.trace_audit`; an overlap claimed where there is none drops an event yet leaves a valid "
+            "schedule): " + ", ".join(counts) + ".")
+
+
 def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
     split = f" (split {summary['split']})" if summary.get("split") else ""
     parts = [
@@ -240,6 +257,8 @@ def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
         "completion; *truncated*: completions stopped by --max-new-tokens; throughput is tokens (completions) "
         "over generation wall time. Baselines (oracle, greedy) use no model: no token figures.", "",
     ]
+    trace = format_trace_claims(summary)
+    parts += [trace, ""] if trace else []
     if summary.get("paired"):
         parts += ["## Paired comparison (same rows)", "", format_paired(summary), "",
                   "Each model against the one before it in training order (and sft against the last GRPO "

@@ -153,7 +153,7 @@ def test_all_samples_pairs_sample_by_sample_and_adds_a_row_level_test(pp, data, 
 def test_wrong_overlap_claims_in_the_traces_are_counted(pp, data, tmp_path, capsys):
     """SFT writes the solver's sweep traces; the GRPO checkpoint claims, in some rows, that an event opening a new
     group overlaps event #1 (it cannot: #1's group ended before it started). The schedules stay optimal."""
-    from training.trace_audit import audit
+    from evaluation.trace_audit import audit
     from training.traces import trace_completion
 
     path, rows = data

@@ -1,4 +1,4 @@
-"""Overlap claims of sweep traces (training/trace_audit.py) and the ``trace_overlaps`` process reward.
+"""Overlap claims of sweep traces (evaluation/trace_audit.py) and the ``trace_overlaps`` process reward.
 
 The solver's own traces must audit clean on hundreds of random problems; hand-edited traces must be caught, one
 wrong claim per edit. Problem P: A 09:00-10:00, B 09:30-11:00, C 10:30-11:30, D 12:00-13:00 (all hand-checked:
@@ -12,7 +12,7 @@ import pytest
 
 from scheduler_solver.events import Problem, format_time
 from training.rewards import build_reward_funcs, get_reward
-from training.trace_audit import Audit, audit
+from evaluation.trace_audit import Audit, audit
 from training.traces import build_trace, conflict_groups, trace_completion
 
 P = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30"),
@@ -103,3 +103,34 @@ def test_trace_overlaps_reward():
     assert funcs[1].__name__ == "trace_overlaps" and funcs[1](completions=[one]) == [-5.0]
     clone = pickle.loads(pickle.dumps(funcs[1]))
     assert clone.__name__ == "trace_overlaps" and clone(completions=[one]) == [-5.0]
+
+
+def test_the_evaluation_report_counts_wrong_claims_per_model(sample_rows, tmp_path):
+    """sft writes the solver's traces; the checkpoint invents one overlap in row 0 ("Lunch" starts a new group at
+    10:15, when Yoga has ended); the oracle baseline writes no sweep and is left out of the sentence."""
+    from evaluation import layout
+    from evaluation.backends import oracle_completion
+    from evaluation.report import render
+    from scheduler_solver.io import append_jsonl, atomic_write_json
+
+    clean = [trace_completion(r) for r in sample_rows]
+    assert "#3 10:15-11:00 vs 10:15: new group #3" in clean[0]
+    edited = [clean[0].replace("new group #3", "overlap with #1, group #3"), *clean[1:]]
+    out = tmp_path / "eval"
+    texts = {"oracle": [oracle_completion(r, i) for i, r in enumerate(sample_rows)], "sft": clean,
+             "grpo-checkpoint-3": edited}
+    layout.write_index(out, {"dataset": "rows.jsonl", "split": None, "labels": list(texts)})
+    for label, done in texts.items():
+        settings = {"kind": "oracle", "backend": "baseline"} if label == "oracle" else {
+            "kind": "model", "backend": "transformers", "step": 3 if "checkpoint" in label else None}
+        atomic_write_json(out / label / layout.SETTINGS, {"rows": 3, "samples": 1, **settings})
+        for i, text in enumerate(done):
+            append_jsonl(out / label / layout.COMPLETIONS, {"index": i, "sample": 0, "completion": text})
+    summary = render(out, rows=sample_rows, charts=False, log=lambda m: None)
+    models = summary["models"]
+    claims = sum(audit(t).claims for t in clean)
+    assert claims > 0 and models["oracle"]["trace_claims"] == 0
+    assert (models["sft"]["trace_claims"], models["sft"]["trace_wrong"]) == (claims, 0)
+    assert models["grpo-checkpoint-3"]["trace_wrong"] == 1 and models["grpo-checkpoint-3"]["valid"] == 3
+    report = (out / "report.md").read_text()
+    assert f"sft 0 of {claims}, grpo-checkpoint-3 1 of " in report and "oracle 0" not in report

@@ -42,7 +42,7 @@ from scheduler_solver.rules import Verdict, answer_region, check, find_events, m
 from scheduler_solver.scoring import row_problem
 from scheduler_solver.solver import optimal_total
 
-from training.trace_audit import audit
+from evaluation.trace_audit import audit
 
 #: The reference project's rewards (max total 100).
 REFERENCE_REWARDS = ("format", "chronological", "score")
@@ -366,7 +366,7 @@ class OverlapPenalty(Reward):
 
 class TraceOverlaps(Reward):
     """``-points`` per wrong overlap claim in the reasoning of a ``sweep``/``pairs`` trace
-    (``training.trace_audit``: "overlap with #a" where the listed times do not intersect, "not #c" where they do,
+    (``evaluation.trace_audit``: "overlap with #a" where the listed times do not intersect, "not #c" where they do,
     a wrong "new group"), floored at ``-max_penalty``; 0 without such a trace. A process reward: the answer
     rewards cannot see an overlap claimed where there is none, since dropping that event still leaves a valid
     schedule, and GRPO on greedily mined prompts learned to claim them (run 13).

@@ -1,4 +1,4 @@
-"""Check the overlap claims of a sweep trace (styles ``sweep`` and ``pairs``, ``training/traces.py``).
+r"""Check the overlap claims of a sweep trace (styles ``sweep`` and ``pairs``, ``training/traces.py``).
 
 The sweep trace says, for each event in start order, whether it overlaps the running group ("overlap with #3 #4,
 not #2") or starts a new one ("new group #5"). Those claims decide which events the ``Close`` lines may keep: a
@@ -15,15 +15,16 @@ times listed there (half-open intervals, touching is fine):
 * "new group" -- wrong when an earlier event still intersects it.
 
 A claim about a number the list does not hold is wrong too. Text without a sweep (another style, no
-``<think>``) has no claims. Used by the ``trace_overlaps`` reward (``training/rewards.py``) and by
-``benchmarks/pooled_paired.py``.
+``<think>``) has no claims. Used by the evaluation report (wrong claims per model), the ``trace_overlaps`` reward
+(``training/rewards.py``) and ``benchmarks/pooled_paired.py``.
 
-    >>> from scheduler_solver.events import Problem
-    >>> from training.traces import build_trace
-    >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30")])
-    >>> audit(build_trace(p, "pairs"))
+    >>> trace = "\n".join(["<think>", "1. A (09:00 - 10:00) 60", "2. B (09:30 - 11:00) 90", "3. C (10:30 - 11:30) 60",
+    ...     "Sweep by start, against the latest end so far:", "#1 09:00-10:00: group #1 until 10:00",
+    ...     "#2 09:30-11:00 vs 10:00: overlap with #1, group #1 #2 until 11:00",
+    ...     "#3 10:30-11:30 vs 11:00: overlap with #2, not #1, group #1 #2 #3 until 11:30", "</think>"])
+    >>> audit(trace)
     Audit(claims=3, wrong=0)
-    >>> audit(build_trace(p, "pairs").replace("overlap with #2, not #1", "overlap with #1 #2"))
+    >>> audit(trace.replace("overlap with #2, not #1", "overlap with #1 #2"))
     Audit(claims=3, wrong=1)
 """
 
