@@ -198,3 +198,17 @@ def test_sampled_models_are_paired_sample_by_sample_with_a_row_level_test(sample
     assert (f"| sft | grpo-checkpoint-3 | 3 x 2 | +1.85 | {second['delta_low']:+.2f} to {second['delta_high']:+.2f} "
             f"({second['delta_p']:.2g}) | 1 | 1 | 2 | 1 | 1 / 0 | 1 | 2 / 1 (1) |") in report
     assert "rows by mean of samples" in report
+
+
+def test_mean_test_gives_the_same_figures_in_another_process():
+    """Keys holding strings hash differently in each Python process: the figures must not depend on that."""
+    import subprocess
+    import sys
+
+    code = ("from evaluation.paired import mean_test\n"
+            "a = {(s, i): ('valid', 1.0) for s in ('eval', 'eval-extra') for i in range(30)}\n"
+            "b = {k: (('overlap', 0.0) if k[1] % 7 == 0 else ('valid', 0.9 if k[1] % 3 else 1.0)) for k in a}\n"
+            "print(mean_test(a, b, unit=lambda k: k[1]))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=".").stdout for seed in ("1", "2", "3")}
+    assert len(outs) == 1 and "'p':" in outs.pop()
