@@ -359,19 +359,23 @@ def write_report(p: Pipeline, timings: dict) -> None:
                  f"temperature {sampled['temperature']:g} (seed {sampled['seed']})" if sampled else ""), ""]
     summary = _read(p.eval_dir / "summary.json")
     if summary and summary.get("models"):
-        from evaluation.report import PAIRED_NOTE, format_paired, format_table
+        from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
 
         lines += ["## Scores on the test split", "", format_table(summary), "",
                   "Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""]
+        trace = format_trace_claims(summary)
+        lines += [trace, ""] if trace else []
         if summary.get("paired"):
             lines += ["### Paired comparison (same rows)", "", format_paired(summary), "", PAIRED_NOTE, ""]
     summary = _read(p.sampled_dir / "summary.json") if sampled else None
     if summary and summary.get("models"):
-        from evaluation.report import PAIRED_NOTE, format_paired, format_table
+        from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
 
         lines += [f"## Sampled: temperature {sampled['temperature']:g}, {sampled['samples']} samples per row", "",
                   "GRPO optimises the expected reward of sampled completions; this shows whether that moved, which "
                   "greedy decoding can hide (see `eval-sampled/report.md`).", "", format_table(summary), ""]
+        trace = format_trace_claims(summary)
+        lines += [trace, ""] if trace else []
         if summary.get("paired"):
             lines += ["Paired sample by sample; the last column compares rows on their mean over the samples (the "
                       "sound sign test).", "", format_paired(summary), "", PAIRED_NOTE, ""]

@@ -169,6 +169,26 @@ def test_report_says_when_sft_stopped_on_its_time_budget(run, tmp_path):
     assert "1 of 2 steps (stopped by its time budget)" in (copy / "report.md").read_text()
 
 
+def test_report_carries_the_trace_audit_when_models_write_sweeps(run, tmp_path):
+    """The tiny models write no sweep trace (no sentence); once the evaluation counts wrong overlap claims, the
+    pipeline report repeats them under its score table."""
+    import shutil
+
+    config, out = run
+    assert "Trace audit" not in (out / "report.md").read_text()
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    path = copy / "eval" / "summary.json"
+    summary = json.loads(path.read_text())
+    assert summary["models"]["sft"]["trace_claims"] == 0  # counted, and none in a random model's text
+    summary["models"]["sft"].update(trace_claims=40, trace_wrong=3)
+    path.write_text(json.dumps(summary))
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "report"]) == 0
+    report = (copy / "report.md").read_text()
+    assert "*Trace audit*" in report and "sft 3 of 40" in report
+    assert report.index("## Scores on the test split") < report.index("sft 3 of 40")
+
+
 @pytest.mark.parametrize("mine", [None, "max_split_size_mb:64"])
 def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monkeypatch, mine):
     import os
