@@ -47,6 +47,26 @@ def _members(text: str | None) -> list[int]:
     return [int(n) for n in re.findall(r"#(\d+)", text or "")]
 
 
+def _clashes_earlier(spans: dict[int, tuple[int, int]]) -> dict[int, bool]:
+    """``{k: does an event numbered below k intersect k}``, in O(n log T) (T: the minutes a HH:MM can name), so a
+    megabyte of listed events costs no more than reading it: for each k in number order, the latest end among the
+    earlier events that start before k ends (a Fenwick tree of maxima over start minutes) is compared with k's start.
+    """
+    size = 100 * 60 + 100  # "99:99" is the largest time the pattern reads
+    tree = [-1] * (size + 1)
+    out = {}
+    for k in sorted(spans):
+        start, end = spans[k]
+        i, best = min(end, size), -1  # max end over earlier starts in [0, end)
+        while i > 0:
+            best, i = max(best, tree[i]), i & (i - 1)
+        out[k] = best > start
+        i = start + 1
+        while i <= size:
+            tree[i], i = max(tree[i], end), i + (i & -i)
+    return out
+
+
 def audit(text: str) -> Audit:
     """The overlap claims of the sweep in ``text`` (the part before ``</think>`` when there is one)."""
     think = text.split("</think>", 1)[0]
@@ -64,14 +84,13 @@ def audit(text: str) -> Audit:
         (s1, e1), (s2, e2) = spans[a], spans[b]
         return s1 < e2 and s2 < e1
 
+    hit = _clashes_earlier(spans)
     claims = wrong = 0
     for m in _SWEEP.finditer(sweep):
         k, kind, with_, not_ = int(m.group(1)), m.group(2), _members(m.group(3)), _members(m.group(4))
-        earlier = [j for j in spans if j < k]
         if kind == "new group" or not (with_ or not_):
             claims += 1
-            overlaps = k in spans and any(clash(j, k) for j in earlier)
-            wrong += (k not in spans) or (overlaps if kind == "new group" else not overlaps)
+            wrong += (k not in spans) or (hit[k] if kind == "new group" else not hit[k])
         for a in with_:
             claims += 1
             wrong += clash(k, a) is not True

@@ -134,3 +134,18 @@ def test_the_evaluation_report_counts_wrong_claims_per_model(sample_rows, tmp_pa
     assert models["grpo-checkpoint-3"]["trace_wrong"] == 1 and models["grpo-checkpoint-3"]["valid"] == 3
     report = (out / "report.md").read_text()
     assert f"sft 0 of {claims}, grpo-checkpoint-3 1 of " in report and "oracle 0" not in report
+
+
+def test_earlier_clashes_match_a_brute_force_check():
+    """The Fenwick-tree pass (_clashes_earlier) against every pair, on random spans incl. touching and empty ones."""
+    from evaluation.trace_audit import _clashes_earlier
+
+    rng = random.Random(3)
+    for _ in range(1500):
+        spans = {}
+        for k in rng.sample(range(1, 25), rng.randint(1, 12)):
+            start = rng.choice([rng.randrange(0, 1440), 600])  # many events starting at 10:00: touching and equal
+            spans[k] = (start, start + rng.choice([0, 15, 30, rng.randint(1, 180)]))
+        brute = {k: any(spans[j][0] < spans[k][1] and spans[k][0] < spans[j][1] for j in spans if j < k)
+                 for k in spans}
+        assert _clashes_earlier(spans) == brute, spans
