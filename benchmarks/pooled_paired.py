@@ -126,11 +126,11 @@ def main(argv=None) -> int:
             evals[sub] = load_from_disk(ds)["test"]
         extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
         unit = "units" if args.all_samples else "rows"
-        print(f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | broken | "
-              f"p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
-              f"wrong overlap claims in traces: SFT → GRPO | flips by category "
-              f"| Δ per run |{extra}")
-        print("|---" * (18 if args.all_samples else 17) + "|")
+        header = (f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | "
+                  f"broken | p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
+                  f"wrong overlap claims in traces: SFT → GRPO | flips by category | Δ per run |{extra}")
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
         for spec in args.group:
             name, _, runs = spec.partition("=")
             found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}

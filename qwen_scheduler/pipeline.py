@@ -311,6 +311,19 @@ def _read(path: Path):
         return None
 
 
+def _score_section(summary: dict, head: list[str], after_table: list[str], paired_head: list[str]) -> list[str]:
+    """Report lines for one evaluation folder's summary: ``head``, its score table, ``after_table``, the trace-audit
+    sentence (when the models write sweep traces) and, under ``paired_head``, its paired comparison."""
+    from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
+
+    lines = head + [format_table(summary), ""] + after_table
+    trace = format_trace_claims(summary)
+    lines += [trace, ""] if trace else []
+    if summary.get("paired"):
+        lines += paired_head + [format_paired(summary), "", PAIRED_NOTE, ""]
+    return lines
+
+
 def write_report(p: Pipeline, timings: dict) -> None:
     """``DIR/report.md``: scale warning, stage times, setup, the score and paired tables and every chart."""
     from scheduler_solver.io import atomic_write_text
@@ -359,26 +372,18 @@ def write_report(p: Pipeline, timings: dict) -> None:
                  f"temperature {sampled['temperature']:g} (seed {sampled['seed']})" if sampled else ""), ""]
     summary = _read(p.eval_dir / "summary.json")
     if summary and summary.get("models"):
-        from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
-
-        lines += ["## Scores on the test split", "", format_table(summary), "",
-                  "Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""]
-        trace = format_trace_claims(summary)
-        lines += [trace, ""] if trace else []
-        if summary.get("paired"):
-            lines += ["### Paired comparison (same rows)", "", format_paired(summary), "", PAIRED_NOTE, ""]
+        lines += _score_section(
+            summary, ["## Scores on the test split", ""],
+            ["Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""],
+            ["### Paired comparison (same rows)", ""])
     summary = _read(p.sampled_dir / "summary.json") if sampled else None
     if summary and summary.get("models"):
-        from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
-
-        lines += [f"## Sampled: temperature {sampled['temperature']:g}, {sampled['samples']} samples per row", "",
-                  "GRPO optimises the expected reward of sampled completions; this shows whether that moved, which "
-                  "greedy decoding can hide (see `eval-sampled/report.md`).", "", format_table(summary), ""]
-        trace = format_trace_claims(summary)
-        lines += [trace, ""] if trace else []
-        if summary.get("paired"):
-            lines += ["Paired sample by sample; the last column compares rows on their mean over the samples (the "
-                      "sound sign test).", "", format_paired(summary), "", PAIRED_NOTE, ""]
+        lines += _score_section(
+            summary, [f"## Sampled: temperature {sampled['temperature']:g}, {sampled['samples']} samples per row", "",
+                      "GRPO optimises the expected reward of sampled completions; this shows whether that moved, "
+                      "which greedy decoding can hide (see `eval-sampled/report.md`).", ""], [],
+            ["Paired sample by sample; the last column compares rows on their mean over the samples (the sound "
+             "sign test).", ""])
     shown = sorted(out.glob("eval/*.png")) + sorted(out.glob("plots/*/overview.png"))
     others = [i for i in sorted(out.glob("plots/*/*.png")) if i not in shown]
     if shown:
