@@ -24,7 +24,8 @@ rows valid in both that score better / worse (optimality moves) with their sign 
 ones hold fewer events than before (optimality lost by dropping events), the failure categories of the flipped
 rows (what a fixed row failed on before, what a broken row fails on now), the overlap claims the sweep traces
 get wrong (``evaluation.trace_audit``: an overlap claimed where the times have none drops an event and still leaves a
-valid schedule), and each run's own difference. The
+valid schedule) and the listed values and Close decisions they get wrong (``audit_decisions``), and each run's own
+difference. The
 row-count sign tests treat every (run, row) pair as independent, which pooled runs of the same prompts are not:
 read them as descriptive, the by-prompt test as the measure.
 """
@@ -45,13 +46,14 @@ from scheduler_solver.errors import UserError  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.rules import parse  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
-from evaluation.trace_audit import audit  # noqa: E402
+from evaluation.trace_audit import audit, audit_decisions  # noqa: E402
 
 
 def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
-    """``{row index: (category, score, events, wrong trace claims)}`` of sample 0 (``{(row index, sample): ...}`` of
-    every sample with ``all_samples``), scored as the evaluation report scores them. The file is only read
-    (``repair=False``: a torn last line is skipped, not cut), since run outputs may be read-only."""
+    """``{row index: (category, score, events, wrong overlap claims, wrong decisions)}`` of sample 0
+    (``{(row index, sample): ...}`` of every sample with ``all_samples``), scored as the evaluation report scores
+    them. The file is only read (``repair=False``: a torn last line is skipped, not cut), since run outputs may be
+    read-only."""
     by_sample: dict[int, dict[int, str]] = {}
     for r in read_jsonl(path, repair=False):
         by_sample.setdefault(int(r.get("sample", 0)), {})[int(r["index"])] = r["completion"]
@@ -60,10 +62,11 @@ def _verdicts(path: Path, rows, all_samples: bool = False) -> dict:
         if sample and not all_samples:
             continue
         per_row, _ = score_completions(rows, completions, "strict")
-        out.update({((v["index"], sample) if all_samples else v["index"]):
-                    (v["category"], v["score"], len(parse(completions[v["index"]], "strict").events),
-                     audit(completions[v["index"]]).wrong)
-                    for v in per_row})
+        for v in per_row:
+            text = completions[v["index"]]
+            out[(v["index"], sample) if all_samples else v["index"]] = (
+                v["category"], v["score"], len(parse(text, "strict").events), audit(text).wrong,
+                audit_decisions(text).wrong)
     return out
 
 
@@ -128,7 +131,8 @@ def main(argv=None) -> int:
         unit = "units" if args.all_samples else "rows"
         header = (f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | "
                   f"broken | p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
-                  f"wrong overlap claims in traces: SFT → GRPO | flips by category | Δ per run |{extra}")
+                  f"wrong overlap claims in traces: SFT → GRPO | wrong Close decisions / values: SFT → GRPO | "
+                  f"flips by category | Δ per run |{extra}")
         print(header)
         print("|---" * (header.count("|") - 1) + "|")
         for spec in args.group:
@@ -152,6 +156,7 @@ def main(argv=None) -> int:
                       f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
                       f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "
                       f"events) | {sum(v[3] for v in a.values())} → {sum(v[3] for v in b.values())} | "
+                      f"{sum(v[4] for v in a.values())} → {sum(v[4] for v in b.values())} | "
                       f"{flip_categories(a, b)} | {each} |"
                       + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
                          if args.all_samples else ""))

@@ -14,7 +14,8 @@ models (base -> sft -> each GRPO checkpoint by step, and sft -> the last checkpo
 several) on the rows both scored: sample 0 of each, or, when both models have k > 1 samples per row, sample s
 against sample s with a row-level sign test on each row's mean over its samples; see ``evaluation.paired``.
 ``trace_claims`` / ``trace_wrong``: the overlap claims of sweep traces in the completions and those the listed
-event times contradict (``evaluation.trace_audit``; 0 / 0 for any other reasoning), one sentence in the report.
+event times contradict (``evaluation.trace_audit``; 0 / 0 for any other reasoning); ``decision_claims`` /
+``decision_wrong``: their listed values and Close decisions, and those that are wrong; one sentence in the report.
 
 Re-render an existing folder (e.g. under the other rule set) with
 ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
@@ -35,7 +36,7 @@ from scheduler_solver.scoring import score_completions
 from . import layout
 from .checkpoints import BASELINES
 from .paired import compare, mean_test, row_level
-from .trace_audit import audit
+from .trace_audit import audit, audit_decisions
 
 HIST_BINS = 10  # score histogram: 10-point bins over 0-100, the last one closed
 PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = rows scoring higher/lower, and of "
@@ -76,6 +77,7 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
     seconds = sum(r["seconds"] for r in timed)
     tok_seconds = sum(r["seconds"] for r in tokened)
     audits = [audit(r["completion"]) for r in used]  # overlap claims of sweep traces (0 for other reasoning)
+    decisions = [audit_decisions(r["completion"]) for r in used]  # their values and Close decisions
     hist = [0] * HIST_BINS
     for x in scores:
         hist[min(int(x // (100 / HIST_BINS)), HIST_BINS - 1)] += 1
@@ -89,6 +91,7 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
         "mean_tokens": _mean(r["n_tokens"] for r in tokened),
         "mean_chars": _mean(len(r["completion"]) for r in used),
         "trace_claims": sum(a.claims for a in audits), "trace_wrong": sum(a.wrong for a in audits),
+        "decision_claims": sum(a.claims for a in decisions), "decision_wrong": sum(a.wrong for a in decisions),
         "truncated": sum(bool(r.get("truncated")) for r in used),
         "tokens_per_s": sum(r["n_tokens"] for r in tokened) / tok_seconds if tok_seconds > 0 else None,
         "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("backend") != "baseline" else None,
@@ -234,13 +237,20 @@ def format_paired(summary: Mapping) -> str:
 def format_trace_claims(summary: Mapping) -> str:
     """One sentence on the sweep traces' overlap claims that their own event times contradict, per model with
     claims ('' when no model writes a sweep trace): a model that invents overlaps drops events and stays valid."""
-    counts = [f"{label} {e['trace_wrong']} of {e['trace_claims']}" for label, e in summary["models"].items()
-              if e.get("trace_claims")]
+    models = summary["models"].items()
+    counts = [f"{label} {e['trace_wrong']} of {e['trace_claims']}" for label, e in models if e.get("trace_claims")]
     if not counts:
         return ""
-    return ("*Trace audit*: overlap claims in the reasoning that the listed event times contradict, of all claims "
+    text = ("*Trace audit*: overlap claims in the reasoning that the listed event times contradict, of all claims "
             "(`evaluation.trace_audit`; an overlap claimed where there is none drops an event yet leaves a valid "
             "schedule): " + ", ".join(counts) + ".")
+    decided = [f"{label} {e['decision_wrong']} of {e['decision_claims']}" for label, e in models
+               if e.get("decision_claims")]  # absent from summaries written before the decision audit
+    if decided:
+        text += (" Listed values and Close decisions that are wrong (a value not minutes x weight, an option that "
+                 "overlaps or is summed wrong, a best that is not the group's optimum), of all: " + ", ".join(decided)
+                 + ".")
+    return text
 
 
 def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:

@@ -18,6 +18,13 @@ A claim about a number the list does not hold is wrong too. Text without a sweep
 ``<think>``) has no claims. Used by the evaluation report (wrong claims per model), the ``trace_overlaps`` reward
 (``training/rewards.py``) and ``benchmarks/pooled_paired.py``.
 
+``audit_decisions(text)`` checks the trace's arithmetic and choices the same way: every listed value ("45x2 = 90"
+must be the listed minutes times the weight) and every ``Close`` line (its options must be conflict-free sets of
+the group's members with the listed values summed right, and "best" the largest option and the group's optimum by
+the listed times and values). Close decisions are the SFT model's main failure: in run 13 (4 SFT models x 500
+held-out rows, greedy) 113 of 2,000 answers had a wrong value or Close line, 84 of them among the 148 answers that
+lost points; the preset's GRPO left that number as it was (111 after one epoch).
+
     >>> trace = "\n".join(["<think>", "1. A (09:00 - 10:00) 60", "2. B (09:30 - 11:00) 90", "3. C (10:30 - 11:30) 60",
     ...     "Sweep by start, against the latest end so far:", "#1 09:00-10:00: group #1 until 10:00",
     ...     "#2 09:30-11:00 vs 10:00: overlap with #1, group #1 #2 until 11:00",
@@ -30,10 +37,15 @@ A claim about a number the list does not hold is wrong too. Text without a sweep
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import NamedTuple
 
 _LIST = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
+_VALUE = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\) (\d+)(?:x(\d+) = (\d+))?[ \t]*$", re.M)
+_CLOSE = re.compile(r"^Close ((?:#\d+ ?)+): (.*)$", re.M)
+_OPTION = re.compile(r"(#\d+(?: \+ #\d+)*) = (\d+(?: \+ \d+)*)(?: = (\d+))?")
+_REFS = re.compile(r"#\d+(?: \+ #\d+)*")
 _SWEEP = re.compile(r"^#(\d+) \d\d:\d\d-\d\d:\d\d vs \d\d:\d\d: (new group|overlap)"
                     r"(?: with ((?:#\d+ ?)+))?(?:, not ((?:#\d+ ?)+))?", re.M)
 
@@ -97,4 +109,86 @@ def audit(text: str) -> Audit:
         for c in not_:
             claims += 1
             wrong += clash(k, c) is not False
+    return Audit(claims, wrong)
+
+
+def _best_value(members: list[int], spans: dict[int, tuple[int, int]], values: dict[int, int]) -> int:
+    """The largest total value of pairwise disjoint members (weighted interval scheduling, O(n log n))."""
+    order = sorted(members, key=lambda k: spans[k][1])
+    ends = [spans[k][1] for k in order]
+    best = [0]  # best[i]: the optimum over the first i events by end
+    for i, k in enumerate(order):
+        before = bisect.bisect_right(ends, spans[k][0], 0, i)  # events ending by k's start
+        best.append(max(best[i], best[before] + values[k]))
+    return best[-1]
+
+
+def _close_right(members: list[int], body: str, spans: dict, values: dict) -> bool:
+    """One ``Close`` line: "keep #k" for a single event, else options "#a + #b = va + vb = t", ..., "best #a + #b"."""
+    if any(k not in spans or k not in values for k in members) or len(set(members)) < len(members):
+        return False
+    if body.startswith("keep "):
+        options, best = {tuple(members): None}, _members(body)
+        ok = best == members and len(members) == 1
+    else:
+        head, sep, best_text = body.rpartition(", best ")
+        parts = head.split(", ")
+        if not sep or not _REFS.fullmatch(best_text.strip()):
+            return False
+        options, ok = {}, True
+        for part in parts:
+            m = _OPTION.fullmatch(part)
+            if not m:
+                return False
+            refs, addends = tuple(_members(m.group(1))), [int(v) for v in m.group(2).split(" + ")]
+            if len(refs) != len(addends) or (len(refs) > 1) != (m.group(3) is not None):
+                return False
+            if any(k not in members for k in refs) or refs in options:
+                return False
+            ok &= addends == [values[k] for k in refs] and (m.group(3) is None or int(m.group(3)) == sum(addends))
+            options[refs] = None
+        best = _members(best_text)
+    for refs in options:
+        ok &= all(not _clash(spans[a], spans[b]) for i, a in enumerate(refs) for b in refs[i + 1:])
+    total = lambda refs: sum(values[k] for k in refs)  # noqa: E731
+    return bool(ok and tuple(best) in options and total(best) == max(map(total, options))
+                and total(best) == _best_value(members, spans, values))
+
+
+def _clash(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def audit_decisions(text: str) -> Audit:
+    r"""The listed values and ``Close`` decisions of the sweep in ``text`` (before ``</think>``): one claim per
+    listed event and per ``Close`` line, wrong when the arithmetic or the choice does not hold for the listed times.
+
+    >>> trace = "\n".join(["<think>", "1. A (09:00 - 10:00) 60", "2. B (09:30 - 11:00) 90x2 = 180",
+    ...     "3. C (10:30 - 11:30) 60", "Sweep by start, against the latest end so far:",
+    ...     "Close #1 #2 #3: #2 = 180, #1 + #3 = 60 + 60 = 120, best #2", "</think>"])
+    >>> audit_decisions(trace)
+    Audit(claims=4, wrong=0)
+    >>> audit_decisions(trace.replace("best #2", "best #1 + #3"))  # not the largest option
+    Audit(claims=4, wrong=1)
+    >>> audit_decisions(trace.replace("#1 + #3 = 60 + 60 = 120", "#1 + #2 = 60 + 180 = 240"))  # #1, #2 overlap
+    Audit(claims=4, wrong=1)
+    """
+    think = text.split("</think>", 1)[0]
+    head, sep, sweep = think.partition("Sweep by start")
+    if not sep:
+        return Audit(0, 0)
+    spans, values = {}, {}
+    claims = wrong = 0
+    for m in _VALUE.finditer(head):
+        n, h1, m1, h2, m2, minutes = (int(g) for g in m.groups()[:6])
+        weight, value = m.group(7), m.group(8)
+        claims += 1
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        right = minutes == end - start and (value is None or int(value) == minutes * int(weight))
+        wrong += not right
+        if n not in spans:
+            spans[n], values[n] = (start, end), int(value) if value is not None else minutes
+    for m in _CLOSE.finditer(sweep):
+        claims += 1
+        wrong += not _close_right(_members(m.group(1)), m.group(2).strip(), spans, values)
     return Audit(claims, wrong)

@@ -13,6 +13,9 @@
 # folder i). Results: runs/NAME/{grpo,eval,eval-extra}, laid out like a pipeline run (eval/sft, eval/grpo-checkpoint-N)
 # so benchmarks/pooled_paired.py reads them. With $OUT set, $OUT/NAME.tar.gz (log, trainer states, eval summaries
 # and completions; no weights). RUN_TIMEOUT=S stops each run after S seconds, leaving what it finished.
+# More runs than GPUs share them: run i goes on GPU i mod (GPUs on the host), e.g. four runs on two H200s (141 GiB
+# each; a run peaks at ~59 GiB, so two fit; not on an 80 GiB H100). Shared GPUs make every stage slower, so pass a
+# larger --time_budget_s with such runs (the preset's 230 s guard would drop a late generation round).
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: SFT_RUN=runs/NAME[,runs/NAME2...] bash scripts/gpu_grpo_extra.sh NAME=\"FLAGS\" ..." >&2; exit 2; }
 IFS=, read -r -a sft_runs <<< "${SFT_RUN:?set SFT_RUN to finished pipeline folders (runs/NAME[,runs/NAME2...])}"
@@ -23,6 +26,8 @@ for r in "${sft_runs[@]}"; do
 done
 source "$(dirname "$0")/gpu_common.sh"
 require_extra_eval
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+[ "$gpus" -ge 1 ] || gpus=1
 threads=${THREADS_PER_RUN:-16}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 
@@ -43,8 +48,8 @@ for spec in "$@"; do
   name=${spec%%=*}; flags=; [ "$name" != "$spec" ] && flags=${spec#*=}
   sft_run=${sft_runs[0]}; [ "${#sft_runs[@]}" = 1 ] || sft_run=${sft_runs[$i]}
   mkdir -p "runs/$name"
-  echo "gpu $i: $name: GRPO from $sft_run/sft $flags"
-  (export CUDA_VISIBLE_DEVICES=$i OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
+  echo "gpu $(( i % gpus )): $name: GRPO from $sft_run/sft $flags"
+  (export CUDA_VISIBLE_DEVICES=$(( i % gpus )) OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
    timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_test evaluate_extra); one $name $sft_run '$flags'") \
     > "runs/$name/run.log" 2>&1 &
   names+=("$name"); pids+=($!)

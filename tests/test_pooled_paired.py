@@ -150,21 +150,21 @@ def test_all_samples_pairs_sample_by_sample_and_adds_a_row_level_test(pp, data, 
     assert cells[4:6] + cells[7:9] == ["6", "+0.00", "1", "1"]
 
 
-def test_wrong_overlap_claims_in_the_traces_are_counted(pp, data, tmp_path, capsys):
-    """SFT writes the solver's sweep traces; the GRPO checkpoint claims, in some rows, that an event opening a new
-    group overlaps event #1 (it cannot: #1's group ended before it started). The schedules stay optimal."""
-    from evaluation.trace_audit import audit
+def _edited_traces_row(pp, data, tmp_path, capsys, pattern, edit, counter):
+    """SFT writes the solver's sweep traces, the GRPO checkpoint the same with ``edit(match)`` applied in up to three
+    rows that match ``pattern`` (each edit one wrong claim by ``counter``): pooled_paired's output and the cells of
+    its row."""
     from training.traces import trace_completion
 
     path, rows = data
     clean = [trace_completion(r) for r in rows]
     edited = {}
     for i, text in enumerate(clean):
-        m = re.search(r"new group #(\d+)", text)
+        m = re.search(pattern, text)
         if m and len(edited) < 3:
-            edited[i] = text.replace(m.group(0), f"overlap with #1, group #1 #{m.group(1)}", 1)
-            assert audit(edited[i]).wrong == 1 and audit(text).wrong == 0
-    assert len(edited) >= 2, "this test needs rows with two or more conflict groups"
+            edited[i] = text.replace(m.group(0), edit(m), 1)
+            assert counter(edited[i]).wrong == 1 and counter(text).wrong == 0
+    assert len(edited) >= 2, f"this test needs rows that match {pattern!r}"
     for label, texts in (("sft", clean), ("grpo-checkpoint-3", [edited.get(i, t) for i, t in enumerate(clean)])):
         d = tmp_path / "a" / "eval" / label
         d.mkdir(parents=True)
@@ -172,6 +172,27 @@ def test_wrong_overlap_claims_in_the_traces_are_counted(pp, data, tmp_path, caps
                                                      for i, t in enumerate(texts)))
     assert pp.main(["--eval", f"eval={path}", "--group", f"g={tmp_path / 'a'}"]) == 0
     out = capsys.readouterr().out
-    assert "| wrong overlap claims in traces: SFT → GRPO |" in out
     cells = [c.strip() for c in next(ln for ln in out.splitlines() if ln.startswith("| g |")).strip("|").split("|")]
-    assert cells[5] == "+0.00" and cells[14] == f"0 → {len(edited)}"
+    return out, cells, len(edited)
+
+
+def test_wrong_overlap_claims_in_the_traces_are_counted(pp, data, tmp_path, capsys):
+    """The GRPO checkpoint claims, in some rows, that an event opening a new group overlaps event #1 (it cannot:
+    #1's group ended before it started). The schedules stay optimal."""
+    from evaluation.trace_audit import audit
+
+    out, cells, n = _edited_traces_row(pp, data, tmp_path, capsys, r"new group #(\d+)",
+                                       lambda m: f"overlap with #1, group #1 #{m.group(1)}", audit)
+    assert "| wrong overlap claims in traces: SFT → GRPO |" in out
+    assert cells[5] == "+0.00" and cells[14] == f"0 → {n}"
+
+
+def test_wrong_close_decisions_in_the_traces_are_counted(pp, data, tmp_path, capsys):
+    """The GRPO checkpoint writes a wrong value into the first option of a Close line in some rows (the schedule
+    after it stays optimal): the decision column counts them, the overlap-claim column does not move."""
+    from evaluation.trace_audit import audit_decisions
+
+    out, cells, n = _edited_traces_row(pp, data, tmp_path, capsys, r"(Close [^:\n]+: #\d+ = )(\d+),",
+                                       lambda m: f"{m.group(1)}{int(m.group(2)) + 1},", audit_decisions)
+    assert "| wrong Close decisions / values: SFT → GRPO |" in out
+    assert cells[5] == "+0.00" and cells[14] == "0 → 0" and cells[15] == f"0 → {n}"

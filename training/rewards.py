@@ -6,9 +6,9 @@ completion_ids=..., **columns)``: completions are strings or lists of chat messa
 ``priority_events`` and ``optimal_score`` are dataset columns (without ``optimal_score`` the solver
 gives the optimum). Completions are read only through :mod:`scheduler_solver.rules`.
 
-===============  =========  ==================================================================
+===============  =========  ===================================================================================
 name             range      meaning
-===============  =========  ==================================================================
+===============  =========  ===================================================================================
 format           0 / 10     reference: the training format regex matches
 chronological    0 / 20     reference: >= 2 events anywhere, start times strictly increase
 score            0 - 70     reference: 70 x value / optimum after dropping overlapping pairs
@@ -18,7 +18,8 @@ feasible         0 / 10     any valid schedule (partial credit for feasible, sub
 optimal          0 / 10     a valid schedule worth the optimum
 overlap_penalty  -30 - 0    -10 per overlapping pair (or per minute) in the answer
 trace_overlaps   -30 - 0    -10 per wrong overlap claim in a sweep trace's reasoning
-===============  =========  ==================================================================
+trace_decisions  -30 - 0    -10 per wrong listed value or Close decision in a sweep trace's reasoning
+===============  =========  ===================================================================================
 
 ``build_reward_funcs(["format", {"name": "score", "weight": 2.0}])`` returns ``(funcs, weights)`` for
 ``GRPOTrainer(reward_funcs=funcs)`` and ``GRPOConfig(reward_weights=weights)``. From the shell:
@@ -42,14 +43,14 @@ from scheduler_solver.rules import Verdict, answer_region, check, find_events, m
 from scheduler_solver.scoring import row_problem
 from scheduler_solver.solver import optimal_total
 
-from evaluation.trace_audit import audit
+from evaluation.trace_audit import audit, audit_decisions
 
 #: The reference project's rewards (max total 100).
 REFERENCE_REWARDS = ("format", "chronological", "score")
 #: This project's overlap-aware set (max total 100, min -30).
 OVERLAP_AWARE_REWARDS = ("strict_format", "strict_score", "feasible", "optimal", "overlap_penalty")
-#: Rewards on the reasoning itself (max 0): wrong overlap claims in a sweep trace.
-PROCESS_REWARDS = ("trace_overlaps",)
+#: Rewards on the reasoning itself (max 0): wrong overlap claims, values and Close decisions in a sweep trace.
+PROCESS_REWARDS = ("trace_overlaps", "trace_decisions")
 #: What ``qwen-scheduler reward`` computes by default.
 DEFAULT_REWARDS = REFERENCE_REWARDS + OVERLAP_AWARE_REWARDS + PROCESS_REWARDS
 _REASONING_KEYS = ("reasoning_content", "thinking")
@@ -392,10 +393,37 @@ class TraceOverlaps(Reward):
         return -min(self.max_penalty, self.points * wrong) if wrong else 0.0
 
 
+class TraceDecisions(TraceOverlaps):
+    """``-points`` per wrong listed value or ``Close`` decision in the reasoning of a ``sweep``/``pairs`` trace
+    (``evaluation.trace_audit.audit_decisions``: a value that is not minutes x weight; an option whose events
+    overlap or whose sum is wrong; a "best" that is not the largest option or not the group's optimum), floored at
+    ``-max_penalty``; 0 without such a trace. A process reward for the SFT model's main failure: a wrong Close line
+    was in 82 of its 148 imperfect greedy answers in run 13, and the preset's GRPO left their number as it was.
+
+    >>> from scheduler_solver.events import Problem
+    >>> from training.traces import trace_completion
+    >>> good = trace_completion(Problem.build([tuple(_A), tuple(_B), tuple(_C)], ["B"]), "pairs")
+    >>> print(good.split("so far:")[1].split("Keep")[0].strip())
+    #1 09:00-10:00: group #1 until 10:00
+    #2 09:30-11:00 vs 10:00: overlap with #1, group #1 #2 until 11:00
+    #3 11:00-12:00 vs 11:00: new group #3 until 12:00
+    Close #1 #2: #1 = 60, #2 = 180, best #2
+    Close #3: keep #3
+    >>> TraceDecisions()(completions=[good, good.replace("best #2", "best #1"), "no trace"])
+    [0.0, -10.0, 0.0]
+    """
+
+    name = "trace_decisions"
+
+    def score(self, text, problem, optimum):
+        wrong = audit_decisions(text).wrong
+        return -min(self.max_penalty, self.points * wrong) if wrong else 0.0
+
+
 REWARDS: dict[str, type] = {
     cls.name: cls
     for cls in (FormatReward, ChronologicalReward, ScoreReward, StrictFormatReward, StrictScoreReward,
-                FeasibleReward, OptimalReward, OverlapPenalty, TraceOverlaps)
+                FeasibleReward, OptimalReward, OverlapPenalty, TraceOverlaps, TraceDecisions)
 }
 
 
@@ -407,7 +435,7 @@ def get_reward(name: str, **params: Any) -> Reward:
     >>> get_reward("scor")
     Traceback (most recent call last):
     ...
-    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty, trace_overlaps
+    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty, trace_overlaps, trace_decisions
     """
     if not isinstance(name, str) or name not in REWARDS:
         raise UserError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}")
