@@ -125,7 +125,8 @@ def _best_value(members: list[int], spans: dict[int, tuple[int, int]], values: d
 
 def _close_right(members: list[int], body: str, spans: dict, values: dict) -> bool:
     """One ``Close`` line: "keep #k" for a single event, else options "#a + #b = va + vb = t", ..., "best #a + #b"."""
-    if any(k not in spans or k not in values for k in members) or len(set(members)) < len(members):
+    group = set(members)
+    if any(k not in spans for k in group) or len(group) < len(members):
         return False
     if body.startswith("keep "):
         options, best = {tuple(members): None}, _members(body)
@@ -143,20 +144,17 @@ def _close_right(members: list[int], body: str, spans: dict, values: dict) -> bo
             refs, addends = tuple(_members(m.group(1))), [int(v) for v in m.group(2).split(" + ")]
             if len(refs) != len(addends) or (len(refs) > 1) != (m.group(3) is not None):
                 return False
-            if any(k not in members for k in refs) or refs in options:
+            if any(k not in group for k in refs) or refs in options:
                 return False
             ok &= addends == [values[k] for k in refs] and (m.group(3) is None or int(m.group(3)) == sum(addends))
             options[refs] = None
         best = _members(best_text)
-    for refs in options:
-        ok &= all(not _clash(spans[a], spans[b]) for i, a in enumerate(refs) for b in refs[i + 1:])
+    for refs in options:  # pairwise disjoint <=> in start order, each ends by the next one's start
+        ordered = sorted(spans[k] for k in refs)
+        ok &= all(x[1] <= y[0] for x, y in zip(ordered, ordered[1:]))
     total = lambda refs: sum(values[k] for k in refs)  # noqa: E731
     return bool(ok and tuple(best) in options and total(best) == max(map(total, options))
                 and total(best) == _best_value(members, spans, values))
-
-
-def _clash(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
 
 
 def audit_decisions(text: str) -> Audit:
