@@ -236,7 +236,8 @@ def format_paired(summary: Mapping) -> str:
 
 def format_trace_claims(summary: Mapping) -> str:
     """One sentence on the sweep traces' overlap claims that their own event times contradict, per model with
-    claims ('' when no model writes a sweep trace): a model that invents overlaps drops events and stays valid."""
+    claims ('' when no model writes a sweep trace): a model that invents overlaps drops events and stays valid;
+    then one on their wrong listed values and Close decisions (``audit_decisions``), when the summary has them."""
     models = summary["models"].items()
     counts = [f"{label} {e['trace_wrong']} of {e['trace_claims']}" for label, e in models if e.get("trace_claims")]
     if not counts:
