@@ -79,12 +79,19 @@ def _clashes_earlier(spans: dict[int, tuple[int, int]]) -> dict[int, bool]:
     return out
 
 
+def _split_sweep(text: str) -> tuple[str, str] | None:
+    """The reasoning (before ``</think>`` when there is one) split at its sweep: (event list, sweep), or None
+    when it has no sweep."""
+    head, sep, sweep = text.split("</think>", 1)[0].partition("Sweep by start")
+    return (head, sweep) if sep else None
+
+
 def audit(text: str) -> Audit:
     """The overlap claims of the sweep in ``text`` (the part before ``</think>`` when there is one)."""
-    think = text.split("</think>", 1)[0]
-    head, sep, sweep = think.partition("Sweep by start")
-    if not sep:
+    parts = _split_sweep(text)
+    if parts is None:
         return Audit(0, 0)
+    head, sweep = parts
     spans = {}
     for m in _LIST.finditer(head):
         n, h1, m1, h2, m2 = (int(g) for g in m.groups())
@@ -171,10 +178,10 @@ def audit_decisions(text: str) -> Audit:
     >>> audit_decisions(trace.replace("#1 + #3 = 60 + 60 = 120", "#1 + #2 = 60 + 180 = 240"))  # #1, #2 overlap
     Audit(claims=4, wrong=1)
     """
-    think = text.split("</think>", 1)[0]
-    head, sep, sweep = think.partition("Sweep by start")
-    if not sep:
+    parts = _split_sweep(text)
+    if parts is None:
         return Audit(0, 0)
+    head, sweep = parts
     spans, values = {}, {}
     claims = wrong = 0
     for m in _VALUE.finditer(head):

@@ -45,3 +45,15 @@ def sample_rows():
          "priority_events": ["C"], "optimal_score": 135,
          "prompt": "Events:\n- A (08:00 - 09:00)\n- B (09:00 - 10:00)\n- C (08:30 - 09:30)\n- D (12:00 - 12:15)\n\nPriorities:\n- C"},
     ]
+
+
+def random_trace_problem(rng):
+    """A random problem of 3-8 events E0, E1, ... (08:00-20:00 starts, 15-120 minutes, 0-2 priorities): the
+    trace-audit tests' input, where the solver's own traces must audit clean."""
+    from scheduler_solver.events import Problem, format_time
+
+    events = []
+    for k in range(rng.randint(3, 8)):
+        start = rng.randrange(8 * 60, 20 * 60, 5)
+        events.append((f"E{k}", format_time(start), format_time(start + rng.choice([15, 30, 45, 60, 90, 120]))))
+    return Problem.build(events, [e[0] for e in rng.sample(events, rng.randint(0, 2))])

@@ -9,8 +9,9 @@ import pickle
 import random
 
 import pytest
+from conftest import random_trace_problem
 
-from scheduler_solver.events import Problem, format_time
+from scheduler_solver.events import Problem
 from training.rewards import build_reward_funcs, get_reward
 from evaluation.trace_audit import Audit, audit
 from training.traces import build_trace, conflict_groups, trace_completion
@@ -66,20 +67,12 @@ def test_only_the_reasoning_is_audited():
     assert audit("<think>\n" + PAIRS + "\n</think>\n" + bad).wrong == 0
 
 
-def _random_problem(rng):
-    events = []
-    for k in range(rng.randint(3, 8)):
-        start = rng.randrange(8 * 60, 20 * 60, 5)
-        events.append((f"E{k}", format_time(start), format_time(start + rng.choice([15, 30, 45, 60, 90, 120]))))
-    return Problem.build(events, [e[0] for e in rng.sample(events, rng.randint(0, 2))])
-
-
 @pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-quote-keep", "pairs-respell"])
 def test_solver_traces_audit_clean(style):
     rng = random.Random(7)
     claimed = 0
     for _ in range(300):
-        p = _random_problem(rng)
+        p = random_trace_problem(rng)
         got = audit(trace_completion(p, style))
         assert got.wrong == 0
         # one claim per event after the first (bare lines), or per group member named (pairs)

@@ -11,6 +11,7 @@ import pickle
 import random
 
 import pytest
+from conftest import random_trace_problem
 
 from evaluation.trace_audit import Audit, _best_value, audit_decisions
 from scheduler_solver.events import Problem, format_time
@@ -81,20 +82,12 @@ def test_text_without_a_sweep_in_the_reasoning_has_no_claims(text):
     assert audit_decisions(text) == Audit(0, 0)
 
 
-def _random_problem(rng):
-    events = []
-    for k in range(rng.randint(3, 8)):
-        start = rng.randrange(8 * 60, 20 * 60, 5)
-        events.append((f"E{k}", format_time(start), format_time(start + rng.choice([15, 30, 45, 60, 90, 120]))))
-    return Problem.build(events, [e[0] for e in rng.sample(events, rng.randint(0, 2))])
-
-
 @pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-respell"])
 def test_solver_traces_audit_clean(style):
     rng = random.Random(11)
     closes = 0
     for _ in range(300):
-        p = _random_problem(rng)
+        p = random_trace_problem(rng)
         got = audit_decisions(trace_completion(p, style))
         assert got == Audit(len(p.events) + len(conflict_groups(p)), 0)
         closes += len(conflict_groups(p))

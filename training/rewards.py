@@ -382,6 +382,7 @@ class TraceOverlaps(Reward):
 
     name = "trace_overlaps"
     needs_problem = False
+    _audit = staticmethod(audit)  # what counts the wrong claims (TraceDecisions: audit_decisions)
 
     def __init__(self, points: float = 10.0, max_penalty: float = 30.0) -> None:
         super().__init__()
@@ -389,7 +390,7 @@ class TraceOverlaps(Reward):
         self.max_penalty = _positive("max_penalty", max_penalty)
 
     def score(self, text, problem, optimum):
-        wrong = audit(text).wrong
+        wrong = self._audit(text).wrong
         return -min(self.max_penalty, self.points * wrong) if wrong else 0.0
 
 
@@ -416,10 +417,7 @@ class TraceDecisions(TraceOverlaps):
     """
 
     name = "trace_decisions"
-
-    def score(self, text, problem, optimum):
-        wrong = audit_decisions(text).wrong
-        return -min(self.max_penalty, self.points * wrong) if wrong else 0.0
+    _audit = staticmethod(audit_decisions)
 
 
 REWARDS: dict[str, type] = {
