@@ -23,7 +23,17 @@ evaluate_test() {  # OUTPUT_DIR DATASET ARGS...: the GPU pipeline's evaluation (
 }
 
 evaluate_extra() {  # OUTPUT_DIR MODEL_ARGS...: greedy, static decoder, on $EXTRA_EVAL's test split
+  # EXTRA_EVAL_BATCH: rows decoded together (default 200). Batched bf16 decoding can change a token with the
+  # batch's make-up, so keep it fixed across evaluations that are compared or resumed.
   local out=$1; shift
   python3 -m qwen_scheduler evaluate --dataset "$EXTRA_EVAL" --split test --output "$out" \
-    --max-new-tokens 1280 --batch-size 200 --backend transformers-static "$@"
+    --max-new-tokens 1280 --batch-size "${EXTRA_EVAL_BATCH:-200}" --backend transformers-static "$@"
+}
+
+reuse_label() {  # FROM_DIR TO_DIR LABEL: start TO_DIR/LABEL from FROM_DIR/LABEL's completions (e.g. an SFT model
+  # that several GRPO runs share, scored once): the evaluation then generates only what is missing, and refuses
+  # the copy if its settings differ. Nothing is copied when FROM_DIR has no such label or TO_DIR already has it.
+  local from=$1/$3 to=$2/$3
+  [ -f "$from/settings.json" ] && [ -f "$from/completions.jsonl" ] && [ ! -e "$to" ] || return 0
+  mkdir -p "$to" && cp "$from/settings.json" "$from/completions.jsonl" "$to/"
 }

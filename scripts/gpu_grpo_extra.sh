@@ -16,6 +16,8 @@
 # More runs than GPUs share them: run i goes on GPU i mod (GPUs on the host), e.g. four runs on two H200s (141 GiB
 # each; a run peaks at ~59 GiB, so two fit; not on an 80 GiB H100). Shared GPUs make every stage slower, so pass a
 # larger --time_budget_s with such runs (the preset's 230 s guard would drop a late generation round).
+# An SFT model already scored on $EXTRA_EVAL by its pipeline (SFT_RUN/eval-extra/sft, same settings) is not scored
+# again: its completions are copied into each run's eval-extra/sft and only what is missing is generated.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: SFT_RUN=runs/NAME[,runs/NAME2...] bash scripts/gpu_grpo_extra.sh NAME=\"FLAGS\" ..." >&2; exit 2; }
 IFS=, read -r -a sft_runs <<< "${SFT_RUN:?set SFT_RUN to finished pipeline folders (runs/NAME[,runs/NAME2...])}"
@@ -39,7 +41,8 @@ one() {  # name, SFT run folder, flags: GRPO, then its SFT model and checkpoints
   local models
   model_args models "$sft_run/sft" "$out/grpo"
   evaluate_test "$out/eval" "$sft_run/data" "${models[@]}" || return $?
-  [ -z "${EXTRA_EVAL:-}" ] || evaluate_extra "$out/eval-extra" "${models[@]}"
+  [ -z "${EXTRA_EVAL:-}" ] || { reuse_label "$sft_run/eval-extra" "$out/eval-extra" sft
+    evaluate_extra "$out/eval-extra" "${models[@]}"; }
 }
 
 names=() pids=()
@@ -50,7 +53,7 @@ for spec in "$@"; do
   mkdir -p "runs/$name"
   echo "gpu $(( i % gpus )): $name: GRPO from $sft_run/sft $flags"
   (export CUDA_VISIBLE_DEVICES=$(( i % gpus )) OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads EXTRA_EVAL=${EXTRA_EVAL:-}
-   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_test evaluate_extra); one $name $sft_run '$flags'") \
+   timeout "${RUN_TIMEOUT:-0}" bash -c "$(declare -f one model_args evaluate_test evaluate_extra reuse_label); one $name $sft_run '$flags'") \
     > "runs/$name/run.log" 2>&1 &
   names+=("$name"); pids+=($!)
   i=$((i + 1))

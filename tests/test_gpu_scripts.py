@@ -109,3 +109,35 @@ def test_gpu_eval_runs_samples_sft_and_checkpoints_of_a_run(tiny_model_dir, tmp_
     with tarfile.open(tmp_path / "out" / "p1-eval-t1.tar.gz") as tar:
         names = tar.getnames()
     assert "eval-t1-extra/grpo-checkpoint-3/completions.jsonl" in names and "eval-t1.log" in names
+
+
+def test_reuse_label_lets_a_second_evaluation_skip_a_finished_sft_model(tiny_model_dir, tmp_path):
+    """``reuse_label`` (gpu_grpo_extra.sh: GRPO runs that share an SFT model score it once): the copied label's
+    completions are kept as they are, only the new checkpoint is generated, and a missing source copies nothing."""
+    import json
+    import shutil
+
+    from qwen_scheduler.cli import main
+
+    data = tmp_path / "bigtest"
+    assert main(["generate", "--output", str(data), "--train-size", "0", "--test-size", "2", "--seed", "5",
+                 "--set", "min_events=4", "--set", "max_events=4", "--no-progress"]) == 0
+    shutil.copytree(tiny_model_dir, tmp_path / "grpo" / "checkpoint-3")
+    empty = tmp_path / "empty-grpo"
+    empty.mkdir()
+    funcs = "$(declare -f model_args evaluate_extra reuse_label)"
+    script = (f'source scripts/gpu_common.sh; bash -c "{funcs}; set -e; model_args m {tiny_model_dir} {empty}; '
+              f'evaluate_extra {tmp_path}/first \\"\\${{m[@]}}\\"; reuse_label {tmp_path}/nowhere {tmp_path}/none sft; '
+              f'reuse_label {tmp_path}/first {tmp_path}/second sft; model_args m {tiny_model_dir} {tmp_path}/grpo; '
+              f'evaluate_extra {tmp_path}/second \\"\\${{m[@]}}\\""')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "EXTRA_EVAL": str(data), "EXTRA_EVAL_BATCH": "2",
+                               "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sft: 0 completions to generate (2 already done)" in proc.stderr
+    assert "grpo-checkpoint-3: 2 completions to generate (0 already done)" in proc.stderr
+    assert not (tmp_path / "none").exists()
+    first, second = ((tmp_path / d / "sft" / "completions.jsonl").read_text() for d in ("first", "second"))
+    assert first == second
+    summary = json.loads((tmp_path / "second" / "summary.json").read_text())
+    assert list(summary["models"]) == ["sft", "grpo-checkpoint-3"]
