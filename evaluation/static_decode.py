@@ -11,7 +11,8 @@ module, grouped-query attention, SiLU MLP) with
 * one decoding step recorded as a CUDA graph per attention-length bucket (256 positions) and replayed:
   no Python or launch overhead, and attention reads only the filled part of the cache,
 * sampling inside the graph (Gumbel-max = sampling from ``softmax(logits / T)``; greedy when ``T == 0``;
-  with ``min_p`` only tokens of probability at least ``min_p`` times the top token's, as transformers' min-p),
+  with ``min_p`` only tokens of probability at least ``min_p`` times the top token's, as transformers' min-p;
+  rows marked ``greedy`` take the argmax while the others sample: GRPO's greedy anchor),
 * a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
@@ -93,6 +94,7 @@ class StaticDecoder:
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.eps = cfg.rms_norm_eps
         self.min_p: float | None = None
+        self.greedy = self.greedy_rows = None  # rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
 
     # ------------------------------------------------------------ weights
@@ -207,8 +209,9 @@ class StaticDecoder:
         if self.min_p is not None:  # p >= min_p * p_max  <=>  logit >= max logit + log(min_p)
             floor = scaled.max(-1, keepdim=True).values + math.log(self.min_p)
             scaled = scaled.masked_fill(scaled < floor, -math.inf)
-        u = torch.rand_like(logits).clamp_(min=1e-20)
-        return (scaled - torch.log(-torch.log(u))).argmax(-1)
+        u = torch.rand_like(logits).clamp_(min=1e-20)  # drawn for every row: greedy rows leave the others' noise
+        sampled = (scaled - torch.log(-torch.log(u))).argmax(-1)
+        return sampled if self.greedy is None else torch.where(self.greedy, logits.argmax(-1), sampled)
 
     def _emit(self, nxt, index):
         """Record the tokens chosen (new-token number ``index``, a 1-element tensor), mark stopped rows."""
@@ -248,9 +251,11 @@ class StaticDecoder:
     # ------------------------------------------------------------ driver
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_ids: Sequence[int],
-                 temperature: float = 0.0, pad_id: int = 0, min_p: float | None = None) -> list[list[int]]:
+                 temperature: float = 0.0, pad_id: int = 0, min_p: float | None = None,
+                 greedy: Sequence[bool] | None = None) -> list[list[int]]:
         """New tokens per prompt, up to and including the first EOS (or ``max_new_tokens`` without one).
-        ``min_p`` (0 < min_p <= 1, sampling only) drops the tokens less likely than ``min_p`` x the top token."""
+        ``min_p`` (0 < min_p <= 1, sampling only) drops the tokens less likely than ``min_p`` x the top token.
+        ``greedy`` (one flag per prompt, sampling only): the flagged rows are decoded greedily in the same batch."""
         import torch
 
         if not prompts:
@@ -263,14 +268,17 @@ class StaticDecoder:
             raise ValueError("an empty prompt")
         if min_p is not None and not 0 < min_p <= 1:
             raise ValueError(f"min_p must be in (0, 1], got {min_p}")
+        if greedy is not None and len(greedy) != len(prompts):
+            raise ValueError(f"greedy has {len(greedy)} flags for {len(prompts)} prompts")
         self.min_p = None if min_p is None or temperature <= 0 else float(min_p)
+        self.greedy_rows = None if greedy is None or temperature <= 0 or not any(greedy) else list(map(bool, greedy))
         was_training = self.model.training
         self._load_weights()
         try:  # precision is explicit here: a trainer's autocast must not change it
             with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
                 return self._generate(prompts, max_new_tokens, eos_ids, temperature, pad_id)
         finally:
-            self.cache = self.graphs = self.pool = None
+            self.cache = self.graphs = self.pool = self.greedy = None
             self.model.train(was_training)
 
     def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id):
@@ -280,6 +288,7 @@ class StaticDecoder:
         B, P = len(prompts), max(len(p) for p in prompts)
         total = P + max_new_tokens
         self.P, self.temperature, self.pad_id = P, float(temperature), int(pad_id)
+        self.greedy = None if self.greedy_rows is None else torch.tensor(self.greedy_rows, device=dev)
         ids = torch.full((B, P), self.pad_id, dtype=torch.long)
         for i, p in enumerate(prompts):
             ids[i, P - len(p):] = torch.tensor(list(p), dtype=torch.long)

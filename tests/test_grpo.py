@@ -280,6 +280,8 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, ex
     ({"repetition_penalty": 1.1}, "repetition_penalty"),
     ({"use_peft": True}, "LoRA"),
     ({"engine": "fast"}, "not one of trl, static"),
+    ({"engine": "trl", "greedy_anchor": True}, "greedy_anchor needs generation_engine: static"),
+    ({"greedy_anchor": True}, None),
 ])
 def test_static_engine_refuses_what_it_cannot_do(extra, refused):
     from types import SimpleNamespace
@@ -290,7 +292,8 @@ def test_static_engine_refuses_what_it_cannot_do(extra, refused):
     args = SimpleNamespace(use_vllm=False, use_transformers_continuous_batching=False, top_p=1.0, top_k=0,
                            min_p=None, repetition_penalty=1.0, generation_kwargs=None)
     model_args = SimpleNamespace(use_peft=extra.pop("use_peft", False))
-    script = SimpleNamespace(generation_engine=extra.pop("engine", "static"))
+    script = SimpleNamespace(generation_engine=extra.pop("engine", "static"),
+                             greedy_anchor=extra.pop("greedy_anchor", False))
     for k, v in extra.items():
         setattr(args, k, v)
     if refused:
@@ -298,6 +301,31 @@ def test_static_engine_refuses_what_it_cannot_do(extra, refused):
             check_generation_engine(script, args, model_args)
     else:
         check_generation_engine(script, args, model_args)
+
+
+def test_greedy_anchor_decodes_the_first_completion_of_each_group_greedily(warm_model, tmp_path, capsys):
+    """greedy_anchor: in every training round the first completion of each prompt's group is the greedy one, so
+    two runs with different seeds produce the same first completion while their other completions differ (a control
+    pair without the anchor differs in the first completion too); the plan says so and the logs count the rows."""
+    from qwen_scheduler.cli import main
+    from scheduler_solver.io import read_jsonl
+
+    common = ["--use_peft", "false", "--generation_engine", "static", "--max_steps", "1", "--temperature", "1.5",
+              "--gradient_accumulation_steps", "2"]
+    first = {}
+    for anchor in ("true", "false"):
+        for seed in ("0", "1"):
+            out = tmp_path / f"anchor-{anchor}-{seed}"
+            assert main(_args(out, warm_model, *common, "--greedy_anchor", anchor, "--seed", seed)) == 0
+            samples = [r for r in read_jsonl(out / "completion_samples.jsonl") if r["step"] == 0]
+            first[anchor, seed] = [r["completion"] for r in sorted(samples, key=lambda r: r["sample"])]
+            if anchor == "true":
+                assert "the first of each group greedy" in capsys.readouterr().out
+                rows = [e["greedy_anchor/rows"] for e in _state(out)["log_history"] if "greedy_anchor/rows" in e]
+                assert rows == [2.0]  # one round of 2 prompts x 4 completions: 2 anchored rows
+    assert first["true", "0"][0] == first["true", "1"][0]
+    assert first["true", "0"][1] != first["true", "1"][1]
+    assert first["false", "0"][0] != first["false", "1"][0]
 
 
 def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model, tmp_path, capsys):

@@ -163,3 +163,20 @@ def test_min_p_samples_only_plausible_tokens():
 def test_min_p_out_of_range_is_refused(bad):
     with pytest.raises(ValueError, match="min_p"):
         StaticDecoder(_model("qwen2")).generate(PROMPTS, 4, [1], temperature=1.0, min_p=bad)
+
+
+def test_greedy_rows_decode_greedily_among_sampled_ones():
+    """``greedy`` flags (GRPO's greedy anchor): flagged rows equal a greedy decode, the others are exactly what the
+    same sampling run gives them without flags (every row still draws its noise), and a wrong count is refused."""
+    model = _model("qwen2", seed=5)
+    dec = StaticDecoder(model)
+    greedy = dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=0.0)
+    torch.manual_seed(0)
+    mixed = dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=1.5, greedy=[True, False, True, False])
+    torch.manual_seed(0)
+    sampled = dec.generate(PROMPTS, max_new_tokens=30, eos_ids=[1], temperature=1.5)
+    assert mixed[0] == greedy[0] and mixed[2] == greedy[2]
+    assert mixed[1] == sampled[1] and mixed[3] == sampled[3]
+    assert sampled[0] != greedy[0] or sampled[2] != greedy[2]  # without the flag those rows do sample
+    with pytest.raises(ValueError, match="2 flags for 4 prompts"):
+        dec.generate(PROMPTS, max_new_tokens=4, eos_ids=[1], temperature=1.0, greedy=[True, False])

@@ -68,6 +68,9 @@ class GRPOScriptArguments:
     mine_temperature: Optional[float] = field(default=None, metadata={
         "help": "Sampling temperature when mining (default: the training temperature). 0: greedy decoding, one "
                 "completion per prompt: keep the prompts the model gets wrong as the evaluation decodes."})
+    greedy_anchor: bool = field(default=False, metadata={
+        "help": "generation_engine static only: decode the first completion of every group greedily (the others "
+                "sample), so that each group's advantages also judge the answer that greedy evaluation gives."})
 
     def reward_specs(self):
         text = self.rewards.strip()
@@ -179,7 +182,9 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
         + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else ""),
         f"completions:  up to {args.max_completion_length} tokens, temperature {args.temperature:g}, "
-        + ("static decoder (static KV cache; CUDA-graph steps on a GPU)" if script.generation_engine == "static"
+        + ("static decoder (static KV cache; CUDA-graph steps on a GPU)"
+           + ("; the first of each group greedy" if script.greedy_anchor else "")
+           if script.generation_engine == "static"
            else "vLLM" if args.use_vllm else "continuous batching" if args.use_transformers_continuous_batching
            else "model.generate"),
         f"loss:         {args.loss_type}, beta {args.beta:g}, scale_rewards {args.scale_rewards}, lr {args.learning_rate:g}",
@@ -199,6 +204,9 @@ def check_generation_engine(script, args, model_args) -> None:
     if script.generation_engine not in ("trl", "static"):
         raise UserError(f"generation_engine: {script.generation_engine!r} is not one of trl, static")
     if script.generation_engine == "trl":
+        if getattr(script, "greedy_anchor", False):
+            raise UserError("greedy_anchor needs generation_engine: static (TRL's own generation samples every "
+                            "completion of a group alike)")
         return
     clash = [name for name, on in [
         ("use_vllm", args.use_vllm), ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
@@ -333,6 +341,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         if reason is not None:
             raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
         trainer.static_decoder = StaticDecoder(trainer.model)
+        trainer.greedy_anchor = script.greedy_anchor
     if script.mine_candidates:
         from .mining import mined_dataset
 

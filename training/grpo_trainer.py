@@ -2,7 +2,8 @@
 
 On top of TRL's trainer it adds: wall times in the logs (``timing/generate_and_score_s``, ``timing/micro_step_s``,
 ``timing/static_generate_s``) and peak GPU memory (``memory/peak_gib``); completions from the static decoder
-(``evaluation/static_decode.py``) when ``static_decoder`` is set (``generation_engine: static``); and a guard that
+(``evaluation/static_decode.py``) when ``static_decoder`` is set (``generation_engine: static``), with the first
+completion of every group decoded greedily when ``greedy_anchor`` is set; and a guard that
 skips an optimizer update whose gradients hold NaN/inf (``skipped_nonfinite_updates``), since one such update turns
 every weight into NaN for good.
 """
@@ -38,12 +39,29 @@ def drop_nonfinite_gradients(optimizer) -> bool:
     return True
 
 
+def anchor_rows(prompt_ids) -> list[bool]:
+    """One flag per completion to generate: True for the first row of each distinct prompt (TRL repeats a prompt
+    ``num_generations`` times in a generation batch), the row the greedy anchor decodes greedily.
+
+    >>> anchor_rows([[1, 2], [1, 2], [3], [3], [1, 2]])
+    [True, False, True, False, False]
+    """
+    seen: set = set()
+    flags = []
+    for ids in prompt_ids:
+        key = tuple(ids)
+        flags.append(key not in seen)
+        seen.add(key)
+    return flags
+
+
 def timed_trainer(base):
     """The trainer class with generation and step wall times in the logs (``timing/*``); with a
     ``static_decoder`` attribute set, completions come from it instead of TRL's ``model.generate``."""
 
     class TimedGRPOTrainer(base):
         static_decoder = None
+        greedy_anchor = False  # training rounds: one completion per group is the static decoder's greedy one
 
         def _log_metric(self, mode: str, key: str, value: float) -> None:
             metrics = getattr(self, "_metrics", None)
@@ -54,12 +72,15 @@ def timed_trainer(base):
             if self.static_decoder is None or (images is not None and any(i is not None for i in images)):
                 return super()._generate_single_turn(prompt_ids, images, *a, **kw)
             pad = self._tokenizer.pad_token_id
+            greedy = anchor_rows(prompt_ids) if self.greedy_anchor and self.model.training else None
             t0 = time.perf_counter()
             ids = self.static_decoder.generate(prompt_ids, self.max_completion_length, self.eos_token_ids,
-                                               temperature=self.temperature, min_p=self.min_p,
+                                               temperature=self.temperature, min_p=self.min_p, greedy=greedy,
                                                pad_id=pad if pad is not None else self.eos_token_ids[0])
             if self.model.training:
                 self._log_metric("train", "timing/static_generate_s", time.perf_counter() - t0)
+                if greedy is not None:
+                    self._log_metric("train", "greedy_anchor/rows", float(sum(greedy)))
             return ids, None  # old log-probs are computed by the trainer, as on TRL's model.generate path
 
         def _generate_and_score_completions(self, *a, **kw):
