@@ -94,7 +94,7 @@ class StaticDecoder:
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.eps = cfg.rms_norm_eps
         self.min_p: float | None = None
-        self.greedy = self.greedy_rows = None  # rows decoded greedily while the others sample (a bool tensor)
+        self.greedy = None  # during a call: the rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
 
     # ------------------------------------------------------------ weights
@@ -271,24 +271,24 @@ class StaticDecoder:
         if greedy is not None and len(greedy) != len(prompts):
             raise ValueError(f"greedy has {len(greedy)} flags for {len(prompts)} prompts")
         self.min_p = None if min_p is None or temperature <= 0 else float(min_p)
-        self.greedy_rows = None if greedy is None or temperature <= 0 or not any(greedy) else list(map(bool, greedy))
         was_training = self.model.training
         self._load_weights()
         try:  # precision is explicit here: a trainer's autocast must not change it
             with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
-                return self._generate(prompts, max_new_tokens, eos_ids, temperature, pad_id)
+                return self._generate(prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy)
         finally:
             self.cache = self.graphs = self.pool = self.greedy = None
             self.model.train(was_training)
 
-    def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id):
+    def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy=None):
         import torch
 
         dev = self.device
         B, P = len(prompts), max(len(p) for p in prompts)
         total = P + max_new_tokens
         self.P, self.temperature, self.pad_id = P, float(temperature), int(pad_id)
-        self.greedy = None if self.greedy_rows is None else torch.tensor(self.greedy_rows, device=dev)
+        mixed = greedy is not None and temperature > 0 and any(greedy)  # at temperature 0 every row is greedy
+        self.greedy = torch.tensor([bool(g) for g in greedy], device=dev) if mixed else None
         ids = torch.full((B, P), self.pad_id, dtype=torch.long)
         for i, p in enumerate(prompts):
             ids[i, P - len(p):] = torch.tensor(list(p), dtype=torch.long)

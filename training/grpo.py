@@ -204,7 +204,7 @@ def check_generation_engine(script, args, model_args) -> None:
     if script.generation_engine not in ("trl", "static"):
         raise UserError(f"generation_engine: {script.generation_engine!r} is not one of trl, static")
     if script.generation_engine == "trl":
-        if getattr(script, "greedy_anchor", False):
+        if script.greedy_anchor:
             raise UserError("greedy_anchor needs generation_engine: static (TRL's own generation samples every "
                             "completion of a group alike)")
         return
