@@ -15,7 +15,8 @@ row-level test: rows whose mean score over their k samples rose / fell, and its 
 
 ``--eval SUBDIR=DATASET`` names an evaluation folder inside each run and the dataset folder (test split) its rows
 come from. In a run's folder the label ``sft`` is the SFT model and ``grpo-*`` labels are its checkpoints, taken
-in step order as epochs 1, 2, ... (every run of a group must have as many). Prints a markdown table: per group and
+in step order as epochs 1, 2, ... (every run of a group must have as many, or name the epochs to pool with
+``--epochs N``: runs trained for one epoch pooled with pipelines' epoch 1). Prints a markdown table: per group and
 epoch, the checkpoint step(s), the pooled rows, the mean-score difference (x 100) with its test by prompt (each
 test prompt's difference averaged over the group's runs and samples, since runs share prompts and often their SFT
 model: a bootstrap 95% interval over prompts and a sign-flip permutation p, ``evaluation.paired.mean_test``),
@@ -117,8 +118,13 @@ def main(argv=None) -> int:
     ap.add_argument("--group", action="append", required=True, metavar="NAME=RUN[,RUN...]")
     ap.add_argument("--all-samples", action="store_true",
                     help="every sample of a row is a unit (sampled evaluations); adds a row-level test")
+    ap.add_argument("--epochs", type=int, metavar="N",
+                    help="pool only epochs 1..N of every run (runs trained longer are cut here, by name; a run "
+                         "with fewer is refused)")
     args = ap.parse_args(argv)
     try:
+        if args.epochs is not None and args.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {args.epochs}")
         from datasets import load_from_disk
 
         evals = {}
@@ -138,6 +144,12 @@ def main(argv=None) -> int:
         for spec in args.group:
             name, _, runs = spec.partition("=")
             found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
+            if args.epochs is not None:
+                short = [f"{r}: {len(steps)}" for r, (_, steps) in found.items() if len(steps) < args.epochs]
+                if short:
+                    raise UserError(f"group {name}: --epochs {args.epochs} but runs with fewer checkpoints ("
+                                    + ", ".join(short) + ")")
+                found = {r: (m[:args.epochs + 1], steps[:args.epochs]) for r, (m, steps) in found.items()}
             counts = {r: len(steps) for r, (_, steps) in found.items()}
             if len(set(counts.values())) > 1:
                 raise UserError(f"group {name}: runs with different numbers of checkpoints ("

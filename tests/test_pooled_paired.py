@@ -196,3 +196,21 @@ def test_wrong_close_decisions_in_the_traces_are_counted(pp, data, tmp_path, cap
                                        lambda m: f"{m.group(1)}{int(m.group(2)) + 1},", audit_decisions)
     assert "| wrong Close decisions / values: SFT → GRPO |" in out
     assert cells[5] == "+0.00" and cells[14] == "0 → 0" and cells[15] == f"0 → {n}"
+
+
+def test_epochs_pools_the_first_epochs_of_runs_trained_for_different_lengths(pp, data, tmp_path, capsys):
+    """A one-epoch GRPO run pooled with a two-epoch pipeline's epoch 1 (--epochs 1); asking for an epoch a run
+    does not have is a one-line error, not a shorter table."""
+    path, rows = data
+    a = _run(tmp_path / "a", rows, {"sft": {0}, "grpo-checkpoint-3": set(), "grpo-checkpoint-6": {0, 1, 2}})
+    b = _run(tmp_path / "b", rows, {"sft": set(), "grpo-checkpoint-3": {5}})
+    assert pp.main(["--epochs", "1", "--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| g |")]
+    assert len(lines) == 1  # epoch 2 of run a is not pooled
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[1:6] == ["1", "3", "2", "12", "+0.00"] and cells[7:9] == ["1", "1"]  # a fixes row 0, b breaks 5
+    assert cells[-1] == "+16.67 / -16.67"
+    for bad, says in ((["--epochs", "2"], f"{b}: 1"), (["--epochs", "0"], "at least 1")):
+        assert pp.main(bad + ["--eval", f"eval={path}", "--group", f"g={a},{b}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
