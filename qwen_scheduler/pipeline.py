@@ -80,6 +80,8 @@ def load_config(preset: Optional[str], path: Optional[str]) -> dict:
         if isinstance(cfg[key], dict):
             if not isinstance(value, dict):
                 raise UserError(f"{path}: section {key!r} must be a mapping")
+            if isinstance(value.get("recipe"), str) and not Path(value["recipe"]).is_absolute():
+                value = {**value, "recipe": str(Path(path).parent / value["recipe"])}  # next to the config
             cfg[key].update(value)
         else:
             cfg[key] = value

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GRPO-only experiments on a multi-GPU host, one per GPU, from the SFT models of finished pipeline runs
-# (scripts/gpu_pipelines.sh, same warm machine): each runs the GPU GRPO recipe with its own extra flags, then
+# (scripts/gpu_pipelines.sh, same warm machine): each runs a GRPO recipe with its own extra flags ($GRPO_RECIPE;
+# default the preset's training/recipes/smollm2-grpo.yaml; runs 1-15 ran smollm2-grpo-shaped.yaml), then
 # evaluates its SFT model and every epoch checkpoint on that run's 100-row test split (and on $EXTRA_EVAL's test
 # split when set), greedy with the static decoder as the pipeline does. For GRPO settings that do not fit inside
 # the 10-minute pipeline (more rounds). Usage:
@@ -23,6 +24,8 @@ set -uo pipefail
 IFS=, read -r -a sft_runs <<< "${SFT_RUN:?set SFT_RUN to finished pipeline folders (runs/NAME[,runs/NAME2...])}"
 [ "${#sft_runs[@]}" = 1 ] || [ "${#sft_runs[@]}" = $# ] || {
   echo "gpu_grpo_extra: SFT_RUN names ${#sft_runs[@]} folders for $# runs (give one, or one per run)" >&2; exit 2; }
+export GRPO_RECIPE=${GRPO_RECIPE:-training/recipes/smollm2-grpo.yaml}
+[ -f "$GRPO_RECIPE" ] || { echo "gpu_grpo_extra: GRPO_RECIPE=$GRPO_RECIPE is not a file" >&2; exit 2; }
 for r in "${sft_runs[@]}"; do
   [ -f "$r/sft/config.json" ] || { echo "gpu_grpo_extra: no SFT model in $r/sft" >&2; exit 2; }
 done
@@ -36,7 +39,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 one() {  # name, SFT run folder, flags: GRPO, then its SFT model and checkpoints on the test split(s)
   local name=$1 sft_run=$2 out=runs/$1 flags
   read -r -a flags <<< "$3"  # split on spaces, never globbed (a JSON value like [...] is a glob pattern)
-  python3 -m qwen_scheduler train grpo --config training/recipes/smollm2-grpo.yaml \
+  python3 -m qwen_scheduler train grpo --config "$GRPO_RECIPE" \
     --model_name_or_path "$sft_run/sft" --dataset "$sft_run/data" --output_dir "$out/grpo" "${flags[@]}" || return $?
   local models
   model_args models "$sft_run/sft" "$out/grpo"

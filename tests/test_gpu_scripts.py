@@ -25,13 +25,14 @@ def sft_run(tmp_path):
     (["a=--x"], {"SFT_RUN": "{missing}"}, "no SFT model in"),
     (["a=--x", "b=--y", "c=--z"], {"SFT_RUN": "{run},{run}"}, "names 2 folders for 3 runs"),
     (["a=--x"], {"SFT_RUN": "{run}", "EXTRA_EVAL": "{missing}"}, "is not a dataset folder"),
+    (["a=--x"], {"SFT_RUN": "{run}", "GRPO_RECIPE": "{missing}"}, "GRPO_RECIPE={missing} is not a file"),
 ])
 def test_gpu_grpo_extra_refuses_bad_arguments(sft_run, tmp_path, args, env, message):
     env = {k: v.format(run=sft_run, missing=str(tmp_path / "nothing")) for k, v in env.items()}
     proc = _run("gpu_grpo_extra.sh", args, env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0]
+    assert len(lines) == 1 and message.format(missing=str(tmp_path / "nothing")) in lines[0]
     assert not (tmp_path / "runs").exists() and not os.path.exists("runs/a")  # nothing started
 
 

@@ -144,6 +144,22 @@ def test_unknown_config_section(tmp_path, capsys):
     assert "unknown section 'training'" in capsys.readouterr().err
 
 
+def test_a_relative_recipe_in_a_config_is_read_next_to_the_config(tmp_path, monkeypatch):
+    """``grpo: {recipe: ../x.yaml}`` in training/recipes/ablations/ means training/recipes/x.yaml wherever the
+    pipeline is started from; an absolute path stays as it is; a section without ``recipe`` keeps the preset's."""
+    from qwen_scheduler.pipeline import PRESETS, load_config
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "mine.yaml").write_text("learning_rate: 1.0e-5\n")
+    path = tmp_path / "cfg" / "c.yaml"
+    path.write_text(f"preset: gpu\ngrpo:\n  recipe: ../mine.yaml\nsft:\n  recipe: {tmp_path / 'mine.yaml'}\n")
+    monkeypatch.chdir(tmp_path / "cfg")  # not the repo root: a cwd-relative path would go stale
+    cfg = load_config(None, str(path))
+    assert Path(cfg["grpo"]["recipe"]).resolve() == (tmp_path / "mine.yaml").resolve()
+    assert cfg["sft"]["recipe"] == str(tmp_path / "mine.yaml")
+    assert cfg["grpo"]["overrides"] == {} and load_config("gpu", None)["grpo"] == PRESETS["gpu"]["grpo"]
+
+
 @pytest.mark.parametrize("base", [True, False])
 def test_evaluate_base_false_leaves_the_base_model_out(run, tmp_path, base):
     from qwen_scheduler.pipeline import Pipeline, load_config
@@ -202,9 +218,11 @@ def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monk
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == (mine or "expandable_segments:True")
 
 
-@pytest.mark.parametrize("path", sorted(Path("training/recipes/ablations").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [None, *sorted(Path("training/recipes/ablations").glob("*.yaml"))],
+                         ids=lambda p: p.stem if p else "gpu-preset")
 def test_every_ablation_config_names_only_real_settings(path):
-    """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in."""
+    """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in (None: the
+    gpu preset itself)."""
     import dataclasses
 
     from trl import GRPOConfig, SFTConfig
@@ -215,7 +233,7 @@ def test_every_ablation_config_names_only_real_settings(path):
     from training.modeling import ModelArguments
     from training.sft import SFTScriptArguments
 
-    cfg = load_config(None, str(path))
+    cfg = load_config("gpu", None) if path is None else load_config(None, str(path))
     known = {"sft": (SFTScriptArguments, SFTConfig, ModelArguments),
              "grpo": (GRPOScriptArguments, GRPOConfig, ModelArguments)}
     for stage, classes in known.items():
@@ -239,6 +257,8 @@ def test_every_ablation_config_names_only_real_settings(path):
     rewards = grpo["rewards"]  # a YAML list in a recipe, a string in an override (as on the command line)
     build_reward_funcs(GRPOScriptArguments(rewards=rewards).reward_specs() if isinstance(rewards, str) else rewards)
     sampled_settings(cfg)
+    if grpo.get("mine_candidates"):  # mining keeps `limit` of its candidates
+        assert grpo["limit"] <= grpo["mine_candidates"], path
 
 
 def test_evaluate_sampled_adds_a_sampled_evaluation_of_the_trained_models(run, tmp_path):
