@@ -420,3 +420,25 @@ def test_a_nan_gradient_skips_the_update_instead_of_poisoning_the_weights(warm_m
     assert max(e.get("skipped_nonfinite_updates", 0) for e in logs) >= 1
     weights = load_file(str(out / "model.safetensors"))
     assert all(not torch.isnan(w).any() for w in weights.values())
+
+
+def test_the_gpu_presets_recipe_runs_at_tiny_size(warm_model, tmp_path, capsys):
+    """training/recipes/smollm2-grpo.yaml (the gpu preset's GRPO since run 16) as written, only shrunk: greedy
+    mining, the greedy anchor and the all-or-nothing reward list (a name and a mapping) all reach the trainer."""
+    from qwen_scheduler.cli import main
+    from training.mining import load_mined
+
+    out = tmp_path / "preset"
+    assert main(["train", "grpo", "--config", "training/recipes/smollm2-grpo.yaml", "--model_name_or_path", warm_model,
+                 "--dataset", DATA, "--output_dir", str(out), "--mine_candidates", "6", "--limit", "2",
+                 "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+                 "--steps_per_generation", "2", "--max_completion_length", "48", "--bf16", "false",
+                 "--max_prompt_tokens", "1500"]) == 0
+    plan = capsys.readouterr().out
+    assert "rewards:      strict_format x1, optimal x1" in plan and "the first of each group greedy" in plan
+    assert "1 per epoch x 1 epochs" in plan
+    rows, stats = load_mined(str(out), 6)
+    assert stats["temperature"] == 0 and stats["kept"] == 2 == len(rows)
+    logs = [e for e in _state(out)["log_history"] if "greedy_anchor/rows" in e]
+    assert [e["greedy_anchor/rows"] for e in logs] == [2.0]  # one round of 2 prompts x 8: one greedy row per group
+    assert {"rewards/strict_format/mean", "rewards/optimal/mean"} <= set(logs[0])
