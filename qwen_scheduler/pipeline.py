@@ -16,7 +16,8 @@ Layout: ``DIR/data`` (generate; the test split's names come from held-out source
 A config is YAML: optional ``preset`` plus sections that override it key by key (see ``PRESETS``):
 ``scale`` (cpu|gpu|tiny, worded in the report), ``generate`` (train_size, test_size, seed,
 holdout_name_sources, set {setting: value}), ``model`` (source: smollm2 | tiny | a folder or Hub
-id used as is), ``sft`` / ``grpo`` (recipe, overrides {key: value}), ``evaluate`` (limit,
+id used as is), ``sft`` / ``grpo`` (recipe: a YAML path, a relative one read next to the config file;
+overrides {key: value}), ``evaluate`` (limit,
 max_new_tokens, batch_size, baselines, rules, backend, base: false skips the base model, which
 scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default; sampled:
 {temperature, samples, seed} or true adds ``DIR/eval-sampled``, the SFT model and GRPO checkpoints sampled
