@@ -257,8 +257,10 @@ def test_every_ablation_config_names_only_real_settings(path):
     rewards = grpo["rewards"]  # a YAML list in a recipe, a string in an override (as on the command line)
     build_reward_funcs(GRPOScriptArguments(rewards=rewards).reward_specs() if isinstance(rewards, str) else rewards)
     sampled_settings(cfg)
-    if grpo.get("mine_candidates"):  # mining keeps `limit` of its candidates
-        assert grpo["limit"] <= grpo["mine_candidates"], path
+    from training.mining import check_mining  # the run's own mining checks (limit <= candidates, ...)
+
+    script_fields = {f.name for f in dataclasses.fields(GRPOScriptArguments)}
+    check_mining(GRPOScriptArguments(**{k: v for k, v in grpo.items() if k in script_fields}))
 
 
 def test_evaluate_sampled_adds_a_sampled_evaluation_of_the_trained_models(run, tmp_path):
