@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# vLLM on one GPU host, side by side with the other engines (evaluation and GRPO rollouts). Runs ON the host after
+# the bundles are staged (scripts/gpu_bundle.sh trl smollm2 -> /tmp/bundle-a; scripts/gpu_bundle.sh vllm ->
+# /tmp/bundle-b). Every stage runs once (a finished stage is skipped), logs to $W/logs/STAGE.log and appends
+# {stage, rc, wall_s, peak_mib} to $W/results.jsonl (peak_mib: nvidia-smi's used memory, all processes).
+#
+#   bash experiments/gpu_vllm/run.sh bg STAGE...   # copy the repo to /tmp/repo, run the stages there, detached
+#   bash experiments/gpu_vllm/run.sh fg STAGE...   # the same in the foreground
+#   bash experiments/gpu_vllm/run.sh status        # results so far and the running stage's last lines
+#   bash experiments/gpu_vllm/run.sh collect DIR   # results + logs + evaluation summaries into DIR/results.tar.gz
+set -uo pipefail
+W=${W:-/tmp/w}
+REPO=/tmp/repo
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+export VLLM_NO_USAGE_STATS=1 NCCL_NVLS_ENABLE=0
+SITES=/tmp/site-vllm:/tmp/site
+q() { PYTHONPATH=$REPO:$SITES python3 -m qwen_scheduler "$@"; }
+sft() { if [ -f "$W/p/sft/merged/config.json" ]; then echo "$W/p/sft/merged"; else echo "$W/p/sft"; fi; }
+D100=$W/p/data
+D2K=$W/d2k
+EV="--max-new-tokens 1280 --rules strict"
+
+stage() {  # stage NAME: run the function st_NAME once
+  local name=$1 t0 t1 rc peak
+  [ -f "$W/done/$name" ] && { echo "== $name: done before"; return 0; }
+  mkdir -p "$W/logs" "$W/done"
+  echo "== $name: start $(date +%T)"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$W/logs/$name.mem" 2>/dev/null &
+  local smi=$!
+  t0=$(date +%s.%N)
+  ( cd "$REPO" && "st_$name" ) > "$W/logs/$name.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  kill $smi 2>/dev/null; wait $smi 2>/dev/null
+  peak=$(sort -n "$W/logs/$name.mem" | tail -1)
+  printf '{"stage": "%s", "rc": %d, "wall_s": %.1f, "peak_mib": %s}\n' "$name" $rc "$(echo "$t1 - $t0" | bc)" "${peak:-null}" \
+    >> "$W/results.jsonl"
+  [ $rc = 0 ] && touch "$W/done/$name"
+  echo "== $name: rc=$rc $(tail -1 "$W/results.jsonl")"
+}
+
+st_sft() { q pipeline --preset gpu --output "$W/p" --stages generate,model,sft; }
+st_data2k() { q generate --output "$D2K" --train-size 0 --test-size 2000 --seed 12 --holdout-name-sources; }
+# evaluation: the SFT model, greedy, 100 then 2,000 rows, each engine in its own folder (start-up included)
+st_ev_static_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-100" --backend transformers-static --batch-size 100 $EV; }
+st_ev_vllm_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/vllm-100" --backend vllm $EV; }
+st_ev_static_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/static-2000" --backend transformers-static --batch-size 400 $EV; }
+st_ev_vllm_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/vllm-2000" --backend vllm --batch-size 2000 $EV; }
+# sampled: 100 rows x 4 samples at temperature 1
+SMP="--temperature 1.0 --samples 4 --seed 0"
+st_ev_static_sampled() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-sampled" --backend transformers-static --batch-size 400 $EV $SMP; }
+st_ev_vllm_sampled() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/vllm-sampled" --backend vllm --batch-size 400 $EV $SMP; }
+# GRPO rounds of 384 completions from the SFT model, one engine each (2 rounds; the first includes warm-up)
+R() { echo "train grpo --config experiments/gpu_vllm/rounds.yaml --model_name_or_path $(sft) --dataset $D100"; }
+st_grpo_static() { q $(R) --output_dir "$W/g/static" --generation_engine static; }
+st_grpo_vllm() { q $(R) --output_dir "$W/g/vllm" --generation_engine trl --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3; }
+st_grpo_generate() { q $(R) --output_dir "$W/g/generate" --generation_engine trl --max_steps 1; }
+# LoRA: GRPO with vLLM colocate from the SFT model, then its adapter evaluated by vLLM (LoRARequest) and transformers
+st_grpo_lora_vllm() { q $(R) --output_dir "$W/g/lora" --generation_engine trl --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3 --use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-4 --save_strategy steps --save_steps 2 --bf16 true --dtype bfloat16; }
+ADAPTER() { ls -d "$W"/g/lora/checkpoint-* | sort -V | tail -1; }
+st_ev_lora_vllm() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-vllm" --backend vllm $EV; }
+st_ev_lora_tf() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-tf" --backend transformers --batch-size 100 $EV; }
+
+case "${1:-}" in
+  bg) shift
+      rm -rf "$REPO.new"; mkdir -p "$W"; rsync -a --exclude .bundle --exclude '.bundle*' ./ "$REPO.new/" 2>/dev/null \
+        || { mkdir -p "$REPO.new"; tar --exclude='./.bundle*' -cf - . | tar -xf - -C "$REPO.new"; }
+      rm -rf "$REPO"; mv "$REPO.new" "$REPO"
+      setsid nohup bash "$REPO/experiments/gpu_vllm/run.sh" fg "$@" > "$W/driver.log" 2>&1 < /dev/null &
+      echo "started in the background: $* (log $W/driver.log)" ;;
+  fg) shift; for s in "$@"; do stage "$s"; done; echo "== all done: $*" ;;
+  status) cat "$W/results.jsonl" 2>/dev/null; tail -3 "$W/driver.log" 2>/dev/null
+          cur=$(ls -t "$W"/logs/*.log 2>/dev/null | head -1); [ -n "$cur" ] && { echo "-- $cur"; tail -4 "$cur" | cut -c1-300; } ;;
+  collect) out=${2:?collect DIR}; mkdir -p "$out"
+           (cd "$W" && tar czf "$out/results.tar.gz" results.jsonl driver.log logs \
+              $(find ev g p -maxdepth 3 \( -name 'summary.json' -o -name 'report.md' -o -name 'completions.jsonl' -o -name 'trainer_state.json' -o -name 'plan.txt' -o -name 'run_summary.json' \) 2>/dev/null) 2>/dev/null)
+           ls -la "$out" ;;
+  *) echo "usage: run.sh bg|fg STAGE... | status | collect DIR" >&2; exit 2 ;;
+esac
