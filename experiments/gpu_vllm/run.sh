@@ -61,6 +61,27 @@ ADAPTER() { ls -d "$W"/g/lora/checkpoint-* | sort -V | tail -1; }
 st_ev_lora_vllm() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-vllm" --backend vllm $EV; }
 st_ev_lora_tf() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-tf" --backend transformers --batch-size 100 $EV; }
 
+# the short form (a host held for minutes only): the base model instead of the SFT model, the same comparisons
+st_base() { q model prepare --output "$W/base" && q generate --output "$W/d512" --train-size 512 --test-size 100 --seed 12 --holdout-name-sources; }
+st_ev_static_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/static-base" --backend transformers-static --batch-size 100 $EV; }
+st_ev_vllm_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/vllm-base" --backend vllm $EV; }
+st_grpo_vllm_base() { q train grpo --config experiments/gpu_vllm/rounds.yaml --model_name_or_path "$W/base" --dataset "$W/d512" --output_dir "$W/g/vllm-base" --max_steps 1 --generation_engine trl --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3; }
+
+# two GPUs (TRL server mode): `trl vllm-serve` on GPU 0, training on GPU 1; the same rounds as grpo_vllm (colocate)
+serve() {  # serve MODEL: start the server in the background, wait until it answers, print its pid
+  CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$REPO:$SITES python3 -m trl.cli.main vllm-serve --model "$1" --gpu_memory_utilization 0.9 \
+    --port 8000 > "$W/logs/vllm-serve.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 300); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=2)" 2>/dev/null && break; sleep 1; done
+  echo $pid
+}
+st_grpo_server() {
+  local pid; pid=$(serve "$(sft)")
+  CUDA_VISIBLE_DEVICES=1 q $(R) --output_dir "$W/g/server" --generation_engine trl --use_vllm true --vllm_mode server \
+    --vllm_server_host 127.0.0.1 --vllm_server_port 8000; local rc=$?
+  kill $pid; wait $pid 2>/dev/null; return $rc
+}
+
 case "${1:-}" in
   bg) shift
       rm -rf "$REPO.new"; mkdir -p "$W"; rsync -a --exclude .bundle --exclude '.bundle*' ./ "$REPO.new/" 2>/dev/null \
