@@ -81,7 +81,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.push_to_hub:
         validate_repo_id(args.push_to_hub)
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, args.config)
     workers = resolve_workers(args.workers, plan(cfg))
     summary = write_dataset(cfg, args.output, workers=workers, overwrite=args.overwrite, progress=not args.no_progress)
     rows = summary["rows"]
@@ -121,12 +121,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one name source per problem (default, like the reference) or per event")
     p.add_argument("--chunk-size", type=int, default=None, help="rows per seeded chunk (changes the rows)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per CPU); never changes the rows")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output folder made by an earlier generate (never another folder)")
     p.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-name-sources", action="store_true", help="print the name sources and exit")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, interrupted="nothing was written (the dataset folder is built aside and "
+                                                  "renamed at the end; the next run removes the unfinished copy)")
 
 
 __all__ = ["register", "build_config"]

@@ -9,8 +9,10 @@
       generation_config.yaml             the settings; `qwen-scheduler generate --config` reproduces the rows
       generation_stats.json              the statistics shown in the card
 
-The folder is built beside the target and renamed into place at the end, so an interrupted
-run leaves nothing half-written. ``push_to_hub`` runs only after that and fails with one
+The folder is built beside the target (``.NAME.PID.*.tmp``) and renamed into place at the end, so an
+interrupted run leaves nothing half-written, and the next run removes what a killed one left
+(``scheduler_solver.io.atomic_path``). An existing folder is replaced only with ``overwrite`` and
+only when an earlier ``generate`` made it (``scheduler_solver.outputs``). ``push_to_hub`` runs only after that and fails with one
 line (:class:`UserError`) when offline or not logged in; the local copy stays.
 """
 
@@ -28,6 +30,7 @@ import pyarrow.parquet as pq
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import atomic_path, atomic_write_text
+from scheduler_solver.outputs import check_folder, write_marker
 
 from .build import iter_chunks, progress_bar
 from .card import merge_stats, render_card
@@ -56,12 +59,9 @@ class _SplitWriter:
         self.parquet.close()
 
 
-def check_output(path: str, overwrite: bool) -> None:
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"--output {path} exists and is not a folder")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise UserError(f"--output {path} already exists and is not empty (pass --overwrite to replace it)")
+def check_output(path: str, overwrite: bool, config: Optional[str] = None) -> None:
+    """``--output`` may be new, empty, or (with ``overwrite``) an earlier ``generate`` output; never an input."""
+    check_folder(path, "generate", [("--config", config)], overwrite=overwrite)
 
 
 def write_dataset(cfg: GenerationConfig, output: str, workers: Optional[int] = 1, overwrite: bool = False,
@@ -76,7 +76,7 @@ def write_dataset(cfg: GenerationConfig, output: str, workers: Optional[int] = 1
     bar = progress_bar(total) if progress else None
     t0 = time.perf_counter()
     writers: dict[str, _SplitWriter] = {}
-    with atomic_path(output) as tmp:
+    with atomic_path(output, replace_folder=overwrite) as tmp:
         (tmp / "export").mkdir(parents=True)
         chunks = iter_chunks(cfg, workers)
         try:
@@ -122,6 +122,7 @@ def write_dataset(cfg: GenerationConfig, output: str, workers: Optional[int] = 1
 
         atomic_write_text(tmp / "generation_config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         atomic_write_text(tmp / "generation_stats.json", json.dumps(_jsonable(stats), indent=2, sort_keys=True) + "\n")
+        write_marker(tmp, "generate")
     hub_card = render_card(cfg, stats, data_files={sp: HUB_DATA_FILES[sp] for sp in writers}, **card_args)
     return {"output": str(output), "rows": {n: w.stats["rows"] for n, w in writers.items()},
             "seconds": time.perf_counter() - t0, "generation_seconds": gen_seconds, "stats": stats,

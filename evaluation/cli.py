@@ -14,9 +14,18 @@ import argparse
 from scheduler_solver.errors import UserError
 
 
+def _generation_flags(args: argparse.Namespace) -> list[str]:
+    """The generation flags given (not at their defaults): ``--report-only`` would ignore them."""
+    return ["--" + k.replace("_", "-") for k, v in args.generation_defaults.items() if getattr(args, k) != v]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.report_only:
         from .report import render
+
+        ignored = _generation_flags(args)
+        if ignored:
+            raise UserError(f"--report-only generates nothing and would ignore {', '.join(ignored)}; drop them")
 
         render(args.output, rules=args.rules, dataset=args.dataset)
         return 0
@@ -71,7 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="discard earlier results of these labels and start over")
     p.add_argument("--report-only", action="store_true",
                    help="generate nothing: re-score DIR's completions and rewrite summary, report and charts")
-    p.set_defaults(func=cmd_evaluate)
+    report_only_reads = {"help", "dataset", "output", "rules", "report_only"}
+    p.set_defaults(generation_defaults={a.dest: a.default for a in p._actions if a.dest not in report_only_reads})
+    p.set_defaults(func=cmd_evaluate, interrupted="the completions made so far are kept in --output; rerun the "
+                                                "same command to continue (the report is written at the end)")
 
 
 __all__ = ["register"]

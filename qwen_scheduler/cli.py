@@ -2,7 +2,9 @@
 
 Each package registers its own subcommands (``register(subparsers)`` in its ``cli``
 module, which imports nothing heavy); this file only collects them and turns user
-errors into one line on stderr and exit code 2.
+errors, and any ``OSError`` that gets this far (a disk that is full, a path that cannot
+be written), into one line on stderr and exit code 2. On Ctrl-C it prints what the
+command leaves behind (its ``interrupted`` default).
 
     qwen-scheduler --help
     qwen-scheduler generate --output data/events --seed 0
@@ -57,8 +59,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as e:
         print(f"qwen-scheduler {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the last line of defence: commands check their paths up front
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"qwen-scheduler {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"qwen-scheduler {args.command}: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
+        print(f"qwen-scheduler {args.command}: interrupted; {getattr(args, 'interrupted', 'see above')}",
+              file=sys.stderr)
         return 130
 
 

@@ -37,6 +37,7 @@ from typing import Optional
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import read_yaml_mapping
+from scheduler_solver.secrets import scrub
 
 STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 RECIPES = Path(__file__).resolve().parent.parent / "training" / "recipes"
@@ -66,8 +67,12 @@ PRESETS = {
 }
 
 
+#: Keys a section may hold beyond those its preset sets.
+EXTRA_KEYS = {"generate": ("workers",)}
+
+
 def load_config(preset: Optional[str], path: Optional[str]) -> dict:
-    """A preset, then a YAML file's sections merged over it key by key."""
+    """A preset, then a YAML file's sections merged over it key by key (an unknown section or key is refused)."""
     data = read_yaml_mapping(path, "pipeline config") if path else {}
     name = preset or data.pop("preset", None) or "cpu"
     data.pop("preset", None)
@@ -81,6 +86,10 @@ def load_config(preset: Optional[str], path: Optional[str]) -> dict:
         if isinstance(cfg[key], dict):
             if not isinstance(value, dict):
                 raise UserError(f"{path}: section {key!r} must be a mapping")
+            known = [*cfg[key], *EXTRA_KEYS.get(key, ())]
+            unknown = [k for k in value if k not in known]
+            if unknown:
+                raise UserError(f"{path}: unknown key {unknown[0]!r} in section {key!r} (known: {', '.join(known)})")
             if isinstance(value.get("recipe"), str) and not Path(value["recipe"]).is_absolute():
                 value = {**value, "recipe": str(Path(path).parent / value["recipe"])}  # next to the config
             cfg[key].update(value)
@@ -257,7 +266,7 @@ class Pipeline:
                 timings.setdefault(stage, {})["status"] = "skipped (done earlier)"
                 continue
             for argv in todo if isinstance(todo[0], list) else [todo]:
-                print(f"== pipeline: {stage}: qwen-scheduler {' '.join(argv)}", flush=True)
+                print(f"== pipeline: {stage}: qwen-scheduler {' '.join(scrub(argv))}", flush=True)
                 try:
                     code = cli(argv)
                 except SystemExit as e:  # argparse errors inside a stage
@@ -265,8 +274,9 @@ class Pipeline:
                 if code != 0:
                     timings[stage] = {"status": f"failed (exit {code})", "wall_s": round(time.perf_counter() - t0, 1)}
                     self._write_timings(timings, start)
-                    print(f"pipeline: stage {stage!r} failed (exit code {code}); fix the error above and rerun the "
-                          f"same command to resume from this stage", flush=True)
+                    what = "was interrupted" if code == 130 else f"failed (exit code {code}); fix the error above and"
+                    print(f"pipeline: stage {stage!r} {what}; rerun the same command to resume from this stage "
+                          f"(finished stages are kept)", flush=True)
                     return code
             timings[stage] = {"status": "ran", "wall_s": round(time.perf_counter() - t0, 1)}
             self._write_timings(timings, start)
@@ -350,6 +360,7 @@ def write_report(p: Pipeline, timings: dict) -> None:
             lines.append(f"| {stage} | {t.get('status', '')} | {t.get('wall_s', '-')} |")
     total = sum(t.get("wall_s", 0) for t in timings.values())
     lines += ["", f"Total wall time of the stages: {total:.0f} s (per-stage figures in `timings.json`).", ""]
+    cfg = scrub(cfg)
     sft_line = f"- SFT: `{cfg['sft']['recipe']}` {cfg['sft'].get('overrides') or ''}"
     if isinstance(sft.get("train_loss"), (int, float)):
         planned = sft.get("planned_steps")
@@ -410,13 +421,19 @@ def parse_stages(text: Optional[str]) -> list[str]:
     return [s for s in STAGES if s in names]
 
 
-def check_config(out: Path, cfg: dict) -> None:
-    """Refuse to resume a folder made with other settings (results would mix)."""
+def check_config(out: Path, cfg: dict, config_path: Optional[str] = None) -> None:
+    """Refuse an ``--output`` that is not new, empty or a pipeline folder (``scheduler_solver.outputs``), and a
+    pipeline folder made with other settings (results would mix). The settings are stored with secrets redacted."""
     from scheduler_solver.io import atomic_write_json
+    from scheduler_solver.outputs import check_folder, write_marker
 
+    check_folder(out, "pipeline", [("--config", config_path)])
+    cfg = scrub(cfg)
     path = out / "pipeline_config.json"
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = _read(path)
+        if not isinstance(old, dict):
+            raise UserError(f"{path}: unreadable pipeline settings; use another --output")
         if isinstance(old.get("evaluate"), dict):
             old["evaluate"].setdefault("base", True)  # folders made before evaluate.base existed
             old["evaluate"].setdefault("sampled", None)  # ... and before evaluate.sampled
@@ -426,7 +443,7 @@ def check_config(out: Path, cfg: dict) -> None:
             raise UserError(f"{out} was made with other pipeline settings ({', '.join(differ)} differ; {path}); "
                             f"use another --output or delete it")
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "pipeline")
         atomic_write_json(path, cfg)
 
 
@@ -442,7 +459,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     cfg = load_config(args.preset, args.config)
     sampled_settings(cfg)  # a bad evaluate.sampled stops here, before any stage
     stages = parse_stages(args.stages)
-    check_config(Path(args.output), cfg)
+    check_config(Path(args.output), cfg, args.config)
     return Pipeline(cfg, args.output).run(stages)
 
 
@@ -453,7 +470,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="YAML: preset + sections overriding it (see the module docs)")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder (rerun the same command to resume)")
     p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGES)}")
-    p.set_defaults(func=cmd_pipeline)
+    p.set_defaults(func=cmd_pipeline, interrupted="finished stages are kept; rerun the same command to resume "
+                                                  "(an interrupted SFT/GRPO run continues from its last checkpoint)")
 
 
 __all__ = ["register", "PRESETS", "STAGES", "Pipeline", "load_config"]

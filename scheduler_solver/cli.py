@@ -11,6 +11,10 @@ import sys
 
 from .errors import UserError
 from .io import atomic_write_json, write_jsonl
+from .outputs import check_file
+
+#: What Ctrl-C leaves behind (``qwen_scheduler.cli`` prints it): outputs are written whole at the end.
+NOTHING_WRITTEN = "nothing was written (the output is written whole at the end)"
 
 
 def _progress(iterable, total: int, desc: str):
@@ -26,6 +30,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from .scoring import row_problem
     from .solver import solve
 
+    check_file(args.output, "solve", [("--dataset", args.dataset)], args.overwrite)
     rows = load_rows(args.dataset, args.split)
     out = []
     for i, row in enumerate(_progress(rows, len(rows), "solve")):
@@ -45,6 +50,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .data import load_completions, load_rows
     from .scoring import format_summary_table, score_completions
 
+    if args.output:
+        check_file(args.output, "score", [("--dataset", args.dataset), ("--completions", args.completions)],
+                   args.overwrite)
     rows = load_rows(args.dataset, args.split)
     completions = load_completions(args.completions)
     per_row, summary = score_completions(rows, completions, args.rules)
@@ -62,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="datasets folder, .jsonl/.json/.parquet file, or Hub id")
     p.add_argument("--split", default=None, help="split to read (default: test if present, else the only one)")
     p.add_argument("--output", required=True, help="output .jsonl (one object per row)")
-    p.set_defaults(func=cmd_solve)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.set_defaults(func=cmd_solve, interrupted=NOTHING_WRITTEN)
 
     p = sub.add_parser("score", help="score saved completions against a dataset")
     p.add_argument("--dataset", required=True)
@@ -71,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rules", default="strict", choices=["strict", "anchor"], help="rule set (default strict)")
     p.add_argument("--label", default=None, help="name shown in the table")
     p.add_argument("--output", default=None, help="write the summary and per-row verdicts as JSON")
-    p.set_defaults(func=cmd_score)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.set_defaults(func=cmd_score, interrupted=NOTHING_WRITTEN)
 
 
-__all__ = ["register", "UserError"]
+__all__ = ["register", "UserError", "NOTHING_WRITTEN"]

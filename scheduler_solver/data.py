@@ -4,7 +4,9 @@
 of ``<split>.jsonl`` / ``<split>.parquet`` files, a ``.jsonl`` / ``.json`` /
 ``.parquet`` file, or a Hub id (``anakin87/events-scheduling``). JSON and JSONL need
 nothing beyond the standard library; the others import ``datasets``/``pyarrow``
-when used. With no ``split``, ``test`` is used when present, else the only split.
+when used. With no ``split``, ``test`` is used when present, else the only split; a split
+named for a file without splits is refused, and so is a dataset with no rows. ``load_split``
+also tells which split was read.
 
 ``load_completions(path)`` reads a folder of ``<i>.txt`` files (the reference
 project's layout, one raw completion per row ``i``) or a JSONL of
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -35,7 +38,7 @@ def _pick_split(available: list[str], split: Optional[str], where: str) -> str:
     raise UserError(f"{where} has several splits ({', '.join(available)}): choose one with --split")
 
 
-def _read_json_file(path: Path, split: Optional[str]) -> list[dict]:
+def _read_json_file(path: Path, split: Optional[str]) -> tuple[list[dict], Optional[str]]:
     try:
         if path.suffix == ".jsonl":
             from .io import read_jsonl
@@ -45,14 +48,16 @@ def _read_json_file(path: Path, split: Optional[str]) -> list[dict]:
             rows = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e.__class__.__name__})")
+    chosen = None
     if isinstance(rows, dict):  # {"train": [...], "test": [...]} or {"data": [...]}
         if all(isinstance(v, list) for v in rows.values()):
-            rows = rows[_pick_split(list(rows), split, str(path))]
+            chosen = _pick_split(list(rows), split, str(path))
+            rows = rows[chosen]
         else:
             raise UserError(f"{path}: expected a list of rows or an object of splits")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UserError(f"{path}: expected a list of JSON objects (rows)")
-    return rows
+    return rows, chosen
 
 
 def _read_parquet(path: Path) -> list[dict]:
@@ -66,7 +71,7 @@ def _read_parquet(path: Path) -> list[dict]:
         raise UserError(f"{path}: not a readable parquet file ({e.__class__.__name__})")
 
 
-def _read_dataset_dir(path: Path, split: Optional[str]) -> list[dict]:
+def _read_dataset_dir(path: Path, split: Optional[str]) -> tuple[list[dict], Optional[str]]:
     try:
         import datasets
     except ImportError:
@@ -75,12 +80,14 @@ def _read_dataset_dir(path: Path, split: Optional[str]) -> list[dict]:
         ds = datasets.load_from_disk(str(path))
     except Exception as e:
         raise UserError(f"{path}: not a readable datasets folder ({e.__class__.__name__}: {str(e).splitlines()[0]})")
+    chosen = None
     if isinstance(ds, datasets.DatasetDict):
-        ds = ds[_pick_split(list(ds), split, str(path))]
-    return ds.to_list()
+        chosen = _pick_split(list(ds), split, str(path))
+        ds = ds[chosen]
+    return ds.to_list(), chosen
 
 
-def _read_hub(spec: str, split: Optional[str]) -> list[dict]:
+def _read_hub(spec: str, split: Optional[str]) -> tuple[list[dict], str]:
     try:
         import datasets
     except ImportError:
@@ -91,29 +98,55 @@ def _read_hub(spec: str, split: Optional[str]) -> list[dict]:
         offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
         hint = " (HF_HUB_OFFLINE is set)" if offline else " (no network, or no such dataset?)"
         raise UserError(f"cannot load {spec!r} from the Hugging Face Hub{hint}: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}")
-    return dd[_pick_split(list(dd), split, spec)].to_list()
+    chosen = _pick_split(list(dd), split, spec)
+    return dd[chosen].to_list(), chosen
 
 
-def load_rows(spec: str, split: Optional[str] = None) -> list[dict]:
-    """Rows of one split as plain dicts (see the module docstring for what ``spec`` may be)."""
+def _no_splits(path: Path, split: str, ignore_split: bool) -> None:
+    """A split was given for a file without splits: refused, or (``ignore_split``) a warning that names it."""
+    if not ignore_split:
+        raise UserError(f"{path} is a single file without splits; drop the split ({split!r})")
+    print(f"warning: split {split!r} ignored: {path} is a single file without splits", file=sys.stderr)
+
+
+def load_split(spec: str, split: Optional[str] = None, ignore_split: bool = False) -> tuple[list[dict], Optional[str]]:
+    """``(rows, split)``: the rows of one split as plain dicts and the name of the split they came from (``None``
+    for a file without splits). A split given for a single-split file is refused (``ignore_split``: warned
+    about). No rows is an error."""
     path = Path(spec)
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
-            return _read_dataset_dir(path, split)
-        files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix in (".jsonl", ".parquet")}
-        if files:
-            chosen = files[_pick_split(list(files), split, str(path))]
-            return _read_json_file(chosen, None) if chosen.suffix == ".jsonl" else _read_parquet(chosen)
-        raise UserError(f"{path}: not a datasets folder and holds no .jsonl/.parquet split files")
-    if path.is_file():
+            rows, chosen = _read_dataset_dir(path, split)
+            if chosen is None and split is not None:
+                _no_splits(path, split, ignore_split)
+        else:
+            files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix in (".jsonl", ".parquet")}
+            if not files:
+                raise UserError(f"{path}: not a datasets folder and holds no .jsonl/.parquet split files")
+            chosen = _pick_split(list(files), split, str(path))
+            f = files[chosen]
+            rows = _read_json_file(f, None)[0] if f.suffix == ".jsonl" else _read_parquet(f)
+    elif path.is_file():
         if path.suffix in (".jsonl", ".json"):
-            return _read_json_file(path, split)
-        if path.suffix == ".parquet":
-            return _read_parquet(path)
-        raise UserError(f"{path}: unsupported file type (use .jsonl, .json, .parquet or a datasets folder)")
-    if spec.count("/") == 1 and not spec.startswith((".", "/")) and not path.suffix:
-        return _read_hub(spec, split)
-    raise UserError(f"dataset {spec!r} not found (a folder, a .jsonl/.json/.parquet file, or a Hub id)")
+            rows, chosen = _read_json_file(path, split if path.suffix == ".json" else None)
+        elif path.suffix == ".parquet":
+            rows, chosen = _read_parquet(path), None
+        else:
+            raise UserError(f"{path}: unsupported file type (use .jsonl, .json, .parquet or a datasets folder)")
+        if chosen is None and split is not None:
+            _no_splits(path, split, ignore_split)
+    elif spec.count("/") == 1 and not spec.startswith((".", "/")) and not path.suffix:
+        rows, chosen = _read_hub(spec, split)
+    else:
+        raise UserError(f"dataset {spec!r} not found (a folder, a .jsonl/.json/.parquet file, or a Hub id)")
+    if not rows:
+        raise UserError(f"dataset {spec!r}" + (f" split {chosen!r}" if chosen else "") + " has no rows")
+    return rows, chosen
+
+
+def load_rows(spec: str, split: Optional[str] = None) -> list[dict]:
+    """Rows of one split as plain dicts (see the module docstring for what ``spec`` may be; :func:`load_split`)."""
+    return load_split(spec, split)[0]
 
 
 def load_completions(path: str) -> dict[int, str]:
@@ -128,7 +161,7 @@ def load_completions(path: str) -> dict[int, str]:
             raise UserError(f"{p}: no <i>.txt completion files found")
         return out
     if p.is_file() and p.suffix in (".jsonl", ".json"):
-        rows = _read_json_file(p, None)
+        rows = _read_json_file(p, None)[0]
         out = {}
         for i, r in enumerate(rows):
             if "completion" not in r:
@@ -140,5 +173,7 @@ def load_completions(path: str) -> dict[int, str]:
                 raise UserError(f"{p}: index {idx} appears twice")
             text = r["completion"]
             out[idx] = text if isinstance(text, str) else ""
+        if not out:
+            raise UserError(f"{p}: no completions (the file is empty)")
         return out
     raise UserError(f"completions {path!r} not found (a folder of <i>.txt files or a .jsonl file)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Union
@@ -17,35 +18,80 @@ from typing import Any, Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(target: PathLike) -> None:
+    """Clean up after a process that was killed inside :func:`atomic_path` for ``target``: its temporaries
+    (``.NAME.PID.*.tmp`` beside the target, PID no longer running) are removed, and a folder it had moved aside
+    (``.NAME.PID.old``) is put back when the target is missing, else removed."""
+    target = Path(target)
+    prefix = f".{target.name}."
+    try:
+        entries = [e for e in os.scandir(target.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        pid, _, rest = entry.name[len(prefix):].partition(".")
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        path = Path(entry.path)
+        if rest == "old":
+            if not target.exists():
+                path.rename(target)
+                continue
+        elif not rest.endswith(".tmp"):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: PathLike, suffix: str = "", replace_folder: bool = False) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
-    Works for files and folders (e.g. ``Dataset.save_to_disk``). On error the temporary is removed.
+    Works for files and folders (e.g. ``Dataset.save_to_disk``). On error the temporary is removed, and so are
+    the temporaries of killed processes (:func:`remove_stale_temps`). A folder is never replaced by a file, and a
+    non-empty folder only with ``replace_folder`` (the caller has checked that it made it: ``outputs``).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=f"{suffix}.tmp",
+                                    dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
     try:
         yield tmp
         if target.is_dir() and not target.is_symlink():
-            import shutil
+            from .errors import UserError
 
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+            if not tmp.is_dir():
+                raise UserError(f"{target} is a folder; it is not replaced by a file")
+            if any(target.iterdir()):
+                if not replace_folder:
+                    raise UserError(f"{target} is a folder that is not empty; it is not replaced")
+                old = target.with_name(f".{target.name}.{os.getpid()}.old")
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)  # a folder onto an empty folder
         else:
             os.replace(tmp, target)
     finally:
         if tmp.exists():
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()

@@ -1,5 +1,8 @@
 """The one scoring path behind ``qwen-scheduler score`` and ``evaluate``: rows + completions -> verdicts.
 
+Every score divides by the solver's optimum; a row whose stored ``optimal_score`` differs is an error
+(:func:`row_optimum`), so a mean above 100 cannot happen.
+
     >>> rows = [{"events": [["A", "09:00", "10:00"], ["B", "10:00", "11:00"]], "priority_events": ["A"],
     ...          "optimal_score": 180}]
     >>> per_row, summary = score_completions(rows, {0: "no schedule"})
@@ -28,6 +31,25 @@ def row_problem(row: Mapping, index: int) -> tuple[Problem, Optional[int]]:
     return problem, opt
 
 
+def row_optimum(row: Mapping, index: int) -> tuple[Problem, int]:
+    """The validated problem of a row and its optimum, the solver's: a stored ``optimal_score`` that differs is
+    refused with the row's index (scores are value / optimum, so a wrong one would pass 100 or pay the wrong
+    reward). ``qwen-scheduler solve`` lists the solver's optimum of every row.
+
+    >>> row_optimum({"events": [["A", "09:00", "10:00"]], "priority_events": ["A"], "optimal_score": 90}, 7)
+    Traceback (most recent call last):
+    scheduler_solver.errors.UserError: row 7: optimal_score 90 differs from the solver's optimum 120 (qwen-scheduler solve lists every row's optimum)
+    """
+    from .solver import optimal_total
+
+    problem, given = row_problem(row, index)
+    optimum = optimal_total(problem)
+    if given is not None and given != optimum:
+        raise UserError(f"row {index}: optimal_score {given} differs from the solver's optimum {optimum} "
+                        f"(qwen-scheduler solve lists every row's optimum)")
+    return problem, optimum
+
+
 def verdict_row(index: int, verdict: Verdict) -> dict:
     return {
         "index": index,
@@ -49,7 +71,7 @@ def score_completions(
         raise UserError(f"completion index {min(missing)} has no dataset row (the split has {len(rows)} rows)")
     per_row, verdicts = [], []
     for i in sorted(completions):
-        problem, opt = row_problem(rows[i], i)
+        problem, opt = row_optimum(rows[i], i)
         v = check(completions[i], problem, opt, rules)
         verdicts.append(v)
         per_row.append(verdict_row(i, v))
@@ -68,4 +90,4 @@ def format_summary_table(summaries: Mapping[str, Mapping]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CATEGORIES", "score_completions", "format_summary_table", "row_problem", "verdict_row"]
+__all__ = ["CATEGORIES", "score_completions", "format_summary_table", "row_optimum", "row_problem", "verdict_row"]

@@ -116,10 +116,16 @@ def test_argparse_errors_and_existing_output(tmp_path, capsys):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    code, _, err = run(capsys, "--output", str(busy), "--train-size", "5")
-    assert code == 2 and "not empty" in err and (busy / "keep.txt").read_text() == "mine"
-    code, _, _ = run(capsys, "--output", str(busy), "--train-size", "5", "--test-size", "2", "--overwrite")
-    assert code == 0 and not (busy / "keep.txt").exists() and len(load_rows(str(busy))) == 2
+    for extra in ([], ["--overwrite"]):  # a folder of the user's is never replaced, not even with --overwrite
+        code, _, err = run(capsys, "--output", str(busy), "--train-size", "5", *extra)
+        assert code == 2 and "not empty and was not made by" in err and (busy / "keep.txt").read_text() == "mine"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no temporary left beside it
+    data = tmp_path / "data"
+    assert run(capsys, "--output", str(data), "--train-size", "5", "--test-size", "3")[0] == 0
+    code, _, err = run(capsys, "--output", str(data), "--train-size", "5", "--test-size", "2")
+    assert code == 2 and "pass --overwrite" in err and len(load_rows(str(data))) == 3
+    code, _, _ = run(capsys, "--output", str(data), "--train-size", "5", "--test-size", "2", "--overwrite")
+    assert code == 0 and len(load_rows(str(data))) == 2  # an earlier generate output is replaced
 
 
 def test_push_offline_fails_after_the_local_copy_is_complete(tmp_path, capsys):

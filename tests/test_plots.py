@@ -9,6 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from qwen_scheduler.cli import main
+from scheduler_solver.outputs import MARKER
 from training.plots import find_state, rolling_mean
 
 REWARD_NAMES = ("format", "chronological", "score")
@@ -74,7 +75,7 @@ def test_plot_two_runs(runs, tmp_path, capsys):
                 "frac_reward_zero_std", "kl", "entropy", "completion_length", "clipped_ratio", "learning_rate",
                 "loss", "grad_norm", "overview"}
     assert {p.stem for p in out.glob("*.png")} == expected
-    assert not [p for p in out.iterdir() if p.suffix != ".png"]  # no temporary files left behind
+    assert not [p for p in out.iterdir() if p.suffix != ".png" and p.name != MARKER]  # no temporary files left behind
     for stem in expected - {"overview"}:
         assert_chart(out / f"{stem}.png")
     overview = imread(out / "overview.png")
@@ -87,8 +88,14 @@ def test_metrics_a_run_did_not_log_are_skipped(runs, tmp_path, capsys):
     _, run_b = runs
     out = tmp_path / "plots"
     out.mkdir()
-    (out / "reward.png").write_bytes(b"stale")  # an earlier plot is replaced
+    (out / "reward.png").write_bytes(b"mine")  # a folder of the user's is not written into
+    assert main(["plot", "rewards", str(run_b / "checkpoint-9"), "--output", str(out), "--x", "epoch"]) == 2
+    assert (out / "reward.png").read_bytes() == b"mine" and len(list(out.iterdir())) == 1
+    (out / "reward.png").unlink()
+    assert main(["plot", "rewards", str(run_b), "--output", str(out)]) == 0
+    stale = (out / "reward.png").read_bytes()
     assert main(["plot", "rewards", str(run_b / "checkpoint-9"), "--output", str(out), "--x", "epoch"]) == 0
+    assert (out / "reward.png").read_bytes() != stale  # an earlier plot of the command is redrawn
     printed = capsys.readouterr().out
     assert "not logged (skipped): kl" in printed
     assert not (out / "kl.png").exists()

@@ -35,12 +35,18 @@ class OverridesParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+#: What Ctrl-C (or a kill) leaves of a training run.
+RUN_INTERRUPTED = ("the checkpoints saved so far are kept in output_dir; rerun the same command with --resume to "
+                   "continue from the last one")
+
+
 def add_recipe_arguments(p: argparse.ArgumentParser, recipes: str, plan: str) -> None:
     """``--config``, ``--resume [CHECKPOINT]`` and ``--dry-run``: shared by ``train grpo`` and ``train sft``."""
     p.add_argument("--config", required=True, help=f"YAML recipe ({recipes})")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
-    p.add_argument("--dry-run", action="store_true", help=f"print the plan ({plan}) and stop")
+    p.add_argument("--dry-run", action="store_true", help=f"print the plan ({plan}) and stop; writes nothing")
+    p.set_defaults(interrupted=RUN_INTERRUPTED)
 
 
 def cmd_grpo(args: argparse.Namespace) -> int:
@@ -78,13 +84,15 @@ def _add_push(tsub) -> None:
     p.add_argument("--run-dir", default=None, help="training output_dir with run_config.yaml (default: --folder)")
     p.add_argument("--evaluation-summary", default=None, help="evaluation summary.json for the card's table")
     p.add_argument("--public", action="store_true", help="create the repository as public (default private)")
-    p.set_defaults(func=cmd_push)
+    p.set_defaults(func=cmd_push, interrupted="local files are unchanged (push writes nothing locally); the upload "
+                                              "is one commit, made only when it completes")
 
 
 def _add_merge(tsub) -> None:
     p = tsub.add_parser("merge", help="merge a LoRA adapter into its base (16-bit) and check it")
     p.add_argument("--adapter", required=True, help="LoRA adapter folder (a training output_dir or checkpoint)")
-    p.add_argument("--output", required=True, help="folder for the merged model")
+    p.add_argument("--output", required=True,
+                   help="folder for the merged model (new or empty; may be inside the adapter's run folder)")
     p.add_argument("--base", default=None, help="base model (default: the adapter's own record)")
     p.add_argument("--dataset", default=None, help="prompts for the check (default: a few built-in problems)")
     p.add_argument("--split", default=None)
@@ -93,7 +101,10 @@ def _add_merge(tsub) -> None:
     p.add_argument("--atol", type=float, default=None, help="max abs logit difference allowed (default by dtype)")
     p.add_argument("--dtype", default="auto", help="merged weights dtype: auto (bf16 on GPU, float32 on CPU), "
                                                    "bfloat16, float16, float32")
-    p.set_defaults(func=cmd_merge)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder made by an earlier train merge (never another folder)")
+    p.set_defaults(func=cmd_merge, interrupted="nothing was written (the merged model is saved aside and renamed "
+                                               "into place once its check passes)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

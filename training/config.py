@@ -31,6 +31,8 @@ from typing import Any, Optional, Sequence
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import read_yaml_mapping
+from scheduler_solver.outputs import check_folder
+from scheduler_solver.secrets import take_secrets
 
 _RESERVED = ("config", "env")
 
@@ -195,3 +197,15 @@ def to_dict(obj) -> dict[str, Any]:
             v = str(v)
         out[f.name] = v
     return out
+
+
+def check_run(command: str, argv: Sequence[str], script, args, model_args) -> dict:
+    """The checks ``train grpo`` and ``train sft`` make right after parsing, before anything is loaded or
+    written: ``output_dir`` must be new, empty or a run of the same command (``scheduler_solver.outputs``), and
+    never an input; the secret settings (``hub_token``) are taken out of ``args`` and returned, so that no file
+    the run writes (``training_args.bin`` in every checkpoint, ``run_config.yaml``) holds them."""
+    recipe, _ = split_config(argv)
+    check_folder(args.output_dir, command, [("model_name_or_path", model_args.model_name_or_path),
+                                            ("base_model", model_args.base_model),
+                                            ("dataset", script.dataset), ("--config", recipe)], flag="output_dir")
+    return take_secrets(args)

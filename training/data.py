@@ -3,7 +3,7 @@
 Each row keeps its columns (``events``, ``priority_events``, ``optimal_score``, ...), which TRL
 passes to the reward functions; ``prompt`` becomes the chat messages of
 ``scheduler_solver.prompts.build_messages`` and the original text moves to ``problem``. Rows
-are validated (``row_problem``); a missing ``optimal_score`` is filled in by the solver.
+are validated (``row_optimum``); a missing ``optimal_score`` is filled in by the solver, a wrong one refused.
 
 ``max_prompt_tokens`` drops prompts longer than the budget (TRL 1.x has no
 ``max_prompt_length``; truncating a scheduling problem would hide events), counting the tokens
@@ -46,15 +46,14 @@ class PreparedData:
 def prepare_rows(rows: list[dict]) -> list[dict]:
     """Validated rows with ``problem`` text, ``optimal_score`` filled in, ``prompt`` as messages."""
     from scheduler_solver.prompts import build_messages, problem_text
-    from scheduler_solver.scoring import row_problem
-    from scheduler_solver.solver import optimal_total
+    from scheduler_solver.scoring import row_optimum
 
     out = []
     for i, row in enumerate(rows):
-        problem, given = row_problem(row, i)
+        _, optimum = row_optimum(row, i)
         rec = dict(row)
         rec["problem"] = problem_text(row)
-        rec["optimal_score"] = given if given is not None else optimal_total(problem)
+        rec["optimal_score"] = optimum
         rec["priority_events"] = list(row.get("priority_events") or [])
         rec["prompt"] = build_messages(rec["problem"])
         out.append(rec)
@@ -80,15 +79,13 @@ def load_training_data(spec: str, split: Optional[str], tokenizer, max_prompt_to
     ``limit`` rows."""
     from datasets import Dataset
 
-    from scheduler_solver.data import load_rows
+    from scheduler_solver.data import load_split
 
     if limit is not None and limit < 1:
         raise UserError(f"limit must be a positive number of rows, got {limit}")
     if min_events is not None and min_events < 1:
         raise UserError(f"min_events must be a positive number of events, got {min_events}")
-    raw = load_rows(spec, split)
-    if not raw:
-        raise UserError(f"dataset {spec!r} (split {split}) has no rows")
+    raw, _ = load_split(spec, split, ignore_split=True)  # recipes name a split; a single file has none
     dropped_small = 0
     if min_events is not None:
         kept = [r for r in raw if len(r.get("events") or []) >= min_events]

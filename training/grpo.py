@@ -235,13 +235,15 @@ def _save_recipe(argv: list[str], script, args, model_args, output_dir: str) -> 
     import yaml
 
     from scheduler_solver.io import atomic_write_text
+    from scheduler_solver.secrets import scrub
 
     from .config import split_config, to_dict
 
     config, overrides = split_config(argv)
     doc = {"recipe": config, "overrides": overrides, "script": to_dict(script), "model": to_dict(model_args),
            "training": {k: v for k, v in to_dict(args).items() if not k.startswith("_")}}
-    atomic_write_text(Path(output_dir) / "run_config.yaml", yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    atomic_write_text(Path(output_dir) / "run_config.yaml",
+                      yaml.safe_dump(scrub(doc), sort_keys=False, allow_unicode=True))
 
 
 def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
@@ -269,9 +271,10 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
             raise UserError("the recipe asks for bf16, which needs a GPU; on a CPU pass --bf16 false")
     from trl import GRPOConfig, GRPOTrainer
 
-    from .config import parse_recipe
+    from .config import check_run, parse_recipe
 
     script, args, model_args = parse_recipe((GRPOScriptArguments, GRPOConfig, ModelArguments), argv)
+    secrets = check_run("train grpo", argv, script, args, model_args)
     if script.torch_threads:
         torch.set_num_threads(script.torch_threads)
     from .rewards import build_reward_funcs
@@ -292,13 +295,15 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     check_continuous_batching(args, model_args)
     check_generation_engine(script, args, model_args)
 
+    from scheduler_solver.outputs import write_marker
+
     from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
     from .data import load_training_data
     from .grpo_trainer import timed_trainer
     from .mining import check_mining
     from .modeling import load_training_tokenizer
 
-    tokenizer = load_training_tokenizer(model_args)
+    tokenizer = load_training_tokenizer(model_args, dry_run)
     check_mining(script)
     data = load_training_data(script.dataset, script.dataset_split, tokenizer, script.max_prompt_tokens,
                               script.mine_candidates or script.limit, script.shuffle_seed, script.min_events,
@@ -309,6 +314,8 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
               flush=True)
     if dry_run:
         return 0
+    if is_main_process():
+        write_marker(args.output_dir, "train grpo")
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     budget = model_args.max_seq_length
     if args.max_completion_length and data.longest_prompt + args.max_completion_length > budget:
@@ -368,14 +375,14 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         spec = model_args.model_name_or_path  # the 16-bit model the user named, not a 4-bit mirror
         base = model_args.base_model or (adapter_base(spec) if is_adapter(spec) else spec)
         del trainer, model
-        report = merge_adapter(args.output_dir, str(Path(args.output_dir) / "merged"), base=base,
+        report = merge_adapter(args.output_dir, str(Path(args.output_dir) / "merged"), base=base, replace=True,
                                rows=data.rows[: script.merge_check_prompts])
         final = report["output"]
     if script.hub_repo:
         from .hub import push
 
         push(final, script.hub_repo, private=script.hub_private, summary_path=script.evaluation_summary,
-             run_dir=args.output_dir)
+             run_dir=args.output_dir, token=secrets.get("hub_token"))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0

@@ -3,10 +3,11 @@
     qwen-scheduler train grpo --config R.yaml --push-to-hub you/qwen-scheduler-7b-grpo
     qwen-scheduler train push --folder runs/qwen-grpo --repo you/qwen-scheduler-7b-grpo
 
-The card (``README.md`` in the folder) names the base model, the recipe and overrides, the data,
-the main settings, and -- when an evaluation ``summary.json`` is given or found in
-``RUN/evaluation/`` -- the evaluation table. Offline or without a token the push fails with one
-line (exit 2); every local file stays where it is.
+Only the model files are uploaded (:data:`UPLOADED`: never ``training_args.bin``, optimizer or
+trainer state), with a model card (the repository's ``README.md``, made in memory: the folder is
+not written to) that names the base model, the recipe and overrides, the data, the main settings,
+and -- when an evaluation ``summary.json`` is given or found in ``RUN/evaluation/`` -- the
+evaluation table. Offline or without a token the push fails with one line (exit 2).
 """
 
 from __future__ import annotations
@@ -94,25 +95,41 @@ def _load_json(path: Path) -> dict:
         return {}
 
 
-def push(folder: str, repo_id: str, private: bool = True, summary_path: Optional[str] = None,
-         run_dir: Optional[str] = None) -> str:
-    """Write the card into ``folder`` and upload the folder (checkpoints excluded). Returns the repo URL."""
-    from scheduler_solver.io import atomic_write_text
+#: What ``push`` uploads from a folder (top-level files only): the weights, configs and tokenizer of the model or
+#: adapter, and the merge check. Never ``training_args.bin``, optimizer/scheduler/RNG states, ``trainer_state.json``,
+#: ``run_config.yaml``, logs or checkpoints: files that may carry settings (and once carried secrets).
+UPLOADED = ("*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "adapter_model.bin",
+            "config.json", "generation_config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+            "chat_template.jinja", "chat_template.json", "merge_check.json")
 
+
+def upload_files(folder: str) -> list[str]:
+    """The names of the files ``push`` uploads from ``folder`` (:data:`UPLOADED`), sorted."""
+    from fnmatch import fnmatchcase
+
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.is_file() and any(fnmatchcase(p.name, pattern) for pattern in UPLOADED))
+
+
+def push(folder: str, repo_id: str, private: bool = True, summary_path: Optional[str] = None,
+         run_dir: Optional[str] = None, token: Optional[str] = None) -> str:
+    """Upload the model files of ``folder`` (:func:`upload_files`) and the model card (made in memory: the
+    folder is left as it is). ``token``: the run's ``hub_token`` (default: the login). Returns the repo URL."""
     f = Path(folder)
     if not f.is_dir() or not ((f / "adapter_config.json").exists() or (f / "config.json").exists()):
         raise UserError(f"{folder}: not a model or adapter folder")
     if repo_id.count("/") > 1 or not repo_id.strip("/"):
         raise UserError(f"not a Hub repository id: {repo_id!r} (use 'owner/name' or 'name')")
-    atomic_write_text(f / "README.md", model_card(folder, run_dir, summary_path))
+    card = model_card(folder, run_dir, summary_path).encode("utf-8")
     try:
-        from huggingface_hub import HfApi
+        from huggingface_hub import CommitOperationAdd, HfApi
 
-        api = HfApi()
+        api = HfApi(token=token)
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(f), repo_id=repo_id,
-                          ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.pth", "runs/**"],
-                          commit_message="Upload qwen-scheduler GRPO model")
+        ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(f / name)) for name in upload_files(folder)]
+        ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card))
+        api.create_commit(repo_id=url.repo_id, operations=ops, commit_message="Upload qwen-scheduler GRPO model")
     except Exception as e:  # offline mode, no network, no token, no rights: one line, local files untouched
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise UserError(f"push to {repo_id} failed ({e.__class__.__name__}: {first[:200]}); "

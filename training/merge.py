@@ -105,14 +105,15 @@ def _summary(rep: dict) -> str:
 
 def merge_adapter(adapter_dir: str, out_dir: str, base: Optional[str] = None, dtype: str = "auto",
                   rows: Optional[Sequence] = None, n_prompts: int = 3, n_tokens: int = 16,
-                  atol: Optional[float] = None) -> dict:
-    """Merge, save, reload and check; returns the check report (``output`` = the merged folder)."""
+                  atol: Optional[float] = None, replace: bool = False) -> dict:
+    """Merge, save, reload and check; returns the check report (``output`` = the merged folder). An existing
+    ``out_dir`` is replaced only with ``replace`` (the caller has checked that it is an earlier merge)."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    from evaluation.models import adapter_base, is_adapter, load_tokenizer, resolve_device, resolve_dtype
+    from evaluation.models import (adapter_base, is_adapter, load_adapter, load_causal_lm, load_tokenizer,
+                                   resolve_device, resolve_dtype)
     from scheduler_solver.io import atomic_path, atomic_write_json
+    from scheduler_solver.outputs import write_marker
 
     if not is_adapter(adapter_dir):
         raise UserError(f"{adapter_dir}: no adapter_config.json (not a LoRA adapter folder)")
@@ -122,24 +123,21 @@ def merge_adapter(adapter_dir: str, out_dir: str, base: Optional[str] = None, dt
     base_spec = base or adapter_base(adapter_dir)
     tok_src = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").exists() else base_spec
     tokenizer = load_tokenizer(tok_src, padding_side="left")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_spec, dtype=torch_dtype)
-    except OSError as e:
-        raise UserError(f"cannot load the base model {base_spec!r}: {str(e).splitlines()[0]}")
+    model = load_causal_lm(base_spec, f"base model of adapter {adapter_dir}", dtype=torch_dtype)
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False) \
             or getattr(model.config, "quantization_config", None):
         raise UserError(f"the base {base_spec!r} is a quantized checkpoint; a 16-bit merge needs the 16-bit model: "
                         f"pass --base (e.g. the original Hub id)")
-    model = PeftModel.from_pretrained(model, adapter_dir).to(device).eval()
+    model = load_adapter(model, adapter_dir).to(device).eval()
     prompts = check_prompts(tokenizer, rows, n_prompts)
     refs = reference_outputs(model, tokenizer, prompts, n_tokens)
     merged = model.merge_and_unload()
     out = Path(out_dir)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, replace_folder=replace) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         del merged, model
-        reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch_dtype).to(device).eval()
+        reloaded = load_causal_lm(str(tmp), "merged model", dtype=torch_dtype).to(device).eval()
         rep = verdict(compare(reloaded, tokenizer, refs, n_tokens), dtype_name, atol)
         rep.update({"adapter": str(adapter_dir), "base": base_spec, "output": str(out), "n_tokens": n_tokens})
         print(_summary(rep), flush=True)
@@ -151,18 +149,27 @@ def merge_adapter(adapter_dir: str, out_dir: str, base: Optional[str] = None, dt
             raise UserError(f"merge check FAILED: merged and base+adapter disagree beyond tolerance "
                             f"(figures in {failed}); nothing was saved in {out}{hint}")
         atomic_write_json(tmp / "merge_check.json", rep)
+        write_marker(tmp, "train merge")
     print(f"merged model saved in {out} (merge_check.json beside the weights)")
     return rep
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
+    from scheduler_solver.outputs import check_folder
+
     if getattr(args, "overrides", None):
         raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
+    if args.split is not None and not args.dataset:
+        raise UserError("--split names a split of --dataset; without --dataset the check uses built-in problems")
+    # the adapter's run folder may hold the merge (RUN/merged, as `merge: true` writes it); never be it
+    check_folder(args.output, "train merge", [("--adapter", args.adapter), ("--base", args.base),
+                                              ("--dataset", args.dataset)],
+                 overwrite=args.overwrite, nested_ok=("--adapter",))
     rows = None
     if args.dataset:
         from scheduler_solver.data import load_rows
 
         rows = load_rows(args.dataset, args.split)
     merge_adapter(args.adapter, args.output, base=args.base, dtype=args.dtype, rows=rows,
-                  n_prompts=args.check_prompts, n_tokens=args.check_tokens, atol=args.atol)
+                  n_prompts=args.check_prompts, n_tokens=args.check_tokens, atol=args.atol, replace=args.overwrite)
     return 0

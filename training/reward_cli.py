@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scheduler_solver.cli import NOTHING_WRITTEN
 from scheduler_solver.errors import UserError
 
 
@@ -37,11 +38,15 @@ def format_reward_table(table: list[dict], names: list[str]) -> str:
 def cmd_reward(args: argparse.Namespace) -> int:
     from scheduler_solver.data import load_completions, load_rows
     from scheduler_solver.io import write_jsonl
+    from scheduler_solver.outputs import check_file
 
     from .rewards import DEFAULT_REWARDS, build_reward_funcs, reward_table
 
     specs = args.rewards if args.rewards is not None else list(DEFAULT_REWARDS)
     funcs, _ = build_reward_funcs(specs)  # unknown names fail here, before any loading
+    if args.output:
+        check_file(args.output, "reward", [("--dataset", args.dataset), ("--completions", args.completions)],
+                   args.overwrite)
     rows = load_rows(args.dataset, args.split)
     completions = load_completions(args.completions)
     table = reward_table(completions, rows, specs)
@@ -56,8 +61,12 @@ def cmd_reward(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_rewards(args: argparse.Namespace) -> int:
+    from scheduler_solver.outputs import check_folder
+
     from .plots import plot_runs
 
+    # RUN/plots is a fine place; the run folder itself is not
+    check_folder(args.output, "plot rewards", [("RUN_DIR", r) for r in args.runs], nested_ok=("RUN_DIR",))
     result = plot_runs(args.runs, args.output, smooth=args.smooth, x=args.x)
     for label, path in result["states"].items():
         print(f"run {label}: {path}")
@@ -86,17 +95,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rewards", default=None,
                    help="comma-separated reward names (default: the reference trio + the overlap-aware set)")
     p.add_argument("--output", default=None, help="write one JSON object per completion (.jsonl)")
-    p.set_defaults(func=cmd_reward)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    p.set_defaults(func=cmd_reward, interrupted=NOTHING_WRITTEN)
 
     p = sub.add_parser("plot", help="charts of training runs")
     what = p.add_subparsers(dest="plot_what", metavar="WHAT", parser_class=type(p))
     what.required = True
     q = what.add_parser("rewards", help="reward, KL, length, ... curves from trainer_state.json (PNG)")
     q.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder (or checkpoint folder) with trainer_state.json")
-    q.add_argument("--output", required=True, help="folder for the PNGs")
+    q.add_argument("--output", required=True,
+                   help="folder for the PNGs (new, empty, or an earlier plot rewards output, whose charts it redraws)")
     q.add_argument("--smooth", type=_smooth, default=10, help="rolling-mean window in logged steps (default 10; 1 = off)")
     q.add_argument("--x", choices=["step", "epoch"], default="step", help="x axis (default step)")
-    q.set_defaults(func=cmd_plot_rewards)
+    q.set_defaults(func=cmd_plot_rewards, interrupted="the charts drawn so far are kept (each PNG is written whole); "
+                                                      "rerun to draw them all")
 
 
 __all__ = ["register", "format_reward_table", "UserError"]

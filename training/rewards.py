@@ -3,8 +3,8 @@
 Each reward is a picklable callable object with a fixed ``__name__`` (its registry name; TRL logs it as
 ``rewards/<name>/mean``). TRL's ``GRPOTrainer`` calls ``func(prompts=..., completions=...,
 completion_ids=..., **columns)``: completions are strings or lists of chat messages; ``events``,
-``priority_events`` and ``optimal_score`` are dataset columns (without ``optimal_score`` the solver
-gives the optimum). Completions are read only through :mod:`scheduler_solver.rules`.
+``priority_events`` and ``optimal_score`` are dataset columns (the optimum is the solver's: a stored
+``optimal_score`` that differs is refused). Completions are read only through :mod:`scheduler_solver.rules`.
 
 ===============  =========  ===================================================================================
 name             range      meaning
@@ -40,8 +40,7 @@ from scheduler_solver.errors import UserError
 from scheduler_solver.events import Problem
 from scheduler_solver.prompts import render_answer
 from scheduler_solver.rules import Verdict, answer_region, check, find_events, minutes_or_none, parse, training_format_ok
-from scheduler_solver.scoring import row_problem
-from scheduler_solver.solver import optimal_total
+from scheduler_solver.scoring import row_optimum
 
 from evaluation.trace_audit import audit, audit_decisions
 
@@ -95,7 +94,7 @@ def _index(value: Any) -> Any:
     try:
         return operator.index(value)  # numpy integers from parquet/pandas
     except TypeError:
-        return value  # row_problem rejects it with a clear message
+        return value  # row_optimum rejects it with a clear message
 
 
 def problems_from_columns(kwargs: Mapping, n: int, reward: str = "reward") -> list[tuple[Problem, int]]:
@@ -111,8 +110,7 @@ def problems_from_columns(kwargs: Mapping, n: int, reward: str = "reward") -> li
     for i, (ev, pr, opt) in enumerate(zip(kwargs["events"], kwargs["priority_events"], opts, strict=True)):
         key = repr((ev, pr, opt))  # a group of G completions shares one row
         if key not in cache:
-            problem, given = row_problem({"events": ev, "priority_events": pr, "optimal_score": _index(opt)}, i)
-            cache[key] = (problem, given if given is not None else optimal_total(problem))
+            cache[key] = row_optimum({"events": ev, "priority_events": pr, "optimal_score": _index(opt)}, i)
         out.append(cache[key])
     return out
 
@@ -507,10 +505,7 @@ def reward_table(completions: Union[Mapping[int, str], Sequence[str]], rows: Seq
         raise UserError(f"completion index {missing[0]} has no dataset row (the split has {len(rows)} rows)")
     if not items:
         return []
-    problems = []
-    for i, _ in items:
-        problem, given = row_problem(rows[i], i)
-        problems.append((problem, given if given is not None else optimal_total(problem)))
+    problems = [row_optimum(rows[i], i) for i, _ in items]
     texts = [completion_text(t) for _, t in items]
     columns = {"events": [rows[i]["events"] for i, _ in items],
                "priority_events": [rows[i].get("priority_events") or [] for i, _ in items],

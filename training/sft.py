@@ -101,7 +101,7 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
     """Rows -> traced, tokenized examples; rows over ``max_length`` tokens are dropped (counted)."""
     from datasets import Dataset
 
-    from scheduler_solver.data import load_rows
+    from scheduler_solver.data import load_split
     from scheduler_solver.scoring import row_problem
 
     from .traces import sft_example
@@ -110,9 +110,7 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         raise UserError("no dataset: set 'dataset' in the recipe or pass --dataset DIR")
     if script.limit is not None and script.limit < 1:
         raise UserError(f"limit must be a positive number of rows, got {script.limit}")
-    rows = load_rows(script.dataset, script.dataset_split)
-    if not rows:
-        raise UserError(f"dataset {script.dataset!r} (split {script.dataset_split}) has no rows")
+    rows, _ = load_split(script.dataset, script.dataset_split, ignore_split=True)  # a single file has no splits
     read = len(rows)
     if script.shuffle_seed is not None:
         random.Random(script.shuffle_seed).shuffle(rows)
@@ -175,8 +173,8 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def build(argv: list[str], resume=False):
-    """Parse the recipe, prepare the data, load the model: ``(trainer or None, context dict)``."""
+def build(argv: list[str], resume=False, dry_run: bool = False):
+    """Parse the recipe and prepare the data: the context dict that :func:`make_trainer` and :func:`run` use."""
     from .modeling import ModelArguments, resolve_backend
 
     backend = resolve_backend(str(peek(argv, "backend", "trl")))  # before trl is imported (Unsloth first)
@@ -185,9 +183,10 @@ def build(argv: list[str], resume=False):
         argv += ["--bf16", "false"]  # TRL's default (bf16 on) is refused on a CPU
     from trl import SFTConfig
 
-    from .config import parse_recipe
+    from .config import check_run, parse_recipe
 
     script, args, model_args = parse_recipe((SFTScriptArguments, SFTConfig, ModelArguments), argv)
+    check_run("train sft", argv, script, args, model_args)  # no push here: a hub_token is only dropped
     if script.time_budget_s is not None and not script.time_budget_s > 0:
         raise UserError(f"time_budget_s must be a positive number of seconds, got {script.time_budget_s}")
     if script.trace_style not in TRACE_STYLES:
@@ -201,7 +200,7 @@ def build(argv: list[str], resume=False):
     if done and not resume:
         raise UserError(f"{args.output_dir} already holds a finished SFT run ({SUMMARY}); choose another output_dir")
     resume_from = False if done else resolve_resume(resume, args.output_dir)
-    tokenizer = load_training_tokenizer(model_args)
+    tokenizer = load_training_tokenizer(model_args, dry_run)
     data = load_sft_data(script, tokenizer, args.max_length)
     lines, total = plan(script, args, model_args, backend, data)
     ctx = {"script": script, "args": args, "model_args": model_args, "backend": backend, "data": data,
@@ -227,7 +226,7 @@ def make_trainer(ctx):
 
 
 def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
-    ctx = build(argv, resume)
+    ctx = build(argv, resume, dry_run)
     args, script = ctx["args"], ctx["script"]
     print("SFT plan\n  " + "\n  ".join(ctx["plan"])
           + (f"\n  resume:       {ctx['resume_from']}" if ctx["resume_from"] else ""), flush=True)
@@ -236,6 +235,12 @@ def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         return 0
     if dry_run:
         return 0
+    from scheduler_solver.outputs import write_marker
+
+    from .callbacks import is_main_process
+
+    if is_main_process():
+        write_marker(args.output_dir, "train sft")
     start = time.perf_counter()
     trainer = make_trainer(ctx)
     result = trainer.train(resume_from_checkpoint=ctx["resume_from"] or None)
@@ -250,19 +255,20 @@ def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
 
         del trainer
         merge_adapter(args.output_dir, str(Path(args.output_dir) / "merged"), base=ctx["model_args"].base_model,
-                      rows=ctx["data"].rows[: script.merge_check_prompts])
+                      rows=ctx["data"].rows[: script.merge_check_prompts], replace=True)
         print(f"merged model: {Path(args.output_dir) / 'merged'}")
     from scheduler_solver.io import atomic_write_json
+    from scheduler_solver.secrets import scrub
 
     from .config import split_config
 
     recipe, overrides = split_config(ctx["argv"])
-    atomic_write_json(Path(args.output_dir) / SUMMARY, {
+    atomic_write_json(Path(args.output_dir) / SUMMARY, scrub({
         "recipe": recipe, "overrides": overrides, "plan": ctx["plan"], "rows": len(ctx["data"].dataset),
         "trace_style": script.trace_style, "name_noise": script.name_noise, "first_word_noise": script.first_word_noise,
         "steps": result.global_step, "planned_steps": ctx["steps"],
         "train_loss": result.training_loss,
-        "wall_s": round(time.perf_counter() - start, 1), "final_model": final_model(args.output_dir)})
+        "wall_s": round(time.perf_counter() - start, 1), "final_model": final_model(args.output_dir)}))
     print(f"SFT done in {time.perf_counter() - start:.0f} s; final model: {final_model(args.output_dir)}")
     return 0
 
