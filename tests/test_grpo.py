@@ -180,14 +180,19 @@ def test_rerun_without_resume_refuses_and_resume_needs_a_checkpoint(run, warm_mo
 def test_push_offline_fails_with_one_line_and_keeps_files(run, capsys, monkeypatch):
     from qwen_scheduler.cli import main
 
+    from training.hub import model_card, upload_files
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    before = sorted(p.name for p in run["dir"].iterdir())
+    before = {p: p.read_bytes() for p in run["dir"].rglob("*") if p.is_file()}
     assert main(["train", "push", "--folder", str(run["dir"]), "--repo", "someone/qwen-scheduler-test"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "push to someone/qwen-scheduler-test failed" in err
-    assert set(before) <= {p.name for p in run["dir"].iterdir()}
-    card = (run["dir"] / "README.md").read_text()
+    assert {p: p.read_bytes() for p in run["dir"].rglob("*") if p.is_file()} == before  # push writes nothing here
+    card = model_card(str(run["dir"]))
     assert "base_model:" in card and "tiny-train.jsonl" in card and "format" in card
+    files = upload_files(str(run["dir"]))  # the model files only: no settings, optimizer or trainer state
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= set(files)
+    assert not {"training_args.bin", "run_config.yaml", "trainer_state.json", "README.md"} & set(files)
 
 
 def test_trap_warnings_go_to_warnings_log(tmp_path):
