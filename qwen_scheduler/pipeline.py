@@ -194,7 +194,9 @@ class Pipeline:
         return final_model(str(self.sft_dir))
 
     def grpo(self):
-        done = (self.grpo_dir / "adapter_config.json").exists() or (self.grpo_dir / "config.json").exists()
+        # trainer_state.json is saved after the final model (a kill while saving leaves no finished-looking run)
+        done = (self.grpo_dir / "trainer_state.json").exists() and (
+            (self.grpo_dir / "adapter_config.json").exists() or (self.grpo_dir / "config.json").exists())
         return self._train("grpo", done, self.sft_model(), self.grpo_dir)
 
     def eval_targets(self) -> list[tuple[str, str]]:

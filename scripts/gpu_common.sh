@@ -33,7 +33,9 @@ evaluate_extra() {  # OUTPUT_DIR MODEL_ARGS...: greedy, static decoder, on $EXTR
 reuse_label() {  # FROM_DIR TO_DIR LABEL: start TO_DIR/LABEL from FROM_DIR/LABEL's completions (e.g. an SFT model
   # that several GRPO runs share, scored once): the evaluation then generates only what is missing, and refuses
   # the copy if its settings differ. Nothing is copied when FROM_DIR has no such label or TO_DIR already has it.
+  # TO_DIR gets the evaluation folder's marker, so that `evaluate` takes it as its own (scheduler_solver/outputs.py).
   local from=$1/$3 to=$2/$3
   [ -f "$from/settings.json" ] && [ -f "$from/completions.jsonl" ] && [ ! -e "$to" ] || return 0
   mkdir -p "$to" && cp "$from/settings.json" "$from/completions.jsonl" "$to/"
+  [ -e "$2/.qwen-scheduler.json" ] || echo '{"command": "evaluate"}' > "$2/.qwen-scheduler.json"
 }

@@ -29,17 +29,12 @@ import json
 import os
 from typing import Any, Optional, Sequence
 
-from scheduler_solver.errors import UserError
+from scheduler_solver.errors import UserError, first_line
 from scheduler_solver.io import read_yaml_mapping
 from scheduler_solver.outputs import check_folder
 from scheduler_solver.secrets import take_secrets
 
 _RESERVED = ("config", "env")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else e.__class__.__name__
 
 
 def load_recipe(path: str) -> dict[str, Any]:
@@ -179,7 +174,7 @@ def parse_recipe(dataclass_types: tuple, argv: Sequence[str]) -> tuple:
     except UserError:
         raise
     except (ValueError, TypeError) as e:  # a dataclass __post_init__ check (e.g. TRL's batch rules)
-        raise UserError(f"invalid settings: {_first_line(e)}")
+        raise UserError(f"invalid settings: {first_line(e)}")
     *objs, remaining = outputs
     if remaining:
         raise UserError(f"unexpected command-line values: {' '.join(remaining)}")
