@@ -127,8 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-name-sources", action="store_true", help="print the name sources and exit")
-    p.set_defaults(func=cmd_generate, interrupted="nothing was written (the dataset folder is built aside and "
-                                                  "renamed at the end; the next run removes the unfinished copy)")
+    p.set_defaults(func=cmd_generate, interrupted="nothing was written (the dataset is built in a temporary folder "
+                                                  "beside --output and renamed into place only at the end)")
 
 
 __all__ = ["register", "build_config"]

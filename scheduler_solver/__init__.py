@@ -6,6 +6,7 @@
 * :mod:`.prompts` -- the one prompt template shared by training and evaluation
 * :mod:`.scoring` -- rows + completions -> per-row verdicts and a summary
 * :mod:`.data`, :mod:`.io` -- loading rows/completions, crash-safe writes
+* :mod:`.outputs`, :mod:`.secrets` -- where a command may write (the output guard), and no secret in what it writes
 """
 
 from .errors import UserError

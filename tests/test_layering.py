@@ -41,7 +41,7 @@ def test_no_upward_imports(package):
 def test_scheduler_solver_imports_light():
     code = (
         "import sys, scheduler_solver, scheduler_solver.rules, scheduler_solver.scoring, scheduler_solver.data, "
-        "scheduler_solver.prompts, scheduler_solver.cli\n"
+        "scheduler_solver.prompts, scheduler_solver.cli, scheduler_solver.outputs, scheduler_solver.secrets\n"
         "heavy = [m for m in ('torch', 'transformers', 'datasets', 'pyarrow', 'numpy', 'trl') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
