@@ -10,8 +10,25 @@ Import-light: torch and transformers are imported by the handler only when a mod
 from __future__ import annotations
 
 import argparse
+import sys
 
 from scheduler_solver.errors import UserError
+
+from generation.factory import ALIASES, ENGINES, VLLM_MIN_COMPLETIONS
+
+
+def engine_argument(args: argparse.Namespace) -> str:
+    """``--engine``, or the deprecated ``--backend``; a former engine name is read as today's. Each of these prints a
+    one-line note on stderr; ``--engine`` and ``--backend`` both given must agree."""
+    name = args.engine
+    if args.backend is not None:
+        print("note: --backend is deprecated for the generation engine; use --engine", file=sys.stderr, flush=True)
+        if name is not None and ALIASES.get(name, name) != ALIASES.get(args.backend, args.backend):
+            raise UserError(f"--engine {name} and --backend {args.backend} disagree; pass --engine only")
+        name = args.backend
+    if name in ALIASES:
+        print(f"note: engine {name} is now called {ALIASES[name]}", file=sys.stderr, flush=True)
+    return ALIASES.get(name, name or "auto")
 
 
 def _generation_flags(args: argparse.Namespace) -> list[str]:
@@ -35,10 +52,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = EvalConfig(
         dataset=args.dataset, output=args.output, models=args.model or [], labels=args.label or [],
-        checkpoints=args.checkpoints, split=args.split, limit=args.limit, backend=args.backend,
+        checkpoints=args.checkpoints, split=args.split, limit=args.limit, engine=engine_argument(args),
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, min_p=args.min_p,
         seed=args.seed, samples=args.samples, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
         base=args.base, rules=args.rules, overwrite=args.overwrite,
+        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
     )
     run_evaluation(config)
     return 0
@@ -57,12 +75,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate every checkpoint-* of a training run (by step, labelled by epoch) and its final model")
     p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
-    p.add_argument("--backend", default="auto",
-                   choices=["auto", "vllm", "transformers", "transformers-cb", "transformers-static"],  # = runner.BACKENDS (a test checks)
-                   help="auto: vLLM if installed and CUDA is available, else transformers; transformers-cb: "
-                        "transformers' continuous batching (all prompts at once, no padding; ignores --batch-size); "
-                        "transformers-static: a static KV cache and CUDA-graph decoding steps for Llama/Qwen2 "
-                        "models (greedy or plain temperature sampling; models it cannot run use model.generate)")
+    engines = ["auto", *ENGINES, *ALIASES]
+    p.add_argument("--engine", default=None, choices=engines, metavar="{auto," + ",".join(ENGINES) + "}",
+                   help="generation engine (default auto: vllm when vLLM is installed, CUDA is available and a model "
+                        f"has >= {VLLM_MIN_COMPLETIONS} completions to make; else static for a full model on CUDA; "
+                        "else transformers). transformers: left-padded model.generate batches; transformers-cb: "
+                        "transformers' continuous batching (all prompts at once; ignores --batch-size); static: a "
+                        "static KV cache and CUDA-graph decoding steps for Llama/Qwen2 full models (greedy or "
+                        "temperature sampling; others use model.generate); vllm: vLLM, one process per base model, "
+                        "LoRA adapters as LoRA requests")
+    p.add_argument("--backend", default=None, choices=engines, help=argparse.SUPPRESS)  # the former --engine
     p.add_argument("--max-new-tokens", type=int, default=2000, help="generation budget per completion (default 2000)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (with --temperature > 0)")
@@ -72,9 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1, metavar="K",
                    help="completions per row; reports mean@k, pass@k (rows with >= 1 valid of k) and best@k")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="rows per generate call (default 8; vLLM: prompts per chunk, default 256)")
+                   help="rows per generate call (default 8; vllm: prompts per chunk, default 256)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (transformers backend)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (transformers, static engines)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9,
+                   help="vllm: share of GPU memory vLLM may take (weights, KV cache; default 0.9)")
+    p.add_argument("--max-model-len", type=int, default=None,
+                   help="vllm: longest prompt + completion in tokens (default: the longest prompt + --max-new-tokens)")
     p.add_argument("--rules", default="strict", choices=["strict", "anchor"],
                    help="rule set for scoring (default strict; anchor = the reference project's evaluation)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results of these labels and start over")

@@ -94,11 +94,12 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
         "decision_claims": sum(a.claims for a in decisions), "decision_wrong": sum(a.wrong for a in decisions),
         "truncated": sum(bool(r.get("truncated")) for r in used),
         "tokens_per_s": sum(r["n_tokens"] for r in tokened) / tok_seconds if tok_seconds > 0 else None,
-        "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("backend") != "baseline" else None,
+        "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("kind") not in BASELINES else None,
         "generation_seconds": seconds,
         "score_histogram": hist,
         "rules": rules,
-        **{k2: settings.get(k2) for k2 in ("backend", "model", "kind", "base", "epoch", "step", "sampling")},
+        **{k2: settings.get(k2) for k2 in ("model", "kind", "base", "epoch", "step", "sampling")},
+        "engine": settings.get("engine", settings.get("backend")),  # "backend": the key's former name
     }
     return entry, sorted(verdicts, key=lambda v: (v["index"], v["sample"]))
 
@@ -110,7 +111,7 @@ def training_order(models: Mapping[str, Mapping]) -> list[str]:
     >>> training_order({"oracle": {"kind": "oracle"}, "g-4": {"step": 4}, "sft": {}, "g-2": {"step": 2}})
     ['sft', 'g-2', 'g-4']
     """
-    trained = [m for m, e in models.items() if e.get("kind") not in BASELINES and e.get("backend") != "baseline"]
+    trained = [m for m, e in models.items() if e.get("kind") not in BASELINES and e.get("engine") != "baseline"]
     rest = sorted((m for m in trained if m not in ("base", "sft")),
                   key=lambda m: (models[m].get("step") is None, models[m].get("step") or 0))
     return [m for m in ("base", "sft") if m in trained] + rest
@@ -196,7 +197,7 @@ def format_table(summary: Mapping) -> str:
     ks = {e["samples"] for e in models.values()}
     multi = any(k > 1 for k in ks)
     head = ["model", "rows", "valid", "mean score"] + (["pass@k", "best@k"] if multi else []) + list(FAILURES) + [
-        "mean tokens", "truncated", "tokens/s", "completions/s", "backend"]
+        "mean tokens", "truncated", "tokens/s", "completions/s", "engine"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, e in models.items():
         rows = f"{e['n']}" + ("" if e["complete"] else f" of {e['rows_expected']} (partial)")
@@ -206,7 +207,7 @@ def format_table(summary: Mapping) -> str:
             cells += [f"{e['pass_at_k']:.1f}% (k={e['samples']})", f"{e['best_at_k']:.2f}"]
         cells += [str(e["failures"].get(c, 0)) for c in FAILURES]
         cells += [_num(e["mean_tokens"], ".1f"), str(e["truncated"]), _num(e["tokens_per_s"], ".1f"),
-                  _num(e["completions_per_s"], ".2f"), str(e.get("backend"))]
+                  _num(e["completions_per_s"], ".2f"), str(e.get("engine", e.get("backend")))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

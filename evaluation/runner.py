@@ -17,7 +17,6 @@ settings of earlier runs) happen before anything is generated. Scoring and the r
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,14 +25,18 @@ from scheduler_solver.data import load_split
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import append_jsonl, atomic_write_json
 from scheduler_solver.outputs import check_folder, write_marker
+from scheduler_solver.prompts import build_messages
 from scheduler_solver.rules import RULE_SETS
 from scheduler_solver.scoring import row_optimum
 
+from generation.factory import auto_engine, canonical_engine, make_engine
+from generation.settings import GenerationSettings, Job
+from generation.vllm_engine import check_options, require_vllm
+
 from . import layout
-from .backends import GenerationSettings, Job, TransformersBackend, run_baseline
+from .baselines import run_baseline
 from .checkpoints import Target, resolve_targets
 
-BACKENDS = ("auto", "vllm", "transformers", "transformers-cb", "transformers-static")
 #: Inputs the output folder may lie inside (RUN/evaluation: where ``train push`` looks for a summary).
 NESTED_OK = ("--checkpoints", "--model")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
@@ -54,20 +57,22 @@ class EvalConfig:
     checkpoints: Optional[str] = None
     split: Optional[str] = None
     limit: Optional[int] = None
-    backend: str = "auto"
+    engine: str = "auto"
     max_new_tokens: int = 2000
     temperature: float = 0.0
     top_p: float = 1.0
     min_p: Optional[float] = None
     seed: int = 0
     samples: int = 1
-    batch_size: Optional[int] = None  # default: 8 (transformers), 256 prompts per chunk (vllm)
+    batch_size: Optional[int] = None  # default: 8 (transformers, static), 256 prompts per chunk (vllm)
     dtype: str = "auto"
     device: str = "auto"
     base: Optional[str] = None
     rules: str = "strict"
     overwrite: bool = False
     progress: bool = True
+    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: Optional[int] = None  # vllm; default: the longest prompt + max_new_tokens
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed, self.samples,
@@ -76,20 +81,19 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be a positive number of rows, got {self.limit}")
-        if self.backend not in BACKENDS:
-            raise UserError(f"unknown backend {self.backend!r} (choose {', '.join(BACKENDS)})")
+        if self.engine != "auto":
+            self.engine = canonical_engine(self.engine)
         if self.rules not in RULE_SETS:
             raise UserError(f"unknown rule set {self.rules!r} (choose {' or '.join(RULE_SETS)})")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        check_options(self.batch_size or 1, self.gpu_memory_utilization, self.max_model_len)
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r} (choose {', '.join(DTYPES)})")
         gen = self.generation().validate()
         if not gen.do_sample and (self.top_p != 1.0 or self.min_p is not None):
             raise UserError("--top-p and --min-p shape sampling: pass --temperature > 0 or drop them "
                             "(greedy decoding would ignore them)")
-        if self.backend == "transformers-cb" and self.batch_size is not None:
-            raise UserError("--backend transformers-cb runs all prompts at once and would ignore --batch-size; drop it")
+        if self.engine == "transformers-cb" and self.batch_size is not None:
+            raise UserError("--engine transformers-cb runs all prompts at once and would ignore --batch-size; drop it")
         return self
 
     def inputs(self) -> list[tuple[str, Optional[str]]]:
@@ -98,24 +102,55 @@ class EvalConfig:
                 + [("--model", m) for m in self.models])
 
 
-def resolve_backend(name: str) -> tuple[str, str]:
-    """``(backend, why)``. ``auto``: vLLM when it is importable and CUDA is available, else transformers.
+def resolve_engine(name: str, target: Target, completions: int, device: str = "auto") -> tuple[str, str]:
+    """``(engine, why)`` for one target: the engine asked for, or ``auto``'s choice (``generation.factory``).
 
-    >>> resolve_backend("transformers")
-    ('transformers', 'asked for')
+    >>> resolve_engine("static", Target("m", "m", "model"), 100)
+    ('static', 'asked for')
     """
-    from .vllm_backend import require_vllm, vllm_available
-
     if name == "vllm":
         require_vllm()
-        return "vllm", "asked for"
-    if name in ("transformers", "transformers-cb", "transformers-static"):
+    if name != "auto":
         return name, "asked for"
-    import torch
+    engine, why = auto_engine(target.kind == "adapter", completions, device)
+    return engine, f"auto: {why}"
 
-    if vllm_available() and torch.cuda.is_available():
-        return "vllm", "auto: vLLM is installed and CUDA is available"
-    return "transformers", "auto: " + ("vLLM is not installed" if not vllm_available() else "CUDA is not available")
+
+def engine_groups(targets: list[Target], engines: dict[str, str]) -> list[tuple[str, list[Target]]]:
+    """``(engine, targets)`` in target order: vllm targets of one base model share one engine (one vLLM process),
+    every other target has its own (a model loaded for it alone, or a baseline).
+
+    >>> ts = [Target("a", "A/x", "adapter", base="B"), Target("o", "oracle", "oracle"), Target("b", "B", "model")]
+    >>> [(e, [t.label for t in g]) for e, g in engine_groups(ts, {"a": "vllm", "o": "baseline", "b": "vllm"})]
+    [('vllm', ['a', 'b']), ('baseline', ['o'])]
+    """
+    groups: list[tuple[str, list[Target]]] = []
+    shared: dict[str, list[Target]] = {}
+    for t in targets:
+        engine = engines[t.label]
+        if engine != "vllm":
+            groups.append((engine, [t]))
+        elif t.base_model in shared:
+            shared[t.base_model].append(t)
+        else:
+            shared[t.base_model] = [t]
+            groups.append((engine, shared[t.base_model]))
+    return groups
+
+
+def open_engine(engine: str, group: list[Target], config: EvalConfig):
+    """The engine for a group of ``engine_groups``: vLLM for the base model and its adapters, or the target's
+    model loaded here."""
+    batch_size = config.batch_size or (256 if engine == "vllm" else 8)
+    if engine == "vllm":
+        return make_engine("vllm", group[0].base_model, adapters=[t.spec for t in group if t.kind == "adapter"],
+                           dtype=config.dtype, batch_size=batch_size, seed=config.seed, progress=config.progress,
+                           gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=config.max_model_len)
+    from .models import load_model_and_tokenizer
+
+    (t,) = group
+    model, tokenizer = load_model_and_tokenizer(t.spec, base=t.base, dtype=config.dtype, device=config.device)
+    return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress)
 
 
 def canonical(spec: str) -> str:
@@ -124,14 +159,14 @@ def canonical(spec: str) -> str:
     return str(p.resolve()) if p.exists() else spec
 
 
-def label_settings(t: Target, config: EvalConfig, backend: str, rows: int) -> dict:
+def label_settings(t: Target, config: EvalConfig, engine: str, rows: int) -> dict:
     neural = t.neural
     spec = canonical(t.spec) if neural else t.spec
     return {
         "label": t.label, "model": spec, "kind": t.kind, "base": t.base, "epoch": t.epoch, "step": t.step,
         "generation": config.generation().fingerprint() if neural else {},
         "samples": config.samples if neural else 1, "rows": rows,
-        "backend": backend if neural else "baseline",
+        "engine": engine if neural else "baseline",
         "dtype": config.dtype if neural else None, "device": config.device if neural else None,
         "sampling": config.generation().as_dict() if neural else None,
     }
@@ -160,20 +195,17 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
     targets = resolve_targets(config.models, config.labels, config.checkpoints, config.base)
     if config.base and not any(t.kind == "adapter" for t in targets):
         raise UserError(f"--base {config.base} applies to LoRA adapters, and no model to evaluate is one; drop it")
-    neural = [t for t in targets if t.neural]
-    backend, why = resolve_backend(config.backend) if neural else ("baseline", "no model to run")
-    batch_size = config.batch_size or (256 if backend == "vllm" else 8)
-    tf = None
-    if backend in ("transformers", "transformers-cb", "transformers-static"):
+    completions = len(rows) * config.samples
+    chosen = {t.label: resolve_engine(config.engine, t, completions, config.device) if t.neural
+              else ("baseline", "no model") for t in targets}
+    engines = {label: engine for label, (engine, _) in chosen.items()}
+    if any(e not in ("baseline", "vllm") for e in engines.values()):
         from .models import resolve_device
 
         resolve_device(config.device)  # e.g. --device cuda without CUDA: fail before any generation
-        tf = TransformersBackend(config.dtype, config.device, batch_size, config.progress,
-                                 continuous_batching=backend == "transformers-cb",
-                                 static=backend == "transformers-static")
 
     index = layout.check_index(out, canonical(config.dataset), split)
-    settings = {t.label: label_settings(t, config, backend, len(rows)) for t in targets}
+    settings = {t.label: label_settings(t, config, engines[t.label], len(rows)) for t in targets}
     for t in targets:  # every check before anything is written or generated
         layout.check_settings(out / t.label, settings[t.label], config.overwrite)
     write_marker(out, "evaluate")
@@ -184,43 +216,35 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
         if t.label not in index["labels"]:
             index["labels"].append(t.label)
     layout.write_index(out, index)
-    log(f"backend: {backend} ({why})")
+    for t in targets:
+        if t.neural:
+            log(f"{t.label}: engine {engines[t.label]} ({chosen[t.label][1]})")
 
     generated: dict[str, int] = {}
-    vllm_groups: dict[str, list] = defaultdict(list)
-    for t in targets:
-        ldir = out / t.label
-        path = ldir / layout.COMPLETIONS
-        records = layout.load_records(ldir)
-        jobs = pending_jobs(records, len(rows), settings[t.label]["samples"])
-        log(f"{t.label}: {len(jobs)} completions to generate ({len(records)} already done)")
-        counter = [0]
+    chats = [build_messages(row) for row in rows]
+    for engine, group in engine_groups(targets, engines):
+        work = []
+        for t in group:
+            path = out / t.label / layout.COMPLETIONS
+            records = layout.load_records(out / t.label)
+            jobs = pending_jobs(records, len(rows), settings[t.label]["samples"])
+            log(f"{t.label}: {len(jobs)} completions to generate ({len(records)} already done)")
+            generated[t.label] = 0
 
-        def emit(rec: dict, path=path, counter=counter) -> None:
-            append_jsonl(path, rec)
-            counter[0] += 1
+            def emit(rec: dict, path=path, label=t.label) -> None:
+                append_jsonl(path, rec)
+                generated[label] += 1
 
-        if not jobs:
-            pass
-        elif not t.neural:
-            run_baseline(t.kind, rows, jobs, emit)
-        elif tf is not None:
-            tf.generate(t, rows, jobs, config.generation(), emit)
-        else:
-            by_row: dict[int, list[int]] = defaultdict(list)
-            for j in jobs:
-                by_row[j.index].append(j.sample)
-            vllm_groups[t.base_model].append({"label": t.label, "spec": t.spec, "kind": t.kind, "path": str(path),
-                                              "jobs": [[i, s] for i, s in sorted(by_row.items())]})
-        generated[t.label] = counter[0]
-    for base, group in vllm_groups.items():
-        from .vllm_backend import run_group
-
-        needed = {i for g in group for i, _ in g["jobs"]}
-        before = {g["label"]: len(layout.load_records(out / g["label"])) for g in group}
-        run_group(base, group, {i: rows[i] for i in needed}, config.generation().as_dict(), config.dtype, batch_size)
-        for g in group:
-            generated[g["label"]] = len(layout.load_records(out / g["label"])) - before[g["label"]]
+            work.append((t, jobs, emit))
+        if engine == "baseline":
+            for t, jobs, emit in work:
+                run_baseline(t.kind, rows, jobs, emit)
+        elif any(jobs for _, jobs, _ in work):
+            with open_engine(engine, group, config) as gen:
+                log(f"engine: {gen.describe()}")
+                for t, jobs, emit in work:
+                    gen.generate(chats, jobs, config.generation(), emit,
+                                 adapter=t.spec if engine == "vllm" and t.kind == "adapter" else None)
     for t in targets:
         layout.write_texts(out / t.label, layout.load_records(out / t.label))
     summary = render(out, rules=config.rules, rows=all_rows, generated_now=generated, log=log)

@@ -18,7 +18,7 @@ A config is YAML: optional ``preset`` plus sections that override it key by key 
 holdout_name_sources, set {setting: value}), ``model`` (source: smollm2 | tiny | a folder or Hub
 id used as is), ``sft`` / ``grpo`` (recipe: a YAML path, a relative one read next to the config file;
 overrides {key: value}), ``evaluate`` (limit,
-max_new_tokens, batch_size, baselines, rules, backend, base: false skips the base model, which
+max_new_tokens, batch_size, baselines, rules, engine (``backend``: its former name), base: false skips the base model, which
 scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default; sampled:
 {temperature, samples, seed} or true adds ``DIR/eval-sampled``, the SFT model and GRPO checkpoints sampled
 k times per row, paired sample by sample in the report; off in the presets, ~80 s more on an H200 at k = 4).
@@ -42,7 +42,7 @@ from scheduler_solver.secrets import scrub
 STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 RECIPES = Path(__file__).resolve().parent.parent / "training" / "recipes"
 _EVAL = {"limit": 100, "max_new_tokens": 1024, "batch_size": None, "baselines": ["oracle", "greedy"],
-         "rules": "strict", "backend": "auto", "base": True, "sampled": None}
+         "rules": "strict", "engine": "auto", "base": True, "sampled": None}
 PRESETS = {
     "cpu": {"scale": "cpu",
             "generate": {"train_size": 300, "test_size": 20, "seed": 0, "holdout_name_sources": True,
@@ -51,7 +51,7 @@ PRESETS = {
             "sft": {"recipe": str(RECIPES / "smollm2-sft-cpu.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo-cpu.yaml"), "overrides": {}},
             # the static decoder: 52 s instead of 69 s for 8 rows of up to 224 tokens on 2 cores (same tokens)
-            "evaluate": {**_EVAL, "limit": 8, "max_new_tokens": 224, "batch_size": 8, "backend": "transformers-static"}},
+            "evaluate": {**_EVAL, "limit": 8, "max_new_tokens": 224, "batch_size": 8, "engine": "static"}},
     "gpu": {"scale": "gpu",
             # made-up names in a quarter of the training problems: copy names, don't recall them (held-out test)
             "generate": {"train_size": 16000, "test_size": 100, "seed": 0, "holdout_name_sources": True,
@@ -63,7 +63,7 @@ PRESETS = {
             # saved 6-30 s of evaluation in run 5, which a slow host needs to end inside 10 minutes
             # the static decoder: 26-27 s for three models vs 112 s with model.generate (run 6)
             "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1280, "batch_size": 100, "base": False,
-                         "backend": "transformers-static"}},
+                         "engine": "static"}},
 }
 
 
@@ -233,7 +233,7 @@ class Pipeline:
     def _eval_argv(self, out: Path, targets: list[tuple[str, str]], flags: list[str]) -> list[str]:
         e = self.cfg["evaluate"]
         argv = ["evaluate", "--dataset", str(self.data), "--split", "test", "--output", str(out),
-                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"], "--backend", e["backend"], *flags]
+                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"], "--engine", e.get("backend") or e["engine"], *flags]
         if e.get("limit"):
             argv += ["--limit", str(e["limit"])]
         if e.get("batch_size"):

@@ -19,7 +19,7 @@ model_args() {  # ARRAY SFT_DIR GRPO_DIR: fill ARRAY with --model/--label pairs:
 evaluate_test() {  # OUTPUT_DIR DATASET ARGS...: the GPU pipeline's evaluation (first 100 test rows, static decoder)
   local out=$1 data=$2; shift 2
   python3 -m qwen_scheduler evaluate --dataset "$data" --split test --output "$out" --limit 100 \
-    --max-new-tokens 1280 --batch-size 100 --backend transformers-static "$@"
+    --max-new-tokens 1280 --batch-size 100 --engine static "$@"
 }
 
 evaluate_extra() {  # OUTPUT_DIR MODEL_ARGS...: greedy, static decoder, on $EXTRA_EVAL's test split
@@ -27,7 +27,7 @@ evaluate_extra() {  # OUTPUT_DIR MODEL_ARGS...: greedy, static decoder, on $EXTR
   # batch's make-up, so keep it fixed across evaluations that are compared or resumed.
   local out=$1; shift
   python3 -m qwen_scheduler evaluate --dataset "$EXTRA_EVAL" --split test --output "$out" \
-    --max-new-tokens 1280 --batch-size "${EXTRA_EVAL_BATCH:-200}" --backend transformers-static "$@"
+    --max-new-tokens 1280 --batch-size "${EXTRA_EVAL_BATCH:-200}" --engine static "$@"
 }
 
 reuse_label() {  # FROM_DIR TO_DIR LABEL: start TO_DIR/LABEL from FROM_DIR/LABEL's completions (e.g. an SFT model

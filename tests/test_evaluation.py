@@ -1,4 +1,4 @@
-"""``qwen-scheduler evaluate`` with the tiny random model on CPU: transformers backend, LoRA checkpoints,
+"""``qwen-scheduler evaluate`` with the tiny random model on CPU: the transformers engine, LoRA checkpoints,
 outputs, charts, resume and the settings guard."""
 
 import json
@@ -28,7 +28,7 @@ def lines(path):
 
 
 def evaluate(*argv):
-    return main(["evaluate", "--backend", "transformers", "--device", "cpu", *argv])
+    return main(["evaluate", "--engine", "transformers", "--device", "cpu", *argv])
 
 
 def assert_real_png(path, min_h=250, min_w=350):
@@ -49,7 +49,7 @@ def test_transformers_end_to_end(tiny_model_dir, dataset, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["models"]) == ["ceiling", "floor", "tiny"]
     tiny = summary["models"]["tiny"]
-    assert (tiny["n"], tiny["completions"], tiny["backend"], tiny["kind"]) == (4, 4, "transformers", "model")
+    assert (tiny["n"], tiny["completions"], tiny["engine"], tiny["kind"]) == (4, 4, "transformers", "model")
     assert 0 < tiny["mean_tokens"] <= 16 and tiny["tokens_per_s"] > 0 and tiny["completions_per_s"] > 0
     assert tiny["valid"] + sum(tiny["failures"].values()) == 4
     assert summary["models"]["ceiling"]["mean_score"] == 100.0
@@ -187,30 +187,30 @@ def _assert_same_completions(a_dir, b_dir):
             (a[i]["completion"], a[i]["n_tokens"], a[i]["truncated"])
 
 def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_path):
-    """``--backend transformers-cb`` (paged KV cache, no padding) must decode what left-padded batches decode."""
+    """``--engine transformers-cb`` (paged KV cache, no padding) must decode what left-padded batches decode."""
     padded, cb = tmp_path / "padded", tmp_path / "cb"
     assert evaluate("--dataset", dataset, "--model", tiny_model_dir, "--max-new-tokens", "12",
                     "--batch-size", "4", "--output", str(padded)) == 0
-    assert main(["evaluate", "--backend", "transformers-cb", "--device", "cpu", "--dataset", dataset,
+    assert main(["evaluate", "--engine", "transformers-cb", "--device", "cpu", "--dataset", dataset,
                  "--model", tiny_model_dir, "--max-new-tokens", "12", "--output", str(cb)]) == 0
     _assert_same_completions(padded, cb)
     summary = json.loads((cb / "summary.json").read_text())
-    assert summary["models"]["model"]["backend"] == "transformers-cb"
+    assert summary["models"]["model"]["engine"] == "transformers-cb"
 
 
-def test_static_decoder_backend_matches_padded_greedy(tiny_model_dir, dataset, tmp_path, capsys):
-    """``--backend transformers-static`` (static KV cache; CUDA graphs on a GPU) decodes what model.generate
+def test_static_engine_matches_padded_greedy(tiny_model_dir, dataset, tmp_path, capsys):
+    """``--engine static`` (static KV cache; CUDA graphs on a GPU) decodes what model.generate
     decodes; a LoRA adapter, which it cannot run, falls back to model.generate with a line on stderr."""
     padded, static = tmp_path / "padded", tmp_path / "static"
     assert evaluate("--dataset", dataset, "--model", tiny_model_dir, "--max-new-tokens", "40",
                     "--batch-size", "4", "--output", str(padded)) == 0
-    assert main(["evaluate", "--backend", "transformers-static", "--device", "cpu", "--dataset", dataset,
+    assert main(["evaluate", "--engine", "static", "--device", "cpu", "--dataset", dataset,
                  "--model", tiny_model_dir, "--max-new-tokens", "40", "--batch-size", "3", "--output", str(static)]) == 0
     assert "cannot run" not in capsys.readouterr().err
     _assert_same_completions(padded, static)
-    assert json.loads((static / "summary.json").read_text())["models"]["model"]["backend"] == "transformers-static"
+    assert json.loads((static / "summary.json").read_text())["models"]["model"]["engine"] == "static"
     run = tmp_path / "run"
     make_run(tiny_model_dir, run, [(2, 1)])
-    assert main(["evaluate", "--backend", "transformers-static", "--device", "cpu", "--dataset", dataset,
+    assert main(["evaluate", "--engine", "static", "--device", "cpu", "--dataset", dataset,
                  "--model", str(run / "checkpoint-2"), "--max-new-tokens", "8", "--output", str(tmp_path / "lora")]) == 0
-    assert "transformers-static: cannot run a PEFT/LoRA-wrapped model" in capsys.readouterr().err
+    assert "static: cannot run a PEFT/LoRA-wrapped model" in capsys.readouterr().err

@@ -6,11 +6,12 @@ import random
 import pytest
 
 from evaluation import layout
-from evaluation.backends import GenerationSettings, greedy_completion, greedy_schedule, oracle_completion
+from evaluation.baselines import greedy_completion, greedy_schedule, oracle_completion
 from evaluation.checkpoints import discover_checkpoints, resolve_targets
 from evaluation.report import score_label
 from evaluation.runner import EvalConfig, run_evaluation
-from evaluation.vllm_backend import lora_rank, vllm_available
+from generation.settings import GenerationSettings
+from generation.vllm_engine import lora_rank, vllm_available
 from qwen_scheduler.cli import main
 from scheduler_solver.errors import UserError
 from scheduler_solver.events import Problem, format_time
@@ -216,26 +217,32 @@ def test_cuda_device_without_cuda_fails_before_generating(sample_rows, tmp_path,
     ds = write_rows(tmp_path / "rows.jsonl", sample_rows)
     _adapter(tmp_path / "adapter")
     assert main(["evaluate", "--dataset", ds, "--model", "oracle", "--model", str(tmp_path / "adapter"),
-                 "--backend", "transformers", "--device", "cuda", "--output", str(tmp_path / "o")]) == 2
+                 "--engine", "transformers", "--device", "cuda", "--output", str(tmp_path / "o")]) == 2
     assert "CUDA" in _one_error_line(capsys)
     assert not (tmp_path / "o" / "oracle" / "completions.jsonl").exists()
 
 
 @pytest.mark.skipif(vllm_available(), reason="checks the message shown when vLLM is missing")
-def test_vllm_backend_missing_is_a_clear_error(sample_rows, tmp_path, capsys):
+@pytest.mark.parametrize("flag", ["--engine", "--backend"])
+def test_vllm_engine_missing_is_a_clear_error(sample_rows, tmp_path, capsys, flag):
     ds = write_rows(tmp_path / "rows.jsonl", sample_rows)
     _adapter(tmp_path / "adapter")
-    assert main(["evaluate", "--dataset", ds, "--model", str(tmp_path / "adapter"), "--backend", "vllm",
+    assert main(["evaluate", "--dataset", ds, "--model", str(tmp_path / "adapter"), flag, "vllm",
                  "--output", str(tmp_path / "o")]) == 2
-    assert "pip install" in _one_error_line(capsys)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "pip install" in err[-1] and len(err) == (2 if flag == "--backend" else 1)
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
-def test_the_cli_offers_exactly_the_backends_the_runner_knows():
-    """evaluation/cli.py lists the --backend choices itself (it stays import-light): keep the two lists equal."""
-    from evaluation.runner import BACKENDS
+def test_the_cli_offers_the_engines_of_the_generation_layer():
+    """evaluate's --engine choices are generation.factory's names (+ auto and the former names); --backend is the
+    same option's former name, hidden from --help."""
+    from generation.factory import ALIASES, ENGINES
     from qwen_scheduler.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["evaluate"]
-    backend = next(a for a in sub._actions if a.dest == "backend")
-    assert tuple(backend.choices) == BACKENDS
+    options = {a.dest: a for a in sub._actions}
+    assert tuple(options["engine"].choices) == ("auto", *ENGINES, *ALIASES)
+    assert options["backend"].choices == options["engine"].choices
+    assert "--backend" not in sub.format_help() and "--engine" in sub.format_help()

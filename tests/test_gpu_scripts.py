@@ -58,7 +58,7 @@ def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert list(summary["models"]) == ["sft", "grpo-checkpoint-2", "grpo-checkpoint-10"]
-    assert all(m["n"] == 1 and m["backend"] == "transformers-static" for m in summary["models"].values())
+    assert all(m["n"] == 1 and m["engine"] == "static" for m in summary["models"].values())
 
 
 @pytest.mark.parametrize("args,env,message", [

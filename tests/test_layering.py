@@ -1,4 +1,5 @@
-"""Dependencies flow one way: scheduler_solver <- dataset_generation <- evaluation <- training <- qwen_scheduler.
+"""Dependencies flow one way: scheduler_solver <- dataset_generation <- generation <- evaluation <- training <-
+qwen_scheduler.
 
 Read from the source (AST), so a lazy import inside a function counts too. scheduler_solver must also stay free of
 heavy third-party dependencies at import time (datasets/pyarrow are imported lazily inside data loading only).
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["scheduler_solver", "dataset_generation", "evaluation", "training", "qwen_scheduler"]
+LAYERS = ["scheduler_solver", "dataset_generation", "generation", "evaluation", "training", "qwen_scheduler"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evaluation import layout
-from evaluation.backends import oracle_completion
+from evaluation.baselines import oracle_completion
 from evaluation.paired import compare, mean_test
 from evaluation.report import render
 from scheduler_solver.errors import UserError

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import load_benchmark
 
-from evaluation.backends import oracle_completion
+from evaluation.baselines import oracle_completion
 from scheduler_solver.rules import check
 from scheduler_solver.scoring import row_problem
 

@@ -1,4 +1,4 @@
-"""The static-cache decoder (evaluation/static_decode.py) against transformers' own ``model.generate``.
+"""The static-cache decoder (generation/static_decode.py) against transformers' own ``model.generate``.
 
 On CPU the decoder runs its decoding step eagerly in float32, so greedy completions must equal
 ``model.generate``'s token for token (left padding, GQA, biases, tied or untied heads, EOS stops).
@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from evaluation.backends import generated_length  # noqa: E402
-from evaluation.static_decode import BUCKET, StaticDecoder, unsupported_reason  # noqa: E402
+from generation.settings import generated_length  # noqa: E402
+from generation.static_decode import BUCKET, StaticDecoder, unsupported_reason  # noqa: E402
 
 
 def _model(kind: str, seed: int = 0, tied: bool = False, **extra):

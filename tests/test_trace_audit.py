@@ -102,7 +102,7 @@ def test_the_evaluation_report_counts_wrong_claims_per_model(sample_rows, tmp_pa
     """sft writes the solver's traces; the checkpoint invents one overlap in row 0 ("Lunch" starts a new group at
     10:15, when Yoga has ended); the oracle baseline writes no sweep and is left out of the sentence."""
     from evaluation import layout
-    from evaluation.backends import oracle_completion
+    from evaluation.baselines import oracle_completion
     from evaluation.report import render
     from scheduler_solver.io import append_jsonl, atomic_write_json
 

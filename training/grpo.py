@@ -9,7 +9,7 @@ Order matters: the backend is resolved (and Unsloth imported) *before* ``trl``/`
 ``peft``; then the recipe is parsed into ``(GRPOScriptArguments, trl.GRPOConfig, ModelArguments)``,
 the rewards are built (``training.rewards``), the data is prepared (``training.data``; optionally mined for hard
 prompts, ``training.mining``), the plan is printed, and the ``trl.GRPOTrainer`` subclass of
-``training.grpo_trainer`` (timings, static decoder, NaN guard) trains. At the end the LoRA adapter + tokenizer are saved in
+``training.grpo_trainer`` (timings, the rollout engine, NaN guard) trains. At the end the LoRA adapter + tokenizer are saved in
 ``output_dir``; ``merge: true`` adds a checked 16-bit merge, ``--push-to-hub REPO`` an upload.
 """
 
@@ -24,6 +24,7 @@ from typing import Optional
 from scheduler_solver.errors import UserError
 
 from .config import peek
+from .grpo_trainer import check_generation_engine, rollout_description
 
 
 @dataclass
@@ -58,9 +59,11 @@ class GRPOScriptArguments:
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the final model) before training would exceed this many seconds."})
     generation_engine: str = field(default="trl", metadata={
-        "help": "trl: TRL's own generation (vLLM, continuous batching or model.generate, per the GRPOConfig); "
-                "static: evaluation/static_decode.py (static KV cache, CUDA-graph decoding steps; Llama/Qwen2 "
-                "full-weight models, temperature sampling only)."})
+        "help": "trl: TRL's own generation (model.generate, or continuous batching / vLLM per the GRPOConfig; "
+                "Unsloth's vLLM engine with fast_inference); vllm: TRL's vLLM path (sets use_vllm; with the unsloth "
+                "backend, fast_inference); static: the generation layer's static engine (generation/static_decode.py: "
+                "static KV cache, CUDA-graph decoding steps; Llama/Qwen2 full-weight models, temperature sampling "
+                "only)."})
     mine_candidates: Optional[int] = field(default=None, metadata={
         "help": "Hard-prompt mining (training/mining.py): screen this many prompts with the model before training "
                 "and train on the `limit` rows it gets wrong first (needs limit)."})
@@ -182,11 +185,7 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         f"steps:        {spe} per epoch x {args.num_train_epochs:g} epochs = {total} total"
         + (f" (max_steps={args.max_steps})" if args.max_steps > 0 else ""),
         f"completions:  up to {args.max_completion_length} tokens, temperature {args.temperature:g}, "
-        + ("static decoder (static KV cache; CUDA-graph steps on a GPU)"
-           + ("; the first of each group greedy" if script.greedy_anchor else "")
-           if script.generation_engine == "static"
-           else "vLLM" if args.use_vllm else "continuous batching" if args.use_transformers_continuous_batching
-           else "model.generate"),
+        + rollout_description(script, args, model_args, backend),
         f"loss:         {args.loss_type}, beta {args.beta:g}, scale_rewards {args.scale_rewards}, lr {args.learning_rate:g}",
         f"rewards:      {rewards}",
         f"output:       {args.output_dir} (checkpoint every epoch"
@@ -196,27 +195,6 @@ def plan_lines(script, args, model_args, backend, data, reward_funcs, weights) -
         raise UserError(f"{n_rows} train rows cannot fill one step of {prompts:g} prompts; "
                         f"lower the batch or use more rows")
     return lines
-
-
-def check_generation_engine(script, args, model_args) -> None:
-    """``generation_engine: static`` samples at a temperature (min_p optional) from full weights, one process:
-    refuse the rest."""
-    if script.generation_engine not in ("trl", "static"):
-        raise UserError(f"generation_engine: {script.generation_engine!r} is not one of trl, static")
-    if script.generation_engine == "trl":
-        if script.greedy_anchor:
-            raise UserError("greedy_anchor needs generation_engine: static (TRL's own generation samples every "
-                            "completion of a group alike)")
-        return
-    clash = [name for name, on in [
-        ("use_vllm", args.use_vllm), ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
-        ("use_peft (LoRA)", model_args.use_peft), (f"top_p {args.top_p:g}", args.top_p < 1),
-        (f"top_k {args.top_k}", bool(args.top_k)),
-        (f"repetition_penalty {args.repetition_penalty:g}", args.repetition_penalty != 1),
-        ("generation_kwargs", bool(args.generation_kwargs)), (f"{_world_size()} processes", _world_size() > 1),
-    ] if on]
-    if clash:
-        raise UserError(f"generation_engine: static cannot run with {', '.join(clash)}; use generation_engine: trl")
 
 
 def check_continuous_batching(args, model_args) -> None:
@@ -293,13 +271,13 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
         raise UserError("merge: true needs a LoRA run (use_peft: true); a full fine-tune is already a whole model")
     resume_from = resolve_resume(resume, args.output_dir)
     check_continuous_batching(args, model_args)
-    check_generation_engine(script, args, model_args)
+    check_generation_engine(script, args, model_args, backend)
 
     from scheduler_solver.outputs import write_marker
 
     from .callbacks import CompletionSampleLog, EpochCheckpointCallback, TimeBudget, TrapWarnings, is_main_process, warn
     from .data import load_training_data
-    from .grpo_trainer import timed_trainer
+    from .grpo_trainer import timed_trainer, unsloth_rollouts
     from .mining import check_mining
     from .modeling import load_training_tokenizer
 
@@ -328,8 +306,8 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     from .modeling import load_for_training
 
     model, train_tokenizer, peft_config = load_for_training(model_args, backend)
-    if backend == "unsloth" and getattr(model, "vllm_engine", None) is not None and not args.use_vllm:
-        args.use_vllm = True  # Unsloth's patched trainer generates with the model's own vLLM engine
+    if backend == "unsloth":
+        unsloth_rollouts(model, args, model_args)
     samples = CompletionSampleLog(args.output_dir, per_step=script.completion_samples)
     traps = TrapWarnings(args.output_dir, script.warn_clipped_ratio, script.warn_zero_std, args.max_completion_length)
     try:
@@ -342,13 +320,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
     if script.generation_engine == "static":
-        from evaluation.static_decode import StaticDecoder, unsupported_reason
-
-        reason = unsupported_reason(trainer.model)
-        if reason is not None:
-            raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
-        trainer.static_decoder = StaticDecoder(trainer.model)
-        trainer.greedy_anchor = script.greedy_anchor
+        trainer.use_static_engine(script.greedy_anchor)
     if script.mine_candidates:
         from .mining import mined_dataset
 

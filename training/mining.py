@@ -8,8 +8,8 @@ decoding, as the evaluation decodes: the prompts whose greedy answer is wrong), 
 (``scheduler_solver.rules.check``); the prompts with a sample that is not a valid optimal schedule come first,
 the rest fill the remaining places up to ``keep`` rows (a generation round needs whole batches of prompts).
 
-Generation goes through ``evaluation.backends.TransformersBackend.generate_with``: the static decoder when the
-GRPO run uses it (``generation_engine: static``), ``model.generate`` otherwise. The chosen row indices go to
+Generation goes through an engine of the generation layer over the trainer's model (``generation.make_engine``):
+``static`` when the GRPO run generates with it (``generation_engine: static``), ``transformers`` otherwise. The chosen row indices go to
 ``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the same rows, no cost).
 Used by ``train grpo --mine_candidates N [--mine_samples K] [--mine_temperature T]`` (``check_mining``,
 ``mined_dataset``).
@@ -61,11 +61,13 @@ def select_rows(rows: Sequence[Mapping], completions: Mapping[tuple[int, int], s
 
 
 def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: int, temperature: float,
-              max_new_tokens: int, batch_size: int, static: bool, seed: int = 0,
+              max_new_tokens: int, batch_size: int, engine: str, seed: int = 0,
               min_p: float | None = None) -> tuple[list[int], dict]:
-    """Sample ``samples`` completions for every row with ``model`` (as GRPO samples: temperature, min_p) and
-    choose the rows (``select_rows``)."""
-    from evaluation.backends import GenerationSettings, Job, TransformersBackend
+    """Sample ``samples`` completions for every row with ``model`` on ``engine`` (as GRPO samples: temperature,
+    min_p) and choose the rows (``select_rows``)."""
+    from generation.factory import make_engine
+    from generation.settings import GenerationSettings, Job
+    from scheduler_solver.prompts import build_messages
 
     if samples < 1 or keep < 1:
         raise UserError(f"mining needs at least one sample and one row to keep, got {samples} and {keep}")
@@ -75,17 +77,18 @@ def mine_rows(model, tokenizer, rows: Sequence[Mapping], *, samples: int, keep: 
                                   samples=samples, min_p=min_p if temperature > 0 else None).validate()
     jobs = [Job(i, s) for i in range(len(rows)) for s in range(samples)]
     texts: dict[tuple[int, int], str] = {}
-    backend = TransformersBackend(batch_size=batch_size, progress=False, static=static)
+    generator = make_engine(engine, model, tokenizer, batch_size=batch_size, progress=False)
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
     try:
-        backend.generate_with(model, tokenizer, [r["problem"] for r in rows], jobs, settings,
-                              lambda rec: texts.__setitem__((rec["index"], rec["sample"]), rec["completion"]))
+        generator.generate([build_messages(r["problem"]) for r in rows], jobs, settings,
+                           lambda rec: texts.__setitem__((rec["index"], rec["sample"]), rec["completion"]))
     finally:
         model.train(was_training)
     chosen, stats = select_rows(rows, texts, samples, keep)
     stats["temperature"] = temperature
+    stats["engine"] = engine
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     return chosen, stats
 
@@ -115,6 +118,7 @@ def describe(stats: dict) -> str:
     """One plan line: what mining found."""
     cats = ", ".join(f"{k} {v}" for k, v in stats.get("categories", {}).items())
     took = f" in {stats['seconds']:g} s" if "seconds" in stats else ""
+    took += f" ({stats['engine']})" if "engine" in stats else ""
     how = {None: "", 0: " (greedy)"}.get(stats.get("temperature"), f" at temperature {stats.get('temperature')}")
     return (f"{stats['candidates']} candidates x {stats['samples']} samples{how}{took}: {stats['hard']} with a sample "
             f"below the optimum; kept {stats['kept']} rows (samples: {cats})")
@@ -156,7 +160,8 @@ def mined_dataset(trainer, script, args, data):
                           keep=script.limit, temperature=temperature,
                           max_new_tokens=args.max_completion_length,
                           batch_size=args.generation_batch_size or len(data.rows),
-                          static=script.generation_engine == "static", seed=args.seed, min_p=args.min_p)
+                          engine="static" if script.generation_engine == "static" else "transformers",
+                          seed=args.seed, min_p=args.min_p)
         save_mined(args.output_dir, *found)
     chosen, stats = found
     if is_main_process():

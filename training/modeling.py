@@ -119,6 +119,12 @@ def vllm_importable() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def unsloth_fast_inference(model_args: ModelArguments) -> bool:
+    """Whether the unsloth backend loads the model with a vLLM engine (``fast_inference``; default: when vLLM
+    imports)."""
+    return vllm_importable() if model_args.fast_inference is None else bool(model_args.fast_inference)
+
+
 def ensure_model(model_args: ModelArguments, dry_run: bool = False) -> str:
     """The model path to load, building the tiny test model first when asked to (for a dry run, in a temporary
     folder removed at exit: a dry run writes nothing). Local paths become absolute, so that the adapter's
@@ -215,7 +221,7 @@ def _load_unsloth(model_args: ModelArguments, spec: str):
 
     if not model_args.use_peft:
         raise UserError("the unsloth backend here trains LoRA adapters only; set use_peft: true or use --backend trl")
-    fast = vllm_importable() if model_args.fast_inference is None else model_args.fast_inference
+    fast = unsloth_fast_inference(model_args)
     if fast and not vllm_importable():
         raise UserError("fast_inference needs vLLM: pip install 'vllm>=0.22,<0.32' (or set fast_inference: false)")
     dtype = None if model_args.dtype == "auto" else _torch_dtype(model_args, True)

@@ -18,12 +18,12 @@ module, grouped-query attention, SiLU MLP) with
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
 shares its tensors, except the fused q/k/v and gate/up matrices: about two thirds of the layer weights).
-Norms, softmax and the residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope scaling that
-depends on the length, sliding windows; top-p / top-k are not offered) is refused by :func:`unsupported_reason`, and the
-callers then use ``model.generate``. On CPU the same step runs eagerly (that is what the tests compare
-against ``model.generate``).
+Norms, softmax and the residual stream run in float32. Anything this does not reproduce exactly (LoRA adapters, rope
+scaling that depends on the length, sliding windows; top-p / top-k are not offered) is refused by
+:func:`unsupported_reason`; the ``static`` engine (:class:`generation.hf_engines.StaticEngine`) then uses
+``model.generate``. On CPU the same step runs eagerly (that is what the tests compare against ``model.generate``).
 
-    from evaluation.static_decode import StaticDecoder
+    from generation.static_decode import StaticDecoder
     completions = StaticDecoder(model).generate(prompt_ids, max_new_tokens=1216, eos_ids=[2], temperature=1.0)
 """
 
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 from typing import Sequence
+
+from .settings import generated_length
 
 _ARCHS = ("llama", "qwen2", "mistral")
 _ROPE_TYPES = ("default", "linear", "llama3")
@@ -329,8 +331,6 @@ class StaticDecoder:
             else:
                 self._step(length)
             steps += 1
-        from .backends import generated_length
-
         stop = set(eos_ids)
         return [row[:generated_length(row, stop)[0]] for row in self.out[:, :steps].tolist()]
 
