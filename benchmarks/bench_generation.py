@@ -14,8 +14,8 @@ up to 1216 new tokens). This times that round with the two ways TRL can generate
   transformers' automatic ``torch.compile`` of the decoding step (TRL turns that compile off by default:
   ``disable_compile=True``); ``generate-static-bf16`` the same on bf16 weights. The first call compiles:
   ``--repeat 2`` times a second call too.
-* ``static`` -- ``evaluation/static_decode.py`` (``generation_engine: static`` in GRPO, ``--backend
-  transformers-static`` in evaluation): a bf16 copy of the float32 weights, static KV cache, CUDA-graph
+* ``static`` -- ``generation/static_decode.py`` (``generation_engine: static`` in GRPO, ``--engine static`` in
+  evaluation): a bf16 copy of the float32 weights, static KV cache, CUDA-graph
   decoding steps, stop when every sequence has ended. ``static-greedy`` the same at temperature 0.
 
     python benchmarks/bench_generation.py --model runs/smollm2-gpu/sft/checkpoint-500 --dataset runs/smollm2-gpu/data \\
@@ -53,7 +53,7 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from evaluation.backends import GenerationSettings, eos_ids, sampling_kwargs
+    from generation.settings import GenerationSettings, eos_ids, sampling_kwargs
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").to(device)
@@ -70,7 +70,7 @@ def run_method(method: str, model_dir: str, prompts, samples: int, max_new: int,
                            cache_implementation="static" if static else None, disable_compile=not static)
     batch = [p for p in prompts for _ in range(samples)]
     if method.startswith("static"):
-        from evaluation.static_decode import StaticDecoder
+        from generation.static_decode import StaticDecoder
 
         model.train()  # as in GRPO: the decoder must not depend on (or change) the training mode
         decoder = StaticDecoder(model)
@@ -113,7 +113,7 @@ def _timed(method, generate, stop, device) -> dict:
     """Time one ``generate()`` call (seeded, GPU synchronised) and count what it produced."""
     import torch
 
-    from evaluation.backends import generated_length
+    from generation.settings import generated_length
 
     cuda = device.startswith("cuda")
     torch.manual_seed(0)

@@ -31,6 +31,24 @@ def tiny_model_dir(tmp_path_factory):
     return str(build_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model")))
 
 
+def make_run(tiny_model_dir, run, steps_epochs, final_epoch=None):
+    """A training run folder with real PEFT LoRA adapters of the tiny model."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    folders = [(run / f"checkpoint-{s}", e, s) for s, e in steps_epochs]
+    if final_epoch is not None:
+        folders.append((run, final_epoch, max(s for s, _ in steps_epochs)))
+    for folder, epoch, step in folders:
+        model.save_pretrained(str(folder))
+        (folder / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "global_step": step}))
+
+
 @pytest.fixture()
 def sample_rows():
     """Three small rows in the public dataset schema (one past midnight, as in the real data)."""

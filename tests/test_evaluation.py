@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import make_run
 from qwen_scheduler.cli import main
 from scheduler_solver.prompts import SYSTEM_PROMPT, build_messages, chat_prompt
 
@@ -92,22 +93,6 @@ def test_left_padded_batches_match_unbatched_greedy(tiny_model_dir, dataset, tmp
         ids = ids[:ids.index(eos) + 1] if eos in ids else ids
         assert batched[i]["n_tokens"] == len(ids)
         assert batched[i]["completion"] == tok.decode(ids, skip_special_tokens=True)
-
-
-def make_run(tiny_model_dir, run, steps_epochs, final_epoch=None):
-    """A training run folder with real PEFT LoRA adapters of the tiny model."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False))
-    folders = [(run / f"checkpoint-{s}", e, s) for s, e in steps_epochs]
-    if final_epoch is not None:
-        folders.append((run, final_epoch, max(s for s, _ in steps_epochs)))
-    for folder, epoch, step in folders:
-        model.save_pretrained(str(folder))
-        (folder / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "global_step": step}))
 
 
 def test_lora_checkpoints_of_a_run(tiny_model_dir, dataset, tmp_path):

@@ -6,6 +6,7 @@ with one fixed schedule, closed half of the time and left open otherwise: sample
 check some of the time, so the rewards differ inside a group and GRPO has a signal to follow.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -306,6 +307,45 @@ def test_static_engine_refuses_what_it_cannot_do(extra, refused):
             check_generation_engine(script, args, model_args)
     else:
         check_generation_engine(script, args, model_args)
+
+
+def _rollout_args(**kw):
+    from types import SimpleNamespace
+
+    base = dict(use_vllm=False, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3,
+                vllm_importance_sampling_correction=True, vllm_importance_sampling_mode="sequence_mask",
+                use_transformers_continuous_batching=False)
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("engine,backend,args,model,named", [
+    ("trl", "trl", {}, {}, "model.generate through TRL"),
+    ("trl", "trl", {"use_transformers_continuous_batching": True}, {}, "transformers continuous batching through TRL"),
+    ("trl", "trl", {"use_vllm": True, "vllm_mode": "server"}, {},
+     "vLLM through TRL (server; importance-sampling correction sequence_mask)"),
+    ("trl", "unsloth", {}, {"fast_inference": True}, "vLLM through Unsloth fast_inference"),
+    ("trl", "unsloth", {}, {"fast_inference": False}, "model.generate through TRL"),
+    ("static", "trl", {}, {}, "static engine: the static decoder"),
+])
+def test_the_plan_names_the_engine_that_generates(engine, backend, args, model, named):
+    """The plan's completions line names what really generates: Unsloth's vLLM only where fast_inference is on."""
+    from types import SimpleNamespace
+
+    from training.grpo_trainer import rollout_description
+
+    script = SimpleNamespace(generation_engine=engine, greedy_anchor=False)
+    model_args = SimpleNamespace(gpu_memory_utilization=0.6, **model)
+    assert rollout_description(script, _rollout_args(**args), model_args, backend).startswith(named)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks the refusal without vLLM")
+def test_generation_engine_vllm_without_vllm_is_one_line(tmp_path, tiny_model_dir, capsys):
+    from qwen_scheduler.cli import main
+
+    assert main(["train", "grpo", "--config", TINY, "--model_name_or_path", tiny_model_dir, "--output_dir",
+                 str(tmp_path / "o"), "--limit", "3", "--dry-run", "--generation_engine", "vllm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "generation_engine: vllm needs vLLM" in err[0]
 
 
 def test_greedy_anchor_decodes_the_first_completion_of_each_group_greedily(warm_model, tmp_path, capsys):
