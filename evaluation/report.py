@@ -207,7 +207,7 @@ def format_table(summary: Mapping) -> str:
             cells += [f"{e['pass_at_k']:.1f}% (k={e['samples']})", f"{e['best_at_k']:.2f}"]
         cells += [str(e["failures"].get(c, 0)) for c in FAILURES]
         cells += [_num(e["mean_tokens"], ".1f"), str(e["truncated"]), _num(e["tokens_per_s"], ".1f"),
-                  _num(e["completions_per_s"], ".2f"), str(e.get("engine", e.get("backend")))]
+                  _num(e["completions_per_s"], ".2f"), str(e.get("engine"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
