@@ -18,8 +18,8 @@ A config is YAML: optional ``preset`` plus sections that override it key by key 
 holdout_name_sources, set {setting: value}), ``model`` (source: smollm2 | tiny | a folder or Hub
 id used as is), ``sft`` / ``grpo`` (recipe: a YAML path, a relative one read next to the config file;
 overrides {key: value}), ``evaluate`` (limit,
-max_new_tokens, batch_size, baselines, rules, engine (``backend``: its former name), base: false skips the base model, which
-scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default; sampled:
+max_new_tokens, batch_size, baselines, rules, engine (``backend``: its former name), base: false skips the base
+model, which scores 0 zero-shot and costs ~70 s of a GPU run's evaluation: the gpu preset's default; sampled:
 {temperature, samples, seed} or true adds ``DIR/eval-sampled``, the SFT model and GRPO checkpoints sampled
 k times per row, paired sample by sample in the report; off in the presets, ~80 s more on an H200 at k = 4).
 """
@@ -233,7 +233,8 @@ class Pipeline:
     def _eval_argv(self, out: Path, targets: list[tuple[str, str]], flags: list[str]) -> list[str]:
         e = self.cfg["evaluate"]
         argv = ["evaluate", "--dataset", str(self.data), "--split", "test", "--output", str(out),
-                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"], "--engine", e.get("backend") or e["engine"], *flags]
+                "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"],
+                "--engine", e.get("backend") or e["engine"], *flags]
         if e.get("limit"):
             argv += ["--limit", str(e["limit"])]
         if e.get("batch_size"):

@@ -226,7 +226,8 @@ def test_vllm_engine_serves_a_base_and_its_adapters_from_one_process(fake_vllm, 
     ds.write_text("".join(json.dumps(r) + "\n" for r in sample_rows))
     models = ["--model", tiny_model_dir, "--checkpoints", str(run)]
     common = ["evaluate", "--dataset", str(ds), *models, "--max-new-tokens", "10", "--device", "cpu"]
-    assert main([*common, "--engine", "vllm", "--limit", "2", "--batch-size", "1", "--output", str(tmp_path / "v")]) == 0
+    first = ["--limit", "2", "--batch-size", "1"]
+    assert main([*common, "--engine", "vllm", *first, "--output", str(tmp_path / "v")]) == 0
     calls = fake_vllm()
     llm = [c for c in calls if c["event"] == "LLM"]
     assert len(llm) == 1 and llm[0]["model"] == tiny_model_dir

@@ -1,11 +1,11 @@
 """The ``trl.GRPOTrainer`` subclass that ``train grpo`` runs (``training/grpo.py`` builds and starts it).
 
 On top of TRL's trainer it adds: wall times in the logs (``timing/generate_and_score_s``, ``timing/micro_step_s``,
-``timing/static_generate_s``) and peak GPU memory (``memory/peak_gib``); completions from an engine of the generation
-layer when ``rollout_engine`` is set (``generation_engine: static``: ``generation.make_engine("static", ...,
-strict=True)``), with the first completion of every group decoded greedily when ``greedy_anchor`` is set; and a guard that
-skips an optimizer update whose gradients hold NaN/inf (``skipped_nonfinite_updates``), since one such update turns
-every weight into NaN for good.
+``timing/static_generate_s``) and peak GPU memory (``memory/peak_gib``); completions from an engine of the
+generation layer when ``rollout_engine`` is set (``generation_engine: static``: ``generation.make_engine("static",
+..., strict=True)``), with the first completion of every group decoded greedily when ``greedy_anchor`` is set; and a
+guard that skips an optimizer update whose gradients hold NaN/inf (``skipped_nonfinite_updates``), since one such
+update turns every weight into NaN for good.
 
 Which engine generates the rollouts (``generation_engine``, :func:`check_generation_engine`,
 :func:`rollout_description`): ``trl`` is TRL's own generation, that is ``model.generate``, transformers' continuous
@@ -50,7 +50,8 @@ def check_generation_engine(script, args, model_args, backend: str = "trl") -> N
         return
     world = getattr(args, "world_size", 1)
     clash = [name for name, on in [
-        ("use_vllm", args.use_vllm), ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
+        ("use_vllm", args.use_vllm),
+        ("use_transformers_continuous_batching", args.use_transformers_continuous_batching),
         ("use_peft (LoRA)", model_args.use_peft), (f"top_p {args.top_p:g}", args.top_p < 1),
         (f"top_k {args.top_k}", bool(args.top_k)),
         (f"repetition_penalty {args.repetition_penalty:g}", args.repetition_penalty != 1),

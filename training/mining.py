@@ -9,9 +9,9 @@ decoding, as the evaluation decodes: the prompts whose greedy answer is wrong), 
 the rest fill the remaining places up to ``keep`` rows (a generation round needs whole batches of prompts).
 
 Generation goes through an engine of the generation layer over the trainer's model (``generation.make_engine``):
-``static`` when the GRPO run generates with it (``generation_engine: static``), ``transformers`` otherwise. The chosen row indices go to
-``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the same rows, no cost).
-Used by ``train grpo --mine_candidates N [--mine_samples K] [--mine_temperature T]`` (``check_mining``,
+``static`` when the GRPO run generates with it (``generation_engine: static``), ``transformers`` otherwise. The
+chosen row indices go to ``OUTPUT_DIR/mining.json``; a resumed run reads them back instead of mining again (the
+same rows, no cost). Used by ``train grpo --mine_candidates N [--mine_samples K] [--mine_temperature T]`` (``check_mining``,
 ``mined_dataset``).
 
     >>> from scheduler_solver.prompts import render_answer
