@@ -4,7 +4,7 @@ For every completion whose verdict is ``event_not_in_input`` (strict rules), eac
 the problem is looked up in the completion's own ``Keep:`` list (the `sweep`/`pairs` traces of
 ``training/traces.py`` end with it) by its times: was that line right (the error happened copying it into
 ``<schedule>``), wrong too (the trace already had it wrong), or missing? Also: the event's place in the schedule
-and whether its name or only its times are wrong. Run 7 (BENCHMARKS.md): 88% of the wrong events had a right
+and whether its name or only its times are wrong. Run 7 (experiments/LOG.md): 88% of the wrong events had a right
 ``Keep:`` line.
 
     python experiments/analysis/copy_errors.py --dataset data/bigtest --split test runs/pre/eval-extra/sft/completions.jsonl ...
