@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Issue 6 in ONE command on the offline multi-GPU host (4 GPUs; 2 work, in more waves), from the repo root,
-# once the bundle parts are there (scripts/gpu_bundle.sh trl + addons):
+# once the bundles are there, built where PyPI works (scripts/gpu_bundle.sh; one folder each):
+#   OUT=.bundle-trl scripts/gpu_bundle.sh trl bnb smollm2;  OUT=.bundle-unsloth scripts/gpu_bundle.sh unsloth
+#   OUT=.bundle-deepspeed scripts/gpu_bundle.sh deepspeed
 #
 #   bash experiments/scripts/gpu_issue6.sh      # -> $OUT/results.json, table.md, logs.tar.gz, setup.log (4 files)
 #
-# 1. Installs what is missing: /tmp/site (trl profile + SmolLM2), /tmp/site-unsloth (unsloth-addon),
-#    /tmp/site-ds (ds-addon), each only when its bundle is here; setup output -> $OUT/setup.log.
+# 1. Installs what is missing (scripts/gpu_setup.sh): /tmp/site (.bundle-trl), /tmp/site-unsloth (.bundle-unsloth,
+#    ordered before /tmp/site), /tmp/site-ds (.bundle-deepspeed), each only when its bundle is here; setup output ->
+#    $OUT/setup.log.
 # 2. benchmarks/gpu_backends.py run: SmolLM2 + 512 generated rows, then in parallel on a GPU pool:
 #    GRPO (training/recipes/smollm2-grpo-bench.yaml) with trl bf16 LoRA | trl + bitsandbytes 4-bit | Unsloth
 #    4-bit, a checked bf16 merge of each adapter, `evaluate` of the Unsloth adapter, accelerate DDP on 1 and
@@ -48,11 +51,11 @@ t0=$(date +%s)
   setup() {  # setup NAME SITE PROFILE MARKER: install unless SITE/MARKER is there; a failure is logged, not fatal
     if [ -e "$2/$4" ]; then echo "== $1: $2 already there"; return; fi
     if [ ! -d ".bundle-$3" ]; then echo "== $1: .bundle-$3 not carried here: its jobs will be skipped"; return; fi
-    echo "== $1"; BASE_SITE=$SITE SITE=$2 bash scripts/gpu_setup.sh "$3" || echo "== $1: setup FAILED (rc $?)"
+    echo "== $1"; SITE=$2 bash scripts/gpu_setup.sh ".bundle-$3" || echo "== $1: setup FAILED (rc $?)"
   }
   setup "trl profile + SmolLM2" "$SITE" trl trl-1.16.0.dist-info  # (a /tmp/site of the unsloth profile is redone)
-  setup "unsloth add-on" "$UNSLOTH_SITE" unsloth-addon unsloth
-  setup "deepspeed add-on" "$DS_SITE" ds-addon deepspeed
+  setup "unsloth add-on" "$UNSLOTH_SITE" unsloth unsloth
+  setup "deepspeed add-on" "$DS_SITE" deepspeed deepspeed
 } > "$OUT/setup.log" 2>&1
 echo "[issue6] setup: $(( $(date +%s) - t0 )) s ($(grep -c FAILED "$OUT/setup.log") failed; see setup.log)"
 "$PY" benchmarks/gpu_backends.py "${args[@]}"

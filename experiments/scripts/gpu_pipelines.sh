@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run several GPU pipelines side by side, one per GPU, on a multi-GPU host (after scripts/gpu_setup.sh trl):
+# Run several GPU pipelines side by side, one per GPU, on a multi-GPU host (after scripts/gpu_setup.sh):
 # the main run and its ablations in the time of one. Each run is the one-GPU command
 #   qwen-scheduler pipeline --preset gpu [--config CONFIG] --output runs/NAME
 # with CUDA_VISIBLE_DEVICES set to its own GPU and 16 CPU threads (what a one-GPU H100/H200 host has), so
