@@ -22,7 +22,7 @@ up to 1216 new tokens). This times that round with the two ways TRL can generate
         --output gen.json     # GPU; on a CPU use --device cpu --prompts 2 --samples 2 --max-new-tokens 32
 
 Prints and writes one JSON record per method: wall seconds, completions, generated tokens, tokens/s,
-mean completion length, peak GPU memory. Figures go in BENCHMARKS.md.
+mean completion length, peak GPU memory. Figures go in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     python benchmarks/run_all.py              # generator (1M rows), evaluation backend (tiny model), rewards
     python benchmarks/run_all.py --quick      # smaller sizes, a minute or two
 
-Figures worth keeping go into BENCHMARKS.md with the command, the machine and the date.
+Figures worth keeping go into docs/benchmarks.md with the command, the machine and the date.
 """
 
 from __future__ import annotations

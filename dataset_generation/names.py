@@ -7,13 +7,12 @@ weight; ``resolve_sources(["themed", "faker_people=2"])`` expands the groups
 member). The ``synthetic`` source (not in ``all``: opt in) makes names from invented words
 ("Vorlan Review", "brenika #4", "Quelmo-Tamora Sync"): a model trained on it must copy names
 character by character, as no word prior helps. The GPU pipeline adds it to its training data
-against held-out test names pulled toward familiar ones ("Coat" -> "Coach"); measured on an H200,
-no change in SFT scores (BENCHMARKS.md, run 3). ``source_of`` calls any name with a word of the
-made-up shape ``synthetic``. The ``words`` source (opt-in too) strings common English words together in
-shapes the themed lists rarely use ("Ability Agent Review", "Session: federal nice image", "Attorney, leg",
-"Economy of the Truth"): real words in an order no phrase prior predicts, against the held-out failures of run 7
-(BENCHMARKS.md: "Refugee Welcome Dinner" -> "Ride #1", "Talk: X" -> "X", "Coat Drive" -> "Coats Drive"). A name
-whose every word is in that list (and the event nouns) is ``words``. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
+against held-out test names pulled toward familiar ones ("Coat" -> "Coach"). ``source_of`` calls any
+name with a word of the made-up shape ``synthetic``. The ``words`` source (opt-in too) strings common
+English words together in shapes the themed lists rarely use ("Ability Agent Review", "Session: federal nice
+image", "Attorney, leg", "Economy of the Truth"): real words in an order no phrase prior predicts, against
+held-out names miscopied into familiar ones ("Refugee Welcome Dinner" -> "Ride #1", "Talk: X" -> "X", "Coat
+Drive" -> "Coats Drive"). A name whose every word is in that list (and the event nouns) is ``words``. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
 pools built once per generation chunk with a seeded Faker instance (``Faker.seed_instance``):
 deterministic for a given Faker version (pinned in constraints.txt).
 
@@ -168,7 +167,7 @@ _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "y")
 _CODAS = ("", "", "", "", "n", "r", "l", "s", "m", "k")
 _NOUNS = ("Review", "Sync", "Workshop", "Session", "Meetup", "Rehearsal", "Briefing", "Fair", "Clinic", "Lab",
           "Tour", "Class", "Drill", "Pickup", "Launch", "Retreat", "Match", "Recital", "Walk", "Shift", "Demo")
-# "{A} {N}" has no made-up word, so synthetic_pool always drops it; kept so that seeded pools stay as measured.
+# "{A} {N}" has no made-up word, so synthetic_pool always drops it; kept so that a seed keeps giving the same pool.
 _TEMPLATES = ("{W} {N}", "{W} {W}", "{W}-{W} {N}", "{W}'s {N}", "{w} {w}", "{W} #{d}", "{N}: {W} {W}",
               "{A} {N}", "{W} {W} {W}", "{W} {d}{L}", "{N} at {W}", "{W} & {W}")
 _SYNTH_WORD = re.compile(r"(?:(?:%s)(?:%s)(?:%s)){2,3}" % tuple(

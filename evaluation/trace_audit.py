@@ -3,8 +3,8 @@ r"""Check the overlap claims of a sweep trace (styles ``sweep`` and ``pairs``, `
 The sweep trace says, for each event in start order, whether it overlaps the running group ("overlap with #3 #4,
 not #2") or starts a new one ("new group #5"). Those claims decide which events the ``Close`` lines may keep: a
 model that claims an overlap that is not there drops an event it could have kept, and still writes a valid
-schedule. Run 13 (BENCHMARKS.md) found GRPO on greedily mined prompts teaching exactly that: the SFT model made 57
-such false claims in 6,000 held-out completions, its GRPO checkpoints 94 after one epoch and 251 after two.
+schedule, so no answer check sees it (GRPO on greedily mined prompts learns to make such claims:
+experiments/LOG.md).
 
 ``audit(text)`` reads the trace's own event list ("3. Name (10:15 - 11:00) 45") and checks every claim against the
 times listed there (half-open intervals, touching is fine):
@@ -16,14 +16,13 @@ times listed there (half-open intervals, touching is fine):
 
 A claim about a number the list does not hold is wrong too. Text without a sweep (another style, no
 ``<think>``) has no claims. Used by the evaluation report (wrong claims per model), the ``trace_overlaps`` reward
-(``training/rewards.py``) and ``benchmarks/pooled_paired.py``.
+(``training/rewards.py``) and ``experiments/analysis/pooled_paired.py``.
 
 ``audit_decisions(text)`` checks the trace's arithmetic and choices the same way: every listed value ("45x2 = 90"
 must be the listed minutes times the weight) and every ``Close`` line (its options must be conflict-free sets of
 the group's members with the listed values summed right, and "best" the largest option and the group's optimum by
-the listed times and values). Close decisions are the SFT model's main failure: in run 13 (4 SFT models x 500
-held-out rows, greedy) 113 of 2,000 answers had a wrong value or Close line, 84 of them among the 148 answers that
-lost points; the preset's GRPO left that number as it was (111 after one epoch).
+the listed times and values). A wrong Close decision is the SFT model's most frequent mistake: most of its
+answers that lose points hold one.
 
     >>> trace = "\n".join(["<think>", "1. A (09:00 - 10:00) 60", "2. B (09:30 - 11:00) 90", "3. C (10:30 - 11:30) 60",
     ...     "Sweep by start, against the latest end so far:", "#1 09:00-10:00: group #1 until 10:00",

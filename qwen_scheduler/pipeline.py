@@ -59,9 +59,8 @@ PRESETS = {
             "model": {"source": "smollm2"},
             "sft": {"recipe": str(RECIPES / "smollm2-sft.yaml"), "overrides": {}},
             "grpo": {"recipe": str(RECIPES / "smollm2-grpo.yaml"), "overrides": {}},
-            # base left out: it scores 0 zero-shot in every GPU run (0/100 valid, runs 1-4 of BENCHMARKS.md); it
-            # saved 6-30 s of evaluation in run 5, which a slow host needs to end inside 10 minutes
-            # the static decoder: 26-27 s for three models vs 112 s with model.generate (run 6)
+            # base left out: it scores 0 zero-shot (never the format), and its evaluation costs time a slow host
+            # needs to end inside 10 minutes; the static decoder evaluates a model in seconds, not a minute
             "evaluate": {**_EVAL, "limit": 100, "max_new_tokens": 1280, "batch_size": 100, "base": False,
                          "engine": "static"}},
 }
@@ -118,7 +117,7 @@ SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
 def sampled_settings(cfg: dict) -> Optional[dict]:
     """``evaluate.sampled`` with its defaults filled in, or None when it is off. A second evaluation of the SFT
     model and every GRPO checkpoint, sampled k times per row (``eval-sampled/``): GRPO optimises the sampled policy,
-    and its gain can show there when greedy decoding hides it (run 12 of BENCHMARKS.md)."""
+    and its gain can show there when greedy decoding hides it (experiments/LOG.md)."""
     value = cfg["evaluate"].get("sampled")
     if value is None or value is False:
         return None
@@ -454,10 +453,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Padded generation grows every layer's KV cache by torch.cat at each token, a new size each time: with the
-    # default CUDA allocator the first generation of a process pays for fresh cudaMallocs (in run 5 GRPO's first
-    # round took 141-143 s, its second 93-96 s; the first model evaluated 86-93 s, the next 28-30 s, at the same
-    # lengths). Expandable segments grow one mapping instead. Set before torch starts; a value of your own wins.
-    # Not yet measured on a GPU (BENCHMARKS.md, run 5).
+    # default CUDA allocator the first generation of a process pays for fresh cudaMallocs (a first round ~1.5x the
+    # next at the same lengths). Expandable segments grow one mapping instead; they do not remove model.generate's
+    # slow first round (experiments/LOG.md), and the static decoder allocates its cache once. Set before torch
+    # starts; a value of your own wins.
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     cfg = load_config(args.preset, args.config)
     sampled_settings(cfg)  # a bad evaluate.sampled stops here, before any stage

@@ -14,10 +14,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 
-def load_benchmark(name: str):
-    """A ``benchmarks/NAME.py`` script loaded by path as a module (the scripts are not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+def load_script(relpath: str):
+    """A script (``benchmarks/NAME.py``, ``experiments/analysis/NAME.py``) loaded by path as a module: the scripts
+    are not a package."""
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

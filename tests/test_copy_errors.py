@@ -1,9 +1,9 @@
-"""``benchmarks/copy_errors.py``: where a schedule's wrong events come from (run 7's failure analysis)."""
+"""``experiments/analysis/copy_errors.py``: where a schedule's wrong events come from (run 7's failure analysis)."""
 
 import json
 
 import pytest
-from conftest import load_benchmark
+from conftest import load_script
 
 from scheduler_solver.prompts import render_answer
 
@@ -13,7 +13,7 @@ ROW = {"events": [["Refugee Dinner", "01:30", "01:45"], ["Choir", "03:35", "05:3
 
 @pytest.fixture(scope="module")
 def ce():
-    return load_benchmark("copy_errors")
+    return load_script("experiments/analysis/copy_errors.py")
 
 
 def _answer(keep: list, schedule: list) -> str:

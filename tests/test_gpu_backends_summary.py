@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import load_benchmark
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def gb():
 @pytest.fixture(scope="module")
 def gs():
     """The summariser on its own, loaded by path like the runner (it has no dataclasses: no sys.modules entry)."""
-    return load_benchmark("gpu_backends_summary")
+    return load_script("benchmarks/gpu_backends_summary.py")
 
 
 def _run_dry(gb, tmp_path, gpus, fail=""):

@@ -9,7 +9,7 @@ import pytest
 
 
 def _run(script, args, env):
-    return subprocess.run(["bash", f"scripts/{script}", *args], capture_output=True, text=True,
+    return subprocess.run(["bash", f"experiments/scripts/{script}", *args], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=60)
 
 
@@ -49,7 +49,7 @@ def test_shared_extra_evaluation_scores_sft_then_checkpoints_in_step_order(tiny_
                  "--set", "min_events=4", "--set", "max_events=4", "--no-progress"]) == 0
     for step in (10, 2):
         shutil.copytree(tiny_model_dir, tmp_path / "grpo" / f"checkpoint-{step}")
-    script = ('source scripts/gpu_common.sh; require_extra_eval; '
+    script = ('source experiments/scripts/gpu_common.sh; require_extra_eval; '
               f'bash -c "$(declare -f model_args evaluate_extra); model_args m {tiny_model_dir} {tmp_path}/grpo; '
               f'evaluate_extra {tmp_path}/out \\"\\${{m[@]}}\\""')
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600,
@@ -127,7 +127,7 @@ def test_reuse_label_lets_a_second_evaluation_skip_a_finished_sft_model(tiny_mod
     empty = tmp_path / "empty-grpo"
     empty.mkdir()
     funcs = "$(declare -f model_args evaluate_extra reuse_label)"
-    script = (f'source scripts/gpu_common.sh; bash -c "{funcs}; set -e; model_args m {tiny_model_dir} {empty}; '
+    script = (f'source experiments/scripts/gpu_common.sh; bash -c "{funcs}; set -e; model_args m {tiny_model_dir} {empty}; '
               f'evaluate_extra {tmp_path}/first \\"\\${{m[@]}}\\"; reuse_label {tmp_path}/nowhere {tmp_path}/none sft; '
               f'reuse_label {tmp_path}/first {tmp_path}/second sft; model_args m {tiny_model_dir} {tmp_path}/grpo; '
               f'evaluate_extra {tmp_path}/second \\"\\${{m[@]}}\\""')

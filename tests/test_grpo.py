@@ -255,8 +255,7 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, ex
     """generation_engine: static -- GRPO's completions come from the static engine (generation/static_decode.py) (its timing
     metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
     and the whole generation round in one update, with a KL term against the SFT model (beta > 0: the
-    reference model's log-probabilities are computed and the KL is logged), and with batch-level reward scaling
-    (run 11's setting, BENCHMARKS.md)."""
+    reference model's log-probabilities are computed and the KL is logged), and with batch-level reward scaling."""
     from safetensors.torch import load_file
 
     from qwen_scheduler.cli import main
@@ -468,7 +467,7 @@ def test_a_nan_gradient_skips_the_update_instead_of_poisoning_the_weights(warm_m
 
 
 def test_the_gpu_presets_recipe_runs_at_tiny_size(warm_model, tmp_path, capsys):
-    """training/recipes/smollm2-grpo.yaml (the gpu preset's GRPO since run 16) as written, only shrunk: greedy
+    """training/recipes/smollm2-grpo.yaml (the gpu preset's GRPO) as written, only shrunk: greedy
     mining, the greedy anchor and the all-or-nothing reward list (a name and a mapping) all reach the trainer."""
     from qwen_scheduler.cli import main
     from training.mining import load_mined

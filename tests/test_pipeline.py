@@ -145,8 +145,9 @@ def test_unknown_config_section(tmp_path, capsys):
 
 
 def test_a_relative_recipe_in_a_config_is_read_next_to_the_config(tmp_path, monkeypatch):
-    """``grpo: {recipe: ../x.yaml}`` in training/recipes/ablations/ means training/recipes/x.yaml wherever the
-    pipeline is started from; an absolute path stays as it is; a section without ``recipe`` keeps the preset's."""
+    """``grpo: {recipe: ../../training/recipes/x.yaml}`` in experiments/ablations/ means training/recipes/x.yaml
+    wherever the pipeline is started from; an absolute path stays as it is; a section without ``recipe`` keeps the
+    preset's."""
     from qwen_scheduler.pipeline import PRESETS, load_config
 
     (tmp_path / "cfg").mkdir()
@@ -218,7 +219,7 @@ def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monk
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == (mine or "expandable_segments:True")
 
 
-@pytest.mark.parametrize("path", [None, *sorted(Path("training/recipes/ablations").glob("*.yaml"))],
+@pytest.mark.parametrize("path", [None, *sorted(Path("experiments/ablations").glob("*.yaml"))],
                          ids=lambda p: p.stem if p else "gpu-preset")
 def test_every_ablation_config_names_only_real_settings(path):
     """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in (None: the

@@ -1,11 +1,11 @@
-"""``benchmarks/pooled_paired.py``: SFT-vs-GRPO paired rows pooled over several pipeline runs (run 9's analysis)."""
+"""``experiments/analysis/pooled_paired.py``: SFT-vs-GRPO paired rows pooled over several pipeline runs (run 9's analysis)."""
 
 import json
 import re
 from pathlib import Path
 
 import pytest
-from conftest import load_benchmark
+from conftest import load_script
 
 from evaluation.baselines import oracle_completion
 from scheduler_solver.rules import check
@@ -14,7 +14,7 @@ from scheduler_solver.scoring import row_problem
 
 @pytest.fixture(scope="module")
 def pp():
-    return load_benchmark("pooled_paired")
+    return load_script("experiments/analysis/pooled_paired.py")
 
 
 @pytest.fixture(scope="module")

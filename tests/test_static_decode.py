@@ -2,7 +2,7 @@
 
 On CPU the decoder runs its decoding step eagerly in float32, so greedy completions must equal
 ``model.generate``'s token for token (left padding, GQA, biases, tied or untied heads, EOS stops).
-The CUDA-graph path is the same step recorded; it is measured on a GPU (BENCHMARKS.md).
+The CUDA-graph path is the same step recorded; it is timed on a GPU (docs/benchmarks.md).
 """
 
 import pytest

@@ -9,8 +9,7 @@ are validated (``row_optimum``); a missing ``optimal_score`` is filled in by the
 ``max_prompt_length``; truncating a scheduling problem would hide events), counting the tokens
 of the chat-templated prompt. ``min_events`` keeps only problems with at least that many events
 (harder prompts: a GRPO group learns only when its completions differ in reward, and an SFT model
-already solves most small problems every time; on an H200, ``min_events: 7`` cut the zero-variance
-groups from 60% to 31-48% but, at lr 2e-5, did not raise the score: BENCHMARKS.md, run 4). ``limit``
+already solves most small problems every time). ``limit``
 keeps the first N rows after an optional seeded shuffle. ``name_noise`` rewrites that share of the event
 names into near misses of themselves (as SFT's ``name_noise``): prompts whose names pull toward a familiar
 form, where a completion that miscopies one scores 0.

@@ -104,8 +104,7 @@ def unsloth_rollouts(model, args, model_args) -> None:
 def drop_nonfinite_gradients(optimizer) -> bool:
     """If any gradient of ``optimizer``'s parameters holds a NaN/inf, drop them all (``grad = None``: the coming
     ``step`` leaves every parameter and its state as it is) and return True. One NaN update would otherwise turn
-    the weights into NaN for good (seen once on an H200 in run 7: grad_norm NaN from the first GRPO step, every
-    later completion empty).
+    the weights into NaN for good (grad_norm NaN from the first GRPO step, then every completion empty).
 
     >>> import torch
     >>> w = torch.nn.Parameter(torch.ones(2)); opt = torch.optim.AdamW([w], lr=0.1)

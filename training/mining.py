@@ -1,8 +1,8 @@
 """Hard-prompt mining for GRPO: train on the prompts the model still gets wrong.
 
-A GRPO group teaches only when its completions differ in reward. An SFT model that solves ~94% of the held-out
-test greedily gets most training prompts right in all 8 samples: in run 6 (BENCHMARKS.md) 52-60% of the groups had
-no reward variance, so half of every generation round taught nothing. Mining screens a pool of candidate prompts
+A GRPO group teaches only when its completions differ in reward. An SFT model that solves most held-out problems
+greedily gets most training prompts right in all 8 samples: about half of the groups have no reward variance, so
+half of every generation round teaches nothing. Mining screens a pool of candidate prompts
 before training: ``samples`` completions each, at the training temperature (or ``mine_temperature``; 0 = greedy
 decoding, as the evaluation decodes: the prompts whose greedy answer is wrong), scored by the strict rules
 (``scheduler_solver.rules.check``); the prompts with a sample that is not a valid optimal schedule come first,

@@ -1,7 +1,7 @@
 """Near-miss event names for SFT: teach a small model to copy a name exactly, not its familiar form.
 
-On the held-out test a SmolLM2 SFT model's remaining failures are names rewritten toward a form it knows
-("24hour" -> "24 hour", "Toy Drive" -> "Toys Drive", "zero-defect" -> "zero-defend"; BENCHMARKS.md, run 4).
+On held-out names a SmolLM2 SFT model's most frequent failure is a name rewritten toward a form it knows
+("24hour" -> "24 hour", "Toy Drive" -> "Toys Drive", "zero-defect" -> "zero-defend").
 ``noisy_row`` rewrites some event names of a training row into such near misses of themselves, so that
 the prompt shows the unusual form and the solver-written target copies it verbatim:
 
@@ -15,9 +15,8 @@ the prompt shows the unusual form and the solver-written target copies it verbat
 Names stay distinct within the problem and clean (``dataset_generation.names.clean_name``); priorities
 follow their events; times are untouched, so the optimum is the same. The prompt text is rebuilt from
 the events (``Problem.prompt_text``). Used by ``train sft --name_noise P`` (P = the share of event
-names rewritten; 0 = off) and by ``train grpo --name_noise P`` on its prompts. Measured (BENCHMARKS.md, run 5,
-H200, held-out-name test): SFT with 0.3 scored 91.58 / 92.76 (92 / 93 valid) against 84.72 without (86.70-87.65 in
-run 4); 0.6 scored 87.70. Ablation: ``training/recipes/ablations/gpu-no-name-noise.yaml``.
+names rewritten; 0 = off) and by ``train grpo --name_noise P`` on its prompts. The GPU recipes use 0.3 in SFT and
+0.5 in GRPO; too much noise (0.6 in SFT) makes the model alter names it copied before (experiments/LOG.md).
 
     >>> import random
     >>> row = {"events": [["Coat Drive", "09:00", "10:00"], ["Yoga", "09:30", "11:00"]], "priority_events": ["Yoga"]}
@@ -29,8 +28,8 @@ run 4); 0.6 scored 87.70. Ablation: ``training/recipes/ablations/gpu-no-name-noi
 
 First words (``train sft --first_word_noise P``): after ``<name>`` a name's first word is tokenized without its
 leading space (SmolLM2: " Coat" is one token, "Coat" is C + oat), while the prompt and the trace show it with one,
-so writing the schedule means respelling that word; 384 of 417 wrong names in run 7's failures went wrong exactly
-there (BENCHMARKS.md, run 8). ``first_word_row`` gives about ``share`` of the names a first word drawn from the
+so writing the schedule means respelling that word, which is where most miscopied names go wrong.
+``first_word_row`` gives about ``share`` of the names a first word drawn from the
 tokenizer's own capitalised one-token words (8,735 for SmolLM2), either in place of the first word or as a
 prefix ("Talk: Coat Drive", "Harbor Coat Drive"), so that the respelling is practised over the whole vocabulary and
 not only on the training lists' few hundred first words.

@@ -368,7 +368,7 @@ class TraceOverlaps(Reward):
     (``evaluation.trace_audit``: "overlap with #a" where the listed times do not intersect, "not #c" where they do,
     a wrong "new group"), floored at ``-max_penalty``; 0 without such a trace. A process reward: the answer
     rewards cannot see an overlap claimed where there is none, since dropping that event still leaves a valid
-    schedule, and GRPO on greedily mined prompts learned to claim them (run 13).
+    schedule, and GRPO on greedily mined prompts learns to claim them (experiments/LOG.md).
 
     >>> from scheduler_solver.events import Problem
     >>> from training.traces import trace_completion
@@ -396,10 +396,8 @@ class TraceDecisions(TraceOverlaps):
     """``-points`` per wrong listed value or ``Close`` decision in the reasoning of a ``sweep``/``pairs`` trace
     (``evaluation.trace_audit.audit_decisions``: a value that is not minutes x weight; an option whose events
     overlap or whose sum is wrong; a "best" that is not the largest option or not the group's optimum), floored at
-    ``-max_penalty``; 0 without such a trace. A process reward for the SFT model's main failure: a wrong Close line
-    was in 84 of its 148 imperfect greedy answers in run 13, and the preset's GRPO left their number as it was.
-    Added to the preset's GRPO or to greedy-mined GRPO (run 14, 4 runs each) it did not lower them at greedy
-    decoding either.
+    ``-max_penalty``; 0 without such a trace. A process reward for the SFT model's most frequent mistake: most of
+    its answers that lose points hold a wrong Close line (how it measured: experiments/LOG.md).
 
     >>> from scheduler_solver.events import Problem
     >>> from training.traces import trace_completion

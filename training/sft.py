@@ -56,7 +56,7 @@ class SFTScriptArguments:
     merge_check_prompts: int = field(default=2, metadata={"help": "Prompts in the merge check."})
     name_noise: float = field(default=0.0, metadata={
         "help": "Share of event names rewritten into near misses of themselves in the prompt and the target "
-                "(training/name_noise.py: copy names exactly); 0 = off. 0.3: +5 points on held-out names (BENCHMARKS run 5)."})
+                "(training/name_noise.py: copy names exactly); 0 = off; the GPU recipe uses 0.3."})
     first_word_noise: float = field(default=0.0, metadata={
         "help": "Share of event names given a first word drawn from the tokenizer's one-token capitalised words "
                 "(training/name_noise.py: respell any first word after <name>); 0 = off."})

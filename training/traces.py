@@ -7,13 +7,12 @@ It is deterministic. Styles:
 
 * ``pairs`` (default) -- ``sweep`` (below) plus, on each overlap line, which earlier group members the
   event overlaps ("overlap with #6, not #5"): what a ``Close`` line needs to tell a chain from a dense
-  group. Measured on H200s with SmolLM2-135M (BENCHMARKS.md, run 4): SFT 86.70-87.65 over five runs
-  (87-88 valid, 2-3 overlaps) vs 84.00 twice with ``sweep`` (5 overlaps); the tokens barely change.
+  group, the main failure of ``sweep``, for a few more tokens. Scores per style: experiments/LOG.md.
 * ``pairs-quote-list`` / ``pairs-quote-keep`` / ``pairs-respell`` -- ``pairs`` with names quoted (in the event list
   and ``Keep:``; in ``Keep:``; after each ``Keep:`` line as ``= "Name"``), so that a name's first word has the tokens
-  it has after ``<name>`` and the schedule copies token for token (``SPELLINGS``). Measured on H200s (run 8): 343 /
-  357 / 345 of 400 held-out rows valid vs 362 for ``pairs``: the respelling slips just move to the quoted step. What
-  worked instead is practising it (``train sft --first_word_noise``, ``training/name_noise.py``).
+  it has after ``<name>`` and the schedule copies token for token (``SPELLINGS``). They move the respelling slips to
+  the quoted step rather than remove them; practising the respelling does that (``train sft --first_word_noise``,
+  ``training/name_noise.py``).
 * ``sweep`` -- the decision as one left-to-right pass in which every step reads only the
   line above it or the event's own list line. Events numbered in start order, names and times
   copied verbatim, value = minutes (x2 for priorities). Each sweep line carries the event's times,
@@ -23,17 +22,16 @@ It is deterministic. Styles:
   groups never interact, so each is decided alone). The kept events are then copied as list lines,
   so the schedule below copies names and times from the line just above it. No total: arithmetic
   the answer does not need is only a chance to go wrong. For the generator's 4-8 events the whole
-  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150). Its main failure (5 of 17 on
-  the held-out test): a 3-event group whose events all clash, closed as if it were a chain.
-* ``full`` -- the default before ``sweep`` (a GPU run with SmolLM2-135M: 70/100 after SFT): the same list,
-  a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all groups decided in one block,
-  the kept lines with values, and the total. Its main failure was the group block: the model had
-  to gather each group's members from the sweep lines above and often cut a 3-event group to 2.
-* ``compact`` -- the first design (conflict pairs, "keep #2 = 90 > #1 = 60", kept events by
-  number only). On a GPU with SmolLM2-135M it reached 55/100; its errors were wrong
-  comparisons (the decision is written before the numbers) and names mangled when the
-  schedule looked them up by number.
-* ``minimal`` -- the numbered event list with values only (the trace of the first measured run).
+  completion is ~780 SmolLM2 tokens (median; p95 ~1050, max ~1150). Its main failure: a 3-event
+  group whose events all clash, closed as if it were a chain.
+* ``full`` -- the same list, a sweep of bare comparisons ("#3: 04:47 < 05:17, overlap"), then all
+  groups decided in one block, the kept lines with values, and the total. Its main failure is the
+  group block: the model has to gather each group's members from the sweep lines above and often
+  cuts a 3-event group to 2.
+* ``compact`` -- conflict pairs, "keep #2 = 90 > #1 = 60", kept events by number only. Its errors
+  are wrong comparisons (the decision is written before the numbers) and names mangled when the
+  schedule looks them up by number.
+* ``minimal`` -- the numbered event list with values only.
 * ``none`` -- empty reasoning, for the "trace vs no trace" ablation.
 
     >>> from scheduler_solver.events import Problem
@@ -188,7 +186,7 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spell
     ``pairs=True`` (style ``pairs``) also names, on each overlap line, which earlier members of the
     group the event overlaps and which it does not ("overlap with #6, not #5"), so that a ``Close``
     line can tell a chain (#5 and #7 compatible) from a dense group (all three clash): the failure
-    left by ``sweep`` on a GPU run; measured: +3 SFT points (module docstring).
+    ``sweep`` leaves (module docstring).
 
     >>> from scheduler_solver.events import Problem
     >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30")])
@@ -259,8 +257,8 @@ def _total_line(problem: Problem, solution: Solution) -> str:
 
 
 def compact_trace(problem: Problem, solution: Solution) -> str:
-    """The first design (measured on a GPU: 55/100 mean with SmolLM2-135M): conflicts as pairs and the
-    decision first, then the numbers; events referred to by number up to the schedule."""
+    """Conflicts as pairs and the decision first, then the numbers; events referred to by number up to the
+    schedule."""
     order = _order(problem.events)
     ref = {e: f"#{i}" for i, e in enumerate(order, 1)}
     lines = _event_list(problem)
