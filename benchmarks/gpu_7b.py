@@ -128,10 +128,9 @@ def failure(log_text: str) -> tuple[str, str]:
     ('failed', "qwen-scheduler train: error: backend 'unsloth' needs a CUDA GPU")
     """
     lines = [ln.strip() for ln in re.split(r"[\r\n]+", log_text) if ln.strip()]
-    errors = [ln for ln in lines if ERROR.match(ln)]
-    oom = [ln for ln in lines if OOM.search(ln)]
-    line = (errors or oom or lines or ["(empty log)"])[-1]
-    return ("oom" if oom else "failed"), line[:600]
+    line = ([ln for ln in lines if ERROR.match(ln)] or [ln for ln in lines if OOM.search(ln)] or lines
+            or ["(empty log)"])[-1]
+    return ("oom" if OOM.search(line) else "failed"), line[:600]
 
 
 def result(config: str, rc: int | None, timed_out: bool, log: Path, run_dir: Path, mem: dict, card_gib, smi_gib,
@@ -161,18 +160,18 @@ def result(config: str, rc: int | None, timed_out: bool, log: Path, run_dir: Pat
 
 def table(rows: list) -> str:
     """The markdown table of result lines (one row each)."""
-    head = ["config", "card GiB", "status", "s/step", "generate s", "train s", "gen tok/s", "tokens/completion",
-            "peak GiB torch", "peak GiB nvidia-smi", "fits", "1,500 steps (h)"]
+    head = ["run", "configuration", "overrides", "card GiB", "status", "s/step", "generate s", "train s", "gen tok/s",
+            "tokens/completion", "peak GiB torch", "peak GiB nvidia-smi", "fits", "1,500 steps (h)"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         out.append("| " + " | ".join([
-            f"{r['config']}: {r['label']}", _f(r.get("card_gib"), "{:g}") if r.get("card_gib") else "whole GPU",
+            r.get("name", r["config"]), f"{r['config']}: {r['label']}", " ".join(r.get("extra") or []) or "-",
+            _f(r.get("card_gib"), "{:g}") if r.get("card_gib") else "whole GPU",
             r["status"], _f(r.get("step_s")), _f(r.get("generate_s")), _f(r.get("train_s")),
             _f(r.get("gen_tokens_per_s"), "{:,.0f}"), _f(r.get("completion_tokens_mean"), "{:.0f}"),
             _f(r.get("peak_gib_torch")), _f(r.get("peak_gib_nvidia_smi")), _f(r.get("fits")),
             _f(r.get("projected_h_1500_steps"))]) + " |")
-    errors = [f"- {r['config']}" + (f" ({r['card_gib']:g} GiB)" if r.get("card_gib") else "") + f": {r['error']}"
-              for r in rows if r.get("error")]
+    errors = [f"- {r.get('name', r['config'])}: {r['error']}" for r in rows if r.get("error")]
     return "\n".join(out + ([""] + errors if errors else [])) + "\n"
 
 

