@@ -1,7 +1,8 @@
 """Issue 27 on one GPU: the 7B GRPO recipe on a random Qwen2.5-Coder-7B-shaped model, one configuration per call.
 
-Stdlib only (the host's bare ``python3`` runs it; ``--site``/``--unsloth-site`` hold the packages, as for
-``gpu_backends.py``)::
+Stdlib only (the host's bare ``python3`` runs it). ``--site`` is the PYTHONPATH of the packages: one site from
+``scripts/gpu_bundle.sh unsloth bnb vllm`` serves all four configurations (Unsloth brings trl 1.15.0, whose GRPO
+fields the recipe also uses); ``--unsloth-site``, when given, goes first for the Unsloth configurations only::
 
     python3 benchmarks/gpu_7b.py prepare --work /tmp/q7          # random 7B (15 GB, bf16) + 500/100 rows, once a machine
     python3 benchmarks/gpu_7b.py run a --work /tmp/q7 --out $OUT --steps 5            # one configuration, whole GPU
@@ -282,8 +283,8 @@ def main(argv=None) -> int:
                            help="of the budget, seconds left for loading: training stops (and saves) at budget - load")
             p.add_argument("--tag", default="", help="suffix for the log name (e.g. r16)")
         p.add_argument("--work", default="/tmp/q7", help="model/, data/ and runs/")
-        p.add_argument("--site", default="/tmp/site")
-        p.add_argument("--unsloth-site", default="/tmp/site-unsloth")
+        p.add_argument("--site", default="/tmp/site", help="PYTHONPATH of the packages (A:B for several sites)")
+        p.add_argument("--unsloth-site", default="", help="a site put first for configurations a and b only")
         p.add_argument("--cpu", action="store_true", help="the tiny arch on a CPU: plumbing only (config d)")
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+", help="results.jsonl files")
