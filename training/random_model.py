@@ -113,7 +113,7 @@ def qwen25_tokenizer():
     data["added_tokens"] = [t for t in data["added_tokens"] if t["id"] <= QWEN25_LAST_TOKEN_ID]
     cls = getattr(transformers, "Qwen2TokenizerFast", transformers.PreTrainedTokenizerFast)
     return cls(tokenizer_object=Tokenizer.from_str(json.dumps(data)), bos_token=None, unk_token=None,
-               eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=131072)
+               model_max_length=131072)  # eos and pad: the architecture's (arch_tokenizer)
 
 
 def tokenizer_name(choice: str = "auto") -> str:
