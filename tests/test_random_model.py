@@ -63,7 +63,8 @@ def test_tiny_random_model_loads_as_a_checkpoint(random_tiny_dir):
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     assert emb.shape == head.shape == (152064, 64)
     assert emb.data_ptr() != head.data_ptr() and not torch.equal(emb, head)  # untied, as in the 7B
-    assert abs(emb.float().std().item() - 0.02) < 0.002 and abs(emb.float().mean().item()) < 1e-3
+    std = model.config.initializer_range
+    assert std == 0.15 and abs(emb.float().std().item() - std) < 0.01 * std and abs(emb.float().mean().item()) < 0.01 * std
     for name, p in model.named_parameters():
         if name.endswith("bias"):
             assert not p.any(), name
