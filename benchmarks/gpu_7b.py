@@ -1,0 +1,304 @@
+"""Issue 27 on one GPU: the 7B GRPO recipe on a random Qwen2.5-Coder-7B-shaped model, one configuration per call.
+
+Stdlib only (the host's bare ``python3`` runs it). ``--site`` is the PYTHONPATH of the packages: one site from
+``scripts/gpu_bundle.sh unsloth bnb vllm`` serves all four configurations (Unsloth brings trl 1.15.0, whose GRPO
+fields the recipe also uses); ``--unsloth-site``, when given, goes first for the Unsloth configurations only::
+
+    python3 benchmarks/gpu_7b.py prepare --work /tmp/q7          # random 7B (15 GB, bf16) + 500/100 rows, once a machine
+    python3 benchmarks/gpu_7b.py run a --work /tmp/q7 --out $OUT --steps 5            # one configuration, whole GPU
+    python3 benchmarks/gpu_7b.py run c --work /tmp/q7 --out $OUT --card-gib 24 -- --lora_r 16   # a 24 GB card
+    python3 benchmarks/gpu_7b.py table $OUT/results.jsonl other/results.jsonl        # the table of several calls
+    python3 benchmarks/gpu_7b.py run d --cpu --work /tmp/q7cpu --out /tmp/o --steps 2  # plumbing on a CPU (tiny arch)
+
+Each ``run`` is ``train grpo --config training/recipes/qwen2.5-coder-7b-grpo.yaml`` on the prepared model and data
+for ``--steps`` steps in one of the ``CONFIGS`` (a: Unsloth QLoRA + fast_inference vLLM, the reference's setup;
+b: Unsloth QLoRA with model.generate; c: TRL + bitsandbytes 4-bit + vLLM colocate; d: TRL + bitsandbytes 4-bit with
+model.generate); arguments after ``--`` are more recipe overrides (LoRA rank, target modules, gradient
+checkpointing...). Completions are forced to the full ``max_completion_length`` (a random model never stops, but may
+sample an end token): ``generation_kwargs`` ``min_tokens`` for vLLM's SamplingParams, ``min_new_tokens`` for
+transformers' GenerationConfig; the JSON line says whether every completion reached the length.
+
+``--card-gib G`` emulates a G GiB card: the trainer process runs with
+``torch.cuda.set_per_process_memory_fraction(G / total)`` and vLLM's ``gpu_memory_utilization`` becomes
+``--vllm-share x G / total`` (vLLM sizes its cache from the whole GPU's memory). The cap covers PyTorch's allocator
+only (not the CUDA context, nor vLLM memory outside PyTorch), so a run fits the card when it finishes AND
+nvidia-smi's peak stays under G GiB (``fits``).
+
+Each run appends one JSON line to ``OUT/results.jsonl`` (seconds per step, split into generation and training,
+generated tokens/s, peak GPU memory from PyTorch and from nvidia-smi, ok / oom / failed / timeout with the exact
+error line, the projected hours of the reference's 1,500 steps) and keeps its log in ``OUT/logs/``; the table of all
+lines in that file is printed last. Step 1 (warm-up, compilation, CUDA graphs) is left out of the means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the issue-6 helpers next door, also when loaded by path
+
+from gpu_backends import GpuSampler, Job, Opts, _env, _kill, _tail, versions  # noqa: E402
+from gpu_backends_summary import _f, parse_log, run_figures, smi_peaks  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = "training/recipes/qwen2.5-coder-7b-grpo.yaml"
+ARCH = {"gpu": "qwen2.5-coder-7b", "cpu": "qwen2.5-tiny"}
+COMPLETIONS_PER_STEP = 8  # the recipe: 1 prompt x 8 generations
+REFERENCE_STEPS = 1500    # 3 epochs x 500 prompts
+CONFIGS = {
+    "a": {"label": "unsloth + fast_inference (vLLM)", "backend": "unsloth", "vllm": True, "share": 0.85,
+          "argv": ["--backend", "unsloth", "--fast_inference", "true"]},
+    "b": {"label": "unsloth, model.generate", "backend": "unsloth", "vllm": False,
+          "argv": ["--backend", "unsloth", "--fast_inference", "false"]},
+    "c": {"label": "trl + bnb 4-bit + vLLM colocate", "backend": "trl", "vllm": True, "share": 0.3,
+          "argv": ["--backend", "trl", "--use_vllm", "true", "--vllm_mode", "colocate",
+                   "--vllm_max_model_length", "2048"]},
+    "d": {"label": "trl + bnb 4-bit, model.generate", "backend": "trl", "vllm": False,
+          "argv": ["--backend", "trl"]},
+}
+CPU_OVERRIDES = ["--bf16", "false", "--use_cpu", "true", "--load_in_4bit", "false", "--optim", "adamw_torch",
+                 "--torch_threads", "1"]
+# the trainer process under a memory cap: the fraction is set before anything allocates on the GPU
+CAPPED = ("import os, sys, torch; torch.cuda.set_per_process_memory_fraction(float(os.environ['GPU7B_FRACTION'])); "
+          "from qwen_scheduler.cli import main; sys.exit(main(sys.argv[1:]))")
+OOM = re.compile(r"OutOfMemoryError|out of memory|CUDA_ERROR_OUT_OF_MEMORY|No available memory for the cache blocks|"
+                 r"insufficient memory|Not enough memory", re.I)
+ERROR = re.compile(r"^(\w[\w.]*(Error|Exception|Interrupt)\b.*|qwen-scheduler \w+: error: .*)$")
+
+
+def gpu_total_gib() -> float | None:
+    """Memory of GPU 0 (GiB) per nvidia-smi, or None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+                             capture_output=True, text=True, timeout=30).stdout
+        return round(float(out.strip().splitlines()[0]) / 1024, 2)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def memory_plan(config: str, card_gib: float | None, total_gib: float | None, share: float | None) -> dict:
+    """``fraction`` for PyTorch (None: no cap) and vLLM's ``gpu_memory_utilization`` (None without vLLM).
+
+    >>> memory_plan("c", 24, 140.0, None)
+    {'fraction': 0.1714, 'vllm_util': 0.0514}
+    >>> memory_plan("a", None, 140.0, 0.5)
+    {'fraction': None, 'vllm_util': 0.5}
+    """
+    cfg = CONFIGS[config]
+    if card_gib is not None:
+        if not total_gib:
+            raise SystemExit("gpu_7b: --card-gib needs nvidia-smi's total GPU memory (none found)")
+        if card_gib > total_gib:
+            raise SystemExit(f"gpu_7b: --card-gib {card_gib:g} is more than this GPU's {total_gib:g} GiB")
+    scale = card_gib / total_gib if card_gib is not None else 1.0
+    share = cfg.get("share") if share is None else share
+    return {"fraction": round(scale, 4) if card_gib is not None else None,
+            "vllm_util": round(share * scale, 4) if cfg["vllm"] else None}
+
+
+def grpo_argv(config: str, work: Path, steps: int, max_completion: int, mem: dict, train_budget: float,
+              cpu: bool = False, force: bool = True, extra: list | None = None) -> list:
+    """The ``train grpo`` arguments of one configuration (recipe overrides included)."""
+    cfg = CONFIGS[config]
+    argv = ["train", "grpo", "--config", RECIPE, "--model_name_or_path", str(work / "model"), "--dataset",
+            str(work / "data"), "--output_dir", str(work / "runs" / config), "--max_steps", str(steps),
+            "--save_strategy", "no", "--report_to", "none", "--completion_samples", "0",
+            "--max_completion_length", str(max_completion), "--time_budget_s", str(train_budget), *cfg["argv"]]
+    if mem.get("vllm_util") is not None:
+        key = "--gpu_memory_utilization" if cfg["backend"] == "unsloth" else "--vllm_gpu_memory_utilization"
+        argv += [key, str(mem["vllm_util"])]
+    if force:
+        key = "min_tokens" if cfg["vllm"] else "min_new_tokens"
+        argv += ["--generation_kwargs", json.dumps({key: max_completion})]
+    return argv + (CPU_OVERRIDES if cpu else []) + list(extra or [])
+
+
+def failure(log_text: str) -> tuple[str, str]:
+    """``(status, exact error line)`` of a failed run's log: ``oom`` when it ran out of memory, else ``failed``.
+
+    >>> failure("Traceback (most recent call last):\\n  ...\\ntorch.OutOfMemoryError: CUDA out of memory. Tried")
+    ('oom', 'torch.OutOfMemoryError: CUDA out of memory. Tried')
+    >>> failure("qwen-scheduler train: error: backend 'unsloth' needs a CUDA GPU\\n")
+    ('failed', "qwen-scheduler train: error: backend 'unsloth' needs a CUDA GPU")
+    """
+    lines = [ln.strip() for ln in re.split(r"[\r\n]+", log_text) if ln.strip()]
+    line = ([ln for ln in lines if ERROR.match(ln)] or [ln for ln in lines if OOM.search(ln)] or lines
+            or ["(empty log)"])[-1]
+    return ("oom" if OOM.search(line) else "failed"), line[:600]
+
+
+def result(config: str, rc: int | None, timed_out: bool, log: Path, run_dir: Path, mem: dict, card_gib, smi_gib,
+           max_completion: int, wall: float) -> dict:
+    """One JSON line: the run's figures (``gpu_backends_summary.run_figures``) and verdicts."""
+    try:
+        history = json.loads((run_dir / "trainer_state.json").read_text()).get("log_history", [])
+    except (OSError, ValueError):
+        history = []
+    text = log.read_text(errors="replace") if log.exists() else ""
+    fig = run_figures(parse_log(log), history, 1, COMPLETIONS_PER_STEP)
+    step, gen = fig["step_time_s_excl_first"], fig["generate_and_score_s_excl_first"]
+    status, error = ("ok", None) if rc == 0 and not timed_out else ("timeout", None) if timed_out else failure(text)
+    tokens = fig["completion_tokens_mean"]
+    return {"config": config, "label": CONFIGS[config]["label"], "status": status, "error": error, "rc": rc,
+            "card_gib": card_gib, "memory_fraction": mem["fraction"], "vllm_util": mem["vllm_util"],
+            "steps_logged": fig["steps_logged"], "step_s": step, "step1_s": fig["step_time_s_first"],
+            "generate_s": gen, "train_s": round(step - gen, 3) if step is not None and gen is not None else None,
+            "gen_tokens_per_s": fig["gen_tokens_per_s_excl_first"], "completion_tokens_mean": tokens,
+            "max_completion_length": max_completion,
+            "forced_full_length": None if tokens is None else tokens >= max_completion,
+            "peak_gib_torch": fig["peak_gib_torch"], "peak_gib_nvidia_smi": smi_gib,
+            "fits": None if card_gib is None else bool(status == "ok" and smi_gib is not None and smi_gib <= card_gib),
+            "projected_h_1500_steps": round(step * REFERENCE_STEPS / 3600, 2) if step else None,
+            "wall_s": round(wall, 1)}
+
+
+def table(rows: list) -> str:
+    """The markdown table of result lines (one row each)."""
+    head = ["run", "configuration", "overrides", "card GiB", "status", "s/step", "generate s", "train s", "gen tok/s",
+            "tokens/completion", "peak GiB torch", "peak GiB nvidia-smi", "fits", "1,500 steps (h)"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        out.append("| " + " | ".join([
+            r.get("name", r["config"]), f"{r['config']}: {r['label']}", " ".join(r.get("extra") or []) or "-",
+            _f(r.get("card_gib"), "{:g}") if r.get("card_gib") else "whole GPU",
+            r["status"], _f(r.get("step_s")), _f(r.get("generate_s")), _f(r.get("train_s")),
+            _f(r.get("gen_tokens_per_s"), "{:,.0f}"), _f(r.get("completion_tokens_mean"), "{:.0f}"),
+            _f(r.get("peak_gib_torch")), _f(r.get("peak_gib_nvidia_smi")), _f(r.get("fits")),
+            _f(r.get("projected_h_1500_steps"))]) + " |")
+    errors = [f"- {r.get('name', r['config'])}: {r['error']}" for r in rows if r.get("error")]
+    return "\n".join(out + ([""] + errors if errors else [])) + "\n"
+
+
+def read_results(paths) -> list:
+    rows = []
+    for p in paths:
+        for line in Path(p).read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def _run(cmd: list, env: dict, log: Path, budget: float) -> tuple[int | None, bool]:
+    """Run ``cmd`` with its output in ``log``; ``(exit code, timed out)``."""
+    with open(log, "a") as fh:
+        fh.write(f"$ {shlex.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return proc.wait(budget), False
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            return proc.returncode, True
+
+
+def cmd_prepare(a, o: Opts) -> int:
+    qs = [o.py, "-m", "qwen_scheduler"]
+    o.work.mkdir(parents=True, exist_ok=True)
+    steps = [qs + ["model", "prepare", "--source", "random", "--arch", ARCH["cpu" if a.cpu else "gpu"],
+                   "--output", str(o.work / "model")]]
+    if not (o.work / "data").exists():
+        steps.append(qs + ["generate", "--output", str(o.work / "data"), "--train-size", "16" if a.cpu else "500",
+                           "--test-size", "4" if a.cpu else "100", "--seed", "27", "--no-progress"])
+    for cmd in steps:
+        t0 = time.time()
+        rc, _ = _run(cmd, _env(o, Job("prepare", []), [0]), o.work / "prepare.log", 3600)
+        print(f"[gpu_7b] {shlex.join(cmd[3:5])}: rc {rc}, {time.time() - t0:.0f} s", flush=True)
+        if rc != 0:
+            print("\n".join(_tail(o.work / "prepare.log")), file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_run(a, o: Opts, extra: list) -> int:
+    cfg = CONFIGS[a.config]
+    total = None if a.cpu else gpu_total_gib()
+    mem = memory_plan(a.config, a.card_gib, total, a.vllm_share)
+    out = Path(a.out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    name = a.config + (f"-{a.card_gib:g}gib" if a.card_gib else "") + (f"-{a.tag}" if a.tag else "")
+    log = out / "logs" / f"{name}.log"
+    log.unlink(missing_ok=True)
+    run_dir = o.work / "runs" / a.config
+    if run_dir.exists():  # a rerun starts clean (the model and data are kept)
+        import shutil
+
+        shutil.rmtree(run_dir)
+    max_completion = a.max_completion_length or (16 if a.cpu else 1600)
+    argv = grpo_argv(a.config, o.work, a.steps, max_completion, mem, max(a.budget - a.load_s, 30), a.cpu,
+                     not a.no_force, extra)
+    cmd = [o.py, "-c", CAPPED, *argv] if mem["fraction"] is not None else [o.py, "-m", "qwen_scheduler", *argv]
+    env = _env(o, Job(name, [], site=o.unsloth_site if cfg["backend"] == "unsloth" else ""), [0])
+    if mem["fraction"] is not None:
+        env["GPU7B_FRACTION"] = str(mem["fraction"])
+    sampler = None
+    if not a.cpu:
+        sampler = GpuSampler(out / "logs" / f"{name}.nvidia-smi.csv")
+        sampler.start()
+    print(f"[gpu_7b] {name}: {cfg['label']}" + (f", emulating a {a.card_gib:g} GiB card" if a.card_gib else ""),
+          flush=True)
+    t0 = time.time()
+    rc, timed_out = _run(cmd, env, log, a.budget + 60)
+    t1 = time.time()
+    smi = None
+    if sampler:
+        sampler.stop.set()
+        sampler.join(5)
+        peaks = smi_peaks(out / "logs" / f"{name}.nvidia-smi.csv", {"start_abs": t0, "end_abs": t1, "gpus": [0]})
+        smi = round(max(peaks.values()) / 1024, 2) if peaks else None
+    rec = result(a.config, rc, timed_out, log, run_dir, mem, a.card_gib, smi, max_completion, t1 - t0)
+    rec.update(name=name, cmd=shlex.join(cmd[:1] + ["-m", "qwen_scheduler"] + argv), gpu_total_gib=total,
+               extra=extra, versions={} if a.cpu else versions(o))
+    with open(out / "results.jsonl", "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    print(json.dumps({k: v for k, v in rec.items() if k not in ("versions", "cmd")}), flush=True)
+    print(table(read_results([out / "results.jsonl"])), flush=True)
+    return 0 if rec["status"] == "ok" else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("prepare", "run"):
+        p = sub.add_parser(name, allow_abbrev=False)
+        if name == "run":
+            p.add_argument("config", choices=sorted(CONFIGS), help="; ".join(f"{k}: {v['label']}"
+                                                                           for k, v in CONFIGS.items()))
+            p.add_argument("--out", default=os.environ.get("OUT", "gpu7b-out"), help="results.jsonl and logs/")
+            p.add_argument("--steps", type=int, default=5)
+            p.add_argument("--card-gib", type=float, default=None, help="emulate a card of this many GiB")
+            p.add_argument("--vllm-share", type=float, default=None,
+                           help="share of the (emulated) card for vLLM (default: a 0.85, the recipe's; c 0.3, TRL's)")
+            p.add_argument("--max-completion-length", type=int, default=0, help="default: 1600 (the recipe's); --cpu 16")
+            p.add_argument("--no-force", action="store_true", help="let completions end at an end token")
+            p.add_argument("--budget", type=float, default=480,
+                           help="seconds for the whole run (load + train); it is stopped 60 s past it")
+            p.add_argument("--load-s", type=float, default=180,
+                           help="of the budget, seconds left for loading: training stops (and saves) at budget - load")
+            p.add_argument("--tag", default="", help="suffix for the log name (e.g. r16)")
+        p.add_argument("--work", default="/tmp/q7", help="model/, data/ and runs/")
+        p.add_argument("--site", default="/tmp/site", help="PYTHONPATH of the packages (A:B for several sites)")
+        p.add_argument("--unsloth-site", default="", help="a site put first for configurations a and b only")
+        p.add_argument("--cpu", action="store_true", help="the tiny arch on a CPU: plumbing only (config d)")
+    t = sub.add_parser("table")
+    t.add_argument("results", nargs="+", help="results.jsonl files")
+    a, extra = ap.parse_known_args(argv)
+    if a.command == "table":
+        print(table(read_results(a.results)), end="")
+        return 0
+    if extra and (a.command != "run" or not extra[0].startswith("--")):
+        ap.error(f"unrecognized arguments: {' '.join(extra)} (recipe overrides go after the configuration, as --key value)")
+    if a.command == "run" and a.cpu and CONFIGS[a.config]["backend"] == "unsloth":
+        ap.error(f"configuration {a.config} needs Unsloth, i.e. a CUDA GPU")
+    o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, cpu=a.cpu)
+    return cmd_prepare(a, o) if a.command == "prepare" else cmd_run(a, o, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

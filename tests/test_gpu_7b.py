@@ -1,0 +1,117 @@
+"""``benchmarks/gpu_7b.py`` (issue 27: the 7B recipe on one GPU), checked on the CPU: every configuration's command
+line is one that ``train grpo`` accepts with the 7B recipe, the memory cap arithmetic, error lines and the table;
+and configuration d really runs on the tiny arch of the 7B's family with completions forced to the full length."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import load_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def g7():
+    return load_benchmark("gpu_7b")
+
+
+def test_memory_plan_scales_the_card_for_torch_and_vllm(g7):
+    assert g7.memory_plan("a", None, 140.0, None) == {"fraction": None, "vllm_util": 0.85}
+    assert g7.memory_plan("c", 48, 140.0, None) == {"fraction": round(48 / 140, 4), "vllm_util": round(0.3 * 48 / 140, 4)}
+    assert g7.memory_plan("a", 24, 140.0, 0.5) == {"fraction": round(24 / 140, 4), "vllm_util": round(0.5 * 24 / 140, 4)}
+    assert g7.memory_plan("d", 80, 140.0, None) == {"fraction": round(80 / 140, 4), "vllm_util": None}
+    for card, total in ((200, 140.0), (24, None)):
+        with pytest.raises(SystemExit):
+            g7.memory_plan("b", card, total, None)
+
+
+@pytest.mark.parametrize("config", ["a", "b", "c", "d"])
+def test_each_configuration_is_a_valid_7b_recipe_command(g7, config, tmp_path):
+    """The script's ``train grpo`` arguments go through the project's own recipe parser unchanged."""
+    from trl import GRPOConfig
+
+    from training.config import parse_recipe
+    from training.grpo import GRPOScriptArguments
+    from training.modeling import ModelArguments
+
+    mem = g7.memory_plan(config, 24, 140.0, None)
+    argv = g7.grpo_argv(config, tmp_path, 5, 1600, mem, 300, extra=["--lora_r", "16"])
+    assert argv[:4] == ["train", "grpo", "--config", "training/recipes/qwen2.5-coder-7b-grpo.yaml"]
+    script, args, model = parse_recipe((GRPOScriptArguments, GRPOConfig, ModelArguments),
+                                       argv[2:] + ["--bf16", "false", "--use_cpu", "true"])
+    vllm = config in ("a", "c")
+    assert args.generation_kwargs == {("min_tokens" if vllm else "min_new_tokens"): 1600}
+    assert (args.max_steps, args.max_completion_length, args.save_strategy, script.time_budget_s) == (5, 1600, "no", 300)
+    assert model.lora_r == 16 and model.model_name_or_path == str(tmp_path / "model") and model.load_in_4bit
+    assert script.backend == ("unsloth" if config in ("a", "b") else "trl")
+    if config == "a":
+        assert model.fast_inference and model.gpu_memory_utilization == round(0.85 * 24 / 140, 4)
+    elif config == "b":
+        assert model.fast_inference is False
+    elif config == "c":
+        assert args.use_vllm and args.vllm_mode == "colocate" and args.vllm_gpu_memory_utilization == round(0.3 * 24 / 140, 4)
+    else:
+        assert not args.use_vllm
+    assert "--generation_kwargs" not in g7.grpo_argv(config, tmp_path, 5, 1600, mem, 300, force=False)
+
+
+def test_error_lines_and_the_table(g7, tmp_path):
+    log = ("Traceback (most recent call last):\n  File x\nValueError: vLLM cannot load\n"
+           "During handling...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    assert g7.failure(log) == ("oom", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert g7.failure("ImportError: vLLM is not installed\n") == ("failed", "ImportError: vLLM is not installed")
+    assert g7.failure("loading...\nKilled\n") == ("failed", "Killed")
+    assert g7.failure("Tip: lower gpu_memory_utilization if you run out of memory\nKeyError: 'lm_head'\n") == \
+        ("failed", "KeyError: 'lm_head'")  # an OOM hint in the log is not the error
+    rows = [{"config": "a", "name": "a", "extra": [], "label": g7.CONFIGS["a"]["label"], "status": "ok",
+             "card_gib": None, "step_s": 61.23,
+             "generate_s": 40.0, "train_s": 21.23, "gen_tokens_per_s": 320.0, "completion_tokens_mean": 1600.0,
+             "peak_gib_torch": 30.5, "peak_gib_nvidia_smi": 101.2, "fits": None, "projected_h_1500_steps": 25.51,
+             "error": None},
+            {"config": "c", "name": "c-24gib-r16", "extra": ["--lora_r", "16"], "label": g7.CONFIGS["c"]["label"],
+             "status": "oom", "card_gib": 24.0, "step_s": None,
+             "error": "torch.OutOfMemoryError: CUDA out of memory", "fits": False}]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = g7.table(g7.read_results([results]))
+    lines = text.splitlines()
+    assert lines[0].startswith("| run | configuration | overrides | card GiB | status | s/step |")
+    assert len(lines[1].split("|")) == 16
+    assert lines[2] == ("| a | a: unsloth + fast_inference (vLLM) | - | whole GPU | ok | 61.2 | 40 | 21.2 | 320 | 1600 | "
+                        "30.5 | 101 | - | 25.5 |")
+    assert lines[3].startswith("| c-24gib-r16 | c: trl + bnb 4-bit + vLLM colocate | --lora_r 16 | 24 | oom | - |")
+    assert "| NO |" in lines[3]
+    assert lines[-1] == "- c-24gib-r16: torch.OutOfMemoryError: CUDA out of memory"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "a", "--cpu"], "configuration a needs Unsloth"),
+    (["run", "d", "--cpu", "lora_r", "8"], "unrecognized arguments: lora_r 8"),
+    (["prepare", "--lora_r", "8"], "unrecognized arguments: --lora_r 8"),
+])
+def test_bad_arguments_exit_2(g7, argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        g7.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_configuration_d_runs_on_the_tiny_arch_with_full_length_completions(g7, random_tiny_dir, tmp_path, capsys):
+    from qwen_scheduler.cli import main
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "model").symlink_to(random_tiny_dir)
+    assert main(["generate", "--output", str(work / "data"), "--train-size", "8", "--test-size", "2", "--seed", "27",
+                 "--no-progress"]) == 0
+    assert g7.main(["run", "d", "--cpu", "--work", str(work), "--out", str(out), "--steps", "1",
+                    "--max-completion-length", "4", "--tag", "t"]) == 0
+    [rec] = g7.read_results([out / "results.jsonl"])
+    assert (rec["status"], rec["error"], rec["rc"], rec["name"], rec["steps_logged"]) == ("ok", None, 0, "d-t", 1)
+    assert rec["completion_tokens_mean"] == 4.0 and rec["forced_full_length"] is True
+    assert rec["step_s"] > rec["generate_s"] > 0 and rec["train_s"] == pytest.approx(rec["step_s"] - rec["generate_s"], abs=1e-2)
+    assert rec["gen_tokens_per_s"] == pytest.approx(8 * 4 / rec["generate_s"], abs=0.06)
+    assert rec["projected_h_1500_steps"] == pytest.approx(rec["step_s"] * 1500 / 3600, abs=0.01)
+    assert '"min_new_tokens": 4' in rec["cmd"] and "qwen2.5-coder-7b-grpo.yaml" in rec["cmd"]
+    assert (out / "logs" / "d-t.log").read_text().count("'completions/mean_length': '4'") == 1
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d-t | d: trl + bnb 4-bit, model.generate | - | whole GPU | ok |")
