@@ -34,8 +34,8 @@ def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:
-    """Every ``--flag`` of a parser (help excluded)."""
-    return [s for a in parser._actions if not isinstance(a, argparse._HelpAction)
+    """Every documented ``--flag`` of a parser (help and hidden aliases excluded)."""
+    return [s for a in parser._actions if not isinstance(a, argparse._HelpAction) and a.help != argparse.SUPPRESS
             for s in a.option_strings if s.startswith("--")]
 
 
