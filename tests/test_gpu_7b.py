@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import load_benchmark
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def g7():
-    return load_benchmark("gpu_7b")
+    return load_script("benchmarks/gpu_7b.py")
 
 
 def test_memory_plan_scales_the_card_for_torch_and_vllm(g7):
