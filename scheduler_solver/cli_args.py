@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 #: The conventions as the top-level ``--help`` states them.
@@ -141,8 +142,6 @@ class Parser(argparse.ArgumentParser):
         return out
 
     def parse_known_args(self, args=None, namespace=None):
-        import sys
-
         return super().parse_known_args(self.spell(sys.argv[1:] if args is None else args), namespace)
 
     def error(self, message: str):

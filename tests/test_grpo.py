@@ -129,6 +129,10 @@ def test_one_readable_line_per_logged_step(run):
     assert "{'loss'" not in out and "'rewards/" not in out  # transformers' dict print is replaced
     state = _state(run["dir"] / "checkpoint-4")  # while every metric is still in trainer_state.json
     assert all("rewards/format/mean" in h and "completions/mean_length" in h for h in state["log_history"][:4])
+    logged = [json.loads(line) for line in (run["dir"] / "metrics.jsonl").read_text().splitlines()]  # and here
+    assert [h["step"] for h in logged if "loss" in h] == [1, 2, 3, 4, 5, 6]  # the resumed run appends
+    assert [h for h in logged if "loss" in h][:4] == state["log_history"][:4]
+    assert [h["step"] for h in logged if "train_runtime" in h] == [4, 6]
 
 
 def test_lora_weights_changed(run):

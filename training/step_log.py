@@ -6,7 +6,9 @@ GRPO that is one line of some forty metrics per step. :func:`use_step_log` repla
 
     step 12/48  loss 0.031  reward 71.2 (strict_format 9.8, optimal 61.4)  len 812  lr 1.0e-05  gen 11.2 s  step 16.9 s
 
-Every metric still goes to ``trainer_state.json`` and to the trackers of ``report_to``.
+Every metric still goes to ``trainer_state.json`` (at each checkpoint), to the trackers of ``report_to``, and, as
+it is logged, to ``OUTPUT_DIR/metrics.jsonl`` (:data:`METRICS`: one ``log_history`` entry per line; a run stopped
+before its first checkpoint keeps them, and a resumed run appends to them).
 
     >>> format_logs({"loss": 0.0312, "reward": 71.2, "rewards/strict_format/mean": 9.8, "rewards/optimal/mean": 61.4,
     ...              "completions/mean_length": 812.4, "learning_rate": 1e-5, "timing/generate_and_score_s": 11.23,
@@ -21,6 +23,7 @@ Every metric still goes to ``trainer_state.json`` and to the trackers of ``repor
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Mapping
 
 from transformers import TrainerCallback
@@ -54,11 +57,19 @@ def format_logs(logs: Mapping, step: int, max_steps: int) -> str:
     return "  ".join(parts) if len(parts) > 1 else ""
 
 
+METRICS = "metrics.jsonl"
+
+
 class StepLog(TrainerCallback):
-    """Prints :func:`format_logs` of each log on the main process (through tqdm, so that a bar stays intact)."""
+    """On the main process: appends each log to ``OUTPUT_DIR/metrics.jsonl`` and prints its :func:`format_logs`
+    line (through tqdm, so that a bar stays intact)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
+            from scheduler_solver.io import append_jsonl
+
+            if args.output_dir:
+                append_jsonl(Path(args.output_dir) / METRICS, {**logs, "step": state.global_step})
             line = format_logs(logs, state.global_step, state.max_steps)
             if line:
                 from tqdm import tqdm
