@@ -18,7 +18,6 @@ Rerunning resumes: finished stages are skipped.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
