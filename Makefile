@@ -25,9 +25,12 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The whole pipeline (data -> SmolLM2 -> SFT -> GRPO -> evaluation -> report) at CPU scale, in demo_output/.
+# The whole pipeline (data -> SmolLM2 -> SFT -> GRPO -> evaluation -> report) in demo_output/: the gpu preset
+# where CUDA is available (under 10 minutes on one H100/H200), else the cpu preset (plumbing, not results).
+# PRESET=cpu or PRESET=gpu chooses.
+PRESET ?= auto
 demo: $(STAMP)
-	$(BIN)/python -m qwen_scheduler.demo --output demo_output
+	$(BIN)/python -m qwen_scheduler.demo --output demo_output --preset $(PRESET)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

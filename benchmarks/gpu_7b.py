@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the issue-6 helpers next door, also when loaded by path
 
 from gpu_backends import GpuSampler, Job, Opts, _env, _kill, _tail, versions  # noqa: E402
-from gpu_backends_summary import _f, parse_log, run_figures, smi_peaks  # noqa: E402
+from gpu_backends_summary import _f, logged_metrics, run_figures, smi_peaks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "training/recipes/qwen2.5-coder-7b-grpo.yaml"
@@ -142,7 +142,7 @@ def result(config: str, rc: int | None, timed_out: bool, log: Path, run_dir: Pat
     except (OSError, ValueError):
         history = []
     text = log.read_text(errors="replace") if log.exists() else ""
-    fig = run_figures(parse_log(log), history, 1, COMPLETIONS_PER_STEP)
+    fig = run_figures(logged_metrics(run_dir, log), history, 1, COMPLETIONS_PER_STEP)
     step, gen = fig["step_time_s_excl_first"], fig["generate_and_score_s_excl_first"]
     status, error = ("ok", None) if rc == 0 and not timed_out else ("timeout", None) if timed_out else failure(text)
     tokens = fig["completion_tokens_mean"]

@@ -6,7 +6,8 @@ the runner's ``summarize`` redoes it from a finished work folder::
     python3 benchmarks/gpu_backends.py summarize --work /tmp/issue6 --out $OUT
 
 Reads, for each job of the runner's plan: its state (``WORK/jobs.json``: status, exit code, GPUs, times, log
-tail), the metric dicts the trainer printed (``WORK/logs/NAME.log``), the last
+tail), every logged metric (``WORK/runs/NAME/metrics.jsonl``, or the dicts that older trainers printed in
+``WORK/logs/NAME.log``), the last
 ``WORK/runs/NAME/checkpoint-N/trainer_state.json``, the GPU memory samples (``WORK/logs/nvidia-smi.csv``), the
 adapter (``adapter_model.safetensors``: largest |lora_B|, ``adapter_config.json``), the merge checks
 (``WORK/merged/NAME/merge_check.json``) and the Unsloth adapter's ``evaluate`` (``WORK/eval/summary.json``).
@@ -58,6 +59,24 @@ def parse_log(path: Path) -> list:
     return found
 
 
+def logged_metrics(run_dir: Path, log: Path) -> list:
+    """Every log of a run as it was logged: ``RUN/metrics.jsonl`` (``training/step_log.py``), else the dicts that
+    an older run printed in its ``log``."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return parse_log(log)
+    found = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+        except ValueError:  # a torn last line
+            continue
+        if isinstance(d, dict):
+            found.append({k: _num(v) for k, v in d.items() if k != "step"})
+    return found
+
+
 def trainer_history(run_dir: Path) -> list:
     """``log_history`` of the last ``checkpoint-N/trainer_state.json`` ([] when there is none)."""
     ckpts = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
@@ -78,13 +97,13 @@ def _mean(rows, key):
 def run_figures(log_entries: list, history: list, world: int, per_device: int) -> dict:
     """Step time, generation tokens/s, memory and throughput of one GRPO run.
 
-    Per-step rows come from ``trainer_state.json`` when a checkpoint was written, else from the printed
-    logs (a run stopped early); ``train_runtime`` & co. only from the printed final line. Step 1 (CUDA
+    Per-step rows come from ``trainer_state.json`` when a checkpoint was written, else from the logged
+    metrics (``logged_metrics``: a run stopped early); ``train_runtime`` & co. from the final log. Step 1 (CUDA
     warm-up, compilation) is left out of the means: ``*_excl_first``."""
     steps = [h for h in history if any(k in h for k in STEP_KEYS) and "train_runtime" not in h]
     source = "trainer_state.json"
     if not steps:
-        source = "printed logs"
+        source = "logged metrics"
         steps = [dict(e, step=i + 1) for i, e in enumerate(x for x in log_entries if "train_runtime" not in x)]
     final = next((e for e in reversed(log_entries + history) if "train_runtime" in e), {})
     later = [s for s in steps if s.get("step", 1) >= 2] or steps
@@ -180,8 +199,8 @@ def summarize(work: Path, jobs: list, state: dict, meta: dict) -> dict:
         if job.name not in BACKENDS and job.name not in DIST:
             continue
         rec, run_dir = state.get(job.name, {}), work / "runs" / job.name
-        fig = run_figures(parse_log(work / "logs" / f"{job.name}.log"), trainer_history(run_dir), job.world,
-                          job.per_device)
+        fig = run_figures(logged_metrics(run_dir, work / "logs" / f"{job.name}.log"), trainer_history(run_dir),
+                          job.world, job.per_device)
         peaks = smi_peaks(work / "logs" / "nvidia-smi.csv", rec)
         fig.update(status=rec.get("status"), rc=rec.get("rc"), gpus=len(rec.get("gpus") or []) or job.gpus,
                    peak_gib_nvidia_smi=round(max(peaks.values()) / 1024, 2) if peaks else None,

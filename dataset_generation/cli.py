@@ -4,6 +4,7 @@
     qwen-scheduler generate --output data/hard --preset hard --train-size 100000 --workers 0
     qwen-scheduler generate --output data/heldout --holdout-name-sources        # test names from unseen sources
     qwen-scheduler generate --output data/x --name-sources themed faker_people=3 --exclude-name-sources sports
+    qwen-scheduler generate --output data/events --push-to-hub you/events-scheduling   # private unless --public
     qwen-scheduler generate --output data/x --config recipe.yaml --set overlap_probability=0.3
     qwen-scheduler generate --list-name-sources
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from scheduler_solver.cli_args import add_privacy_flags
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -73,8 +76,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise UserError("--output DIR is required")
-    if args.private and not args.push_to_hub:
-        raise UserError("--private only makes sense with --push-to-hub")
+    if args.public is not None and not args.push_to_hub:
+        raise UserError(f"--{'public' if args.public else 'private'} only makes sense with --push-to-hub")
     cfg = build_config(args)
     from .build import plan, resolve_workers
     from .export import check_output, push_to_hub, validate_repo_id, write_dataset
@@ -90,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
           f"(datasets folder, export/*.jsonl|parquet, README.md) in {summary['seconds']:.1f}s "
           f"[{total / max(summary['seconds'], 1e-9):,.0f} rows/s, {workers} worker{'s' * (workers > 1)}]")
     if args.push_to_hub:
-        url = push_to_hub(args.output, args.push_to_hub, private=args.private, card=summary["hub_card"])
+        url = push_to_hub(args.output, args.push_to_hub, private=not args.public, card=summary["hub_card"])
         print(f"pushed to {url}")
     return 0
 
@@ -108,12 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 42); same seed -> identical rows")
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="knob preset (default reference)")
     p.add_argument("--config", default=None, help="YAML recipe: preset and/or any generation setting")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=None,
+    p.add_argument("--set", action="list", metavar="KEY=VALUE", default=None,
                    help="override any setting, e.g. --set max_events=10 durations=[30,60,90]")
-    p.add_argument("--name-sources", nargs="+", metavar="SRC[=W]", default=None,
+    p.add_argument("--name-sources", action="list", metavar="SRC[=W]", default=None,
                    help="name sources and weights (groups: all, themed, faker; default all)")
-    p.add_argument("--exclude-name-sources", nargs="+", metavar="SRC", default=None, help="sources to drop")
-    p.add_argument("--test-name-sources", nargs="+", metavar="SRC[=W]", default=None,
+    p.add_argument("--exclude-name-sources", action="list", metavar="SRC", default=None, help="sources to drop")
+    p.add_argument("--test-name-sources", action="list", metavar="SRC[=W]", default=None,
                    help="test split names only from these; the train split never uses them")
     p.add_argument("--holdout-name-sources", action="store_true",
                    help="hold the default held-out sources out of train and use them for test")
@@ -124,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --output folder made by an earlier generate (never another folder)")
     p.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
-    p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    add_privacy_flags(p, "the --push-to-hub dataset repository")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-name-sources", action="store_true", help="print the name sources and exit")
     p.set_defaults(func=cmd_generate, interrupted="nothing was written (the dataset is built in a temporary folder "

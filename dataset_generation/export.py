@@ -155,7 +155,7 @@ def _offline() -> bool:
     return env or bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
-def push_to_hub(output: str, repo_id: str, private: bool = False, card: Optional[str] = None) -> str:
+def push_to_hub(output: str, repo_id: str, private: bool = True, card: Optional[str] = None) -> str:
     """Push a written dataset folder with ``DatasetDict.push_to_hub`` (+ the card). One-line errors."""
     validate_repo_id(repo_id)
     kept = f"the local copy in {output} is complete"

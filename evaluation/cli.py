@@ -68,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="datasets folder, .jsonl/.json/.parquet file, or Hub id")
     p.add_argument("--split", default=None, help="split to read (default: test if present, else the only one)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows")
-    p.add_argument("--model", action="append", metavar="M",
-                   help="Hub id, model folder, LoRA adapter folder, or 'oracle' / 'greedy' (repeatable)")
-    p.add_argument("--label", action="append", metavar="NAME", help="a name per --model, in order (default: derived)")
+    p.add_argument("--model", action="list", metavar="M",
+                   help="models: Hub ids, model folders, LoRA adapter folders, 'oracle', 'greedy'")
+    p.add_argument("--label", action="list", metavar="NAME", help="a name per --model, in order (default: derived)")
     p.add_argument("--checkpoints", metavar="RUN_DIR", default=None,
                    help="evaluate every checkpoint-* of a training run (by step, labelled by epoch) and its final model")
     p.add_argument("--base", default=None, help="base model for adapters (overrides adapter_config.json)")

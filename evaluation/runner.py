@@ -9,7 +9,8 @@ Python entry point (the pipeline uses it)::
 
 Each label's completions are appended to ``DIR/<label>/completions.jsonl`` as they are produced; a
 rerun generates only the (row, sample) pairs that are missing. ``DIR`` must be new, empty or an earlier
-evaluation folder (``scheduler_solver.outputs``). All checks (dataset, models,
+evaluation folder (``scheduler_solver.outputs``). While a model generates, a terminal shows a progress bar
+and a log gets a progress line every N completions (``evaluation.progress``). All checks (dataset, models,
 settings of earlier runs) happen before anything is generated. Scoring and the report are done by
 ``evaluation.report.render`` at the end (also usable alone: ``qwen-scheduler evaluate --report-only``).
 """
@@ -36,6 +37,7 @@ from generation.vllm_engine import check_options, require_vllm
 from . import layout
 from .baselines import run_baseline
 from .checkpoints import Target, resolve_targets
+from .progress import ProgressLine
 
 #: Inputs the output folder may lie inside (RUN/evaluation: where ``train push`` looks for a summary).
 NESTED_OK = ("--checkpoints", "--model")
@@ -230,10 +232,14 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
             jobs = pending_jobs(records, len(rows), settings[t.label]["samples"])
             log(f"{t.label}: {len(jobs)} completions to generate ({len(records)} already done)")
             generated[t.label] = 0
+            progress = ProgressLine(t.label, len(jobs), enabled=None if config.progress else False) \
+                if t.neural else None
 
-            def emit(rec: dict, path=path, label=t.label) -> None:
+            def emit(rec: dict, path=path, label=t.label, progress=progress) -> None:
                 append_jsonl(path, rec)
                 generated[label] += 1
+                if progress is not None:
+                    progress.update(rec)
 
             work.append((t, jobs, emit))
         if engine == "baseline":

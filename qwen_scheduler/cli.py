@@ -5,8 +5,11 @@ module, which imports nothing heavy); this file only collects them and turns use
 errors, and any ``OSError`` that gets this far (a disk that is full, a path that cannot
 be written), into one line on stderr and exit code 2. On Ctrl-C it prints what the
 command leaves behind (its ``interrupted`` default).
+Every parser is a ``scheduler_solver.cli_args.Parser``: the conventions of the whole command line
+(flag spellings, lists, privacy) live there.
 
     qwen-scheduler --help
+    qwen-scheduler --version
     qwen-scheduler generate --output data/events --seed 0
 """
 
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
+from scheduler_solver.cli_args import CONVENTIONS, Parser
 from scheduler_solver.errors import UserError
 
 # (module, description) -- modules may be missing while the project grows; see _load.
@@ -31,14 +37,35 @@ COMMAND_MODULES = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors: one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+def version() -> str:
+    """The installed package's version, else the one in the source tree's ``pyproject.toml``."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("qwen-scheduler-grpo")
+    except PackageNotFoundError:
+        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+        found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
+        return found.group(1) if found else "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="qwen-scheduler", description="Teach language models to build optimal event schedules (GRPO).")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = Parser(prog="qwen-scheduler", description="Teach language models to build optimal event schedules (GRPO).",
+                    epilog=CONVENTIONS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in COMMAND_MODULES:
         try:

@@ -33,7 +33,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from scheduler_solver.errors import UserError
 from scheduler_solver.io import read_yaml_mapping
@@ -413,13 +413,13 @@ def write_report(p: Pipeline, timings: dict) -> None:
     atomic_write_text(out / "report.md", "\n".join(lines))
 
 
-def parse_stages(text: Optional[str]) -> list[str]:
-    if not text:
+def parse_stages(names: Optional[Sequence[str]]) -> list[str]:
+    """The stages named (all when none), in pipeline order."""
+    if not names:
         return list(STAGES)
-    names = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in names if s not in STAGES]
-    if bad or not names:
-        raise UserError(f"unknown stage {bad[0] if bad else text!r} (stages: {', '.join(STAGES)})")
+    if bad:
+        raise UserError(f"unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
     return [s for s in STAGES if s in names]
 
 
@@ -471,7 +471,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="scale: cpu (default) or gpu")
     p.add_argument("--config", default=None, help="YAML: preset + sections overriding it (see the module docs)")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder (rerun the same command to resume)")
-    p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGES)}")
+    p.add_argument("--stages", action="list", metavar="STAGE", default=None,
+                   help=f"the stages to run, of: {','.join(STAGES)} (default all)")
     p.set_defaults(func=cmd_pipeline, interrupted="finished stages are kept; rerun the same command to resume "
                                                   "(an interrupted SFT/GRPO run continues from its last checkpoint)")
 

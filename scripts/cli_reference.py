@@ -18,19 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scheduler_solver.cli_args import all_parsers as commands  # noqa: E402  (path, parser) of every command
 from scheduler_solver.io import atomic_write_text  # noqa: E402
 
 OUT = ROOT / "docs" / "cli.md"
 WIDTH = "110"  # argparse wraps help at $COLUMNS: fixed, so the page does not depend on the terminal
-
-
-def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    """``(path, parser)`` for the parser and every subcommand below it, depth first, in registration order."""
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from commands(sub, path + (name,))
 
 
 def option_strings(parser: argparse.ArgumentParser) -> list[str]:

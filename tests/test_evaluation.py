@@ -42,11 +42,15 @@ def assert_real_png(path, min_h=250, min_w=350):
     assert len(np.unique((rgb * 255).astype(np.uint8), axis=0)) > 10  # more than a few flat colours
 
 
-def test_transformers_end_to_end(tiny_model_dir, dataset, tmp_path):
+def test_transformers_end_to_end(tiny_model_dir, dataset, tmp_path, capsys):
     out = tmp_path / "eval"
     assert evaluate("--dataset", dataset, "--model", "oracle", "--model", "greedy", "--model", tiny_model_dir,
                     "--label", "ceiling", "--label", "floor", "--label", "tiny", "--max-new-tokens", "16",
                     "--batch-size", "3", "--output", str(out)) == 0
+    err = capsys.readouterr().err  # not a terminal: progress lines for the model, none for the baselines
+    progress = [line for line in err.splitlines() if " completions (" in line]
+    assert [line.split("  ")[0] for line in progress] == [f"tiny: {i}/4 completions ({i / 4:.0%})" for i in (1, 2, 3, 4)]
+    assert progress[-1].endswith("done") and float(progress[-1].split("  ")[1].split()[0]) > 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["models"]) == ["ceiling", "floor", "tiny"]
     tiny = summary["models"]["tiny"]

@@ -246,3 +246,23 @@ def test_the_cli_offers_the_engines_of_the_generation_layer():
     assert tuple(options["engine"].choices) == ("auto", *ENGINES, *ALIASES)
     assert options["backend"].choices == options["engine"].choices
     assert "--backend" not in sub.format_help() and "--engine" in sub.format_help()
+
+
+def test_progress_lines_only_where_no_terminal_draws_a_bar():
+    import io
+
+    from evaluation.progress import ProgressLine
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        p = ProgressLine("m", total=120, stream=stream)
+        for _ in range(120):
+            p.update({"n_tokens": 10, "seconds": 0.1})
+    assert tty.getvalue() == ""
+    printed = log.getvalue().splitlines()
+    assert len(printed) == 10 and printed[0].startswith("m: 12/120 completions (10%)  10.0 completions/s  100 tokens/s")
+    assert printed[-1].endswith("done")

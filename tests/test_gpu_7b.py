@@ -113,5 +113,7 @@ def test_configuration_d_runs_on_the_tiny_arch_with_full_length_completions(g7, 
     assert rec["gen_tokens_per_s"] == pytest.approx(8 * 4 / rec["generate_s"], abs=0.06)
     assert rec["projected_h_1500_steps"] == pytest.approx(rec["step_s"] * 1500 / 3600, abs=0.01)
     assert '"min_new_tokens": 4' in rec["cmd"] and "qwen2.5-coder-7b-grpo.yaml" in rec["cmd"]
-    assert (out / "logs" / "d-t.log").read_text().count("'completions/mean_length': '4'") == 1
+    assert (out / "logs" / "d-t.log").read_text().count("step 1/1  loss ") == 1  # one readable line per step
+    logged = [json.loads(line) for line in (work / "runs" / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["completions/mean_length"] for h in logged if "loss" in h] == [4.0]
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d-t | d: trl + bnb 4-bit, model.generate | - | whole GPU | ok |")

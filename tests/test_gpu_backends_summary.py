@@ -1,7 +1,7 @@
 """``benchmarks/gpu_backends.py`` (issue 6 on a GPU host), checked on the CPU: the GPU-pool scheduler with
 faked commands (a failed job skips only its dependants; a GPU never holds two jobs at once), and the summary
 (``benchmarks/gpu_backends_summary.py``) on a real tiny GRPO run of the benchmark recipe (figures read back
-from the printed logs and from ``trainer_state.json`` agree with each other and with TRL's own throughput)."""
+from the logged metrics and from ``trainer_state.json`` agree with each other and with TRL's own throughput)."""
 
 import contextlib
 import importlib.util
@@ -89,16 +89,18 @@ def test_summary_of_a_real_grpo_run(gb, gs, tiny_model_dir, sample_rows, tmp_pat
     history = gs.trainer_history(run_dir)
     steps = [h for h in history if "step_time" in h]
     assert [h["step"] for h in steps] == [1, 2]
-    fig = gs.run_figures(gs.parse_log(log), history, world=1, per_device=8)
+    logged = gs.logged_metrics(run_dir, log)  # RUN/metrics.jsonl: the trainer no longer prints its dicts
+    assert gs.parse_log(log) == [] and len(logged) == 3 and logged[-1]["train_runtime"] > 0
+    fig = gs.run_figures(logged, history, world=1, per_device=8)
     assert fig["source"] == "trainer_state.json" and fig["steps_logged"] == 2
     assert fig["step_time_s_excl_first"] == pytest.approx(steps[1]["step_time"], abs=1e-4)  # step 1 left out
     assert fig["step_time_s_first"] == steps[0]["step_time"]
     want = 8 * steps[1]["completions/mean_length"] / steps[1]["timing/generate_and_score_s"]
     assert fig["gen_tokens_per_s_excl_first"] == pytest.approx(want, rel=1e-3)
-    # the final line exists only in the printed log; TRL counts 2 steps x 8 completions as the samples
+    # the final log is not in the checkpoint's state; TRL counts 2 steps x 8 completions as the samples
     assert fig["train_samples_per_second"] == pytest.approx(16 / fig["train_runtime"], rel=0.01)
-    printed = gs.run_figures(gs.parse_log(log), [], world=1, per_device=8)  # a run stopped before its checkpoint
-    assert printed["source"] == "printed logs" and printed["steps_logged"] == 2
+    printed = gs.run_figures(logged, [], world=1, per_device=8)  # a run stopped before its checkpoint
+    assert printed["source"] == "logged metrics" and printed["steps_logged"] == 2
     assert printed["step_time_s_excl_first"] == pytest.approx(fig["step_time_s_excl_first"], rel=1e-3)
     assert printed["completion_tokens_mean"] == pytest.approx(fig["completion_tokens_mean"], rel=1e-3)
 
@@ -133,3 +135,10 @@ def test_lora_b_absmax_reads_safetensors(gs, tmp_path, dtype):
     save_file(zeros, str(tmp_path / "z.safetensors"))
     assert gs.lora_b_absmax(tmp_path / "z.safetensors") == 0.0
     assert gs.lora_b_absmax(tmp_path / "missing.safetensors") is None
+
+
+def test_an_older_run_s_printed_dicts_are_still_read(gs, tmp_path):
+    log = tmp_path / "old.log"
+    log.write_text("noise\n{'loss': '0.25', 'step_time': 1.5, 'epoch': 0.5}\n{'train_runtime': 9.0, 'epoch': 1.0}\n")
+    assert gs.logged_metrics(tmp_path / "no-run", log) == [{"loss": 0.25, "step_time": 1.5, "epoch": 0.5},
+                                                           {"train_runtime": 9.0, "epoch": 1.0}]

@@ -120,6 +120,21 @@ def test_plan_is_printed_before_training(run):
     assert plan.index("GRPO plan") < plan.index("saved the LoRA adapter")
 
 
+def test_one_readable_line_per_logged_step(run):
+    out = run["first"]["stdout"]
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split("  ")[0] for line in steps] == ["step 1/4", "step 2/4", "step 3/4", "step 4/4"]
+    assert all("  loss " in line and "  reward " in line and "  lr " in line and "  gen " in line for line in steps)
+    assert "done: 4 steps in" in out
+    assert "{'loss'" not in out and "'rewards/" not in out  # transformers' dict print is replaced
+    state = _state(run["dir"] / "checkpoint-4")  # while every metric is still in trainer_state.json
+    assert all("rewards/format/mean" in h and "completions/mean_length" in h for h in state["log_history"][:4])
+    logged = [json.loads(line) for line in (run["dir"] / "metrics.jsonl").read_text().splitlines()]  # and here
+    assert [h["step"] for h in logged if "loss" in h] == [1, 2, 3, 4, 5, 6]  # the resumed run appends
+    assert [h for h in logged if "loss" in h][:4] == state["log_history"][:4]
+    assert [h["step"] for h in logged if "train_runtime" in h] == [4, 6]
+
+
 def test_lora_weights_changed(run):
     weights = run["first"]["adapter"]
     b = [v for k, v in weights.items() if "lora_B" in k]
@@ -428,7 +443,7 @@ def test_greedy_mining_keeps_what_greedy_decoding_gets_wrong_whatever_the_seed(w
 
 @pytest.mark.parametrize("extra,message", [
     (["--mine_candidates", "6", "--limit", "8"], "set limit to at most that (got 8)"),
-    (["--mine_candidates", "0", "--limit", "2"], "must be positive"),
+    (["--mine_candidates", "-1", "--limit", "2"], "mine_candidates must be >= 0 (0: no mining)"),
     (["--mine_candidates", "6", "--limit", "2", "--mine_temperature", "-1"], "mine_temperature must be >= 0"),
     (["--mine_candidates", "6", "--limit", "2", "--mine_temperature", "0", "--mine_samples", "2"],
      "one completion per prompt, got mine_samples 2"),

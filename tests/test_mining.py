@@ -53,3 +53,15 @@ def test_the_record_round_trips_and_refuses_another_candidate_pool(tmp_path):
     with pytest.raises(UserError, match="not a mining record"):
         load_mined(str(tmp_path), 10)
     assert describe(stats).startswith("10 candidates x 1 samples: 2 with a sample below the optimum; kept 3 rows")
+
+
+def test_zero_candidates_turn_mining_off_like_null():
+    from training.grpo import GRPOScriptArguments
+    from training.mining import check_mining
+
+    for value in (0, None):
+        script = GRPOScriptArguments(mine_candidates=value, limit=None, mine_samples=0)  # no other mining check runs
+        check_mining(script)
+        assert script.mine_candidates is None
+    with pytest.raises(UserError, match="mine_candidates must be >= 0"):
+        check_mining(GRPOScriptArguments(mine_candidates=-4, limit=2))

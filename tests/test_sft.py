@@ -28,6 +28,12 @@ def _argv(model, rows, out, *extra):
             "--learning_rate", "1e-2", "--warmup_steps", "0", *extra]
 
 
+def _log(out):
+    """The logged training steps of a finished run (trainer_state.json)."""
+    history = json.loads((Path(out) / "trainer_state.json").read_text())["log_history"]
+    return [h for h in history if "loss" in h]
+
+
 def _weights(folder):
     from safetensors.torch import load_file
 
@@ -63,6 +69,10 @@ def test_lora_sft_saves_a_merged_model_that_evaluation_loads(tiny_model_dir, row
     assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, out, "--use_peft", "true")]) == 0
     printed = capsys.readouterr().out
     assert "SFT plan" in printed and "2 total" in printed
+    steps = [line for line in printed.splitlines() if line.startswith("step ")]
+    assert [line.split("  ")[:2] for line in steps] == [[f"step {h['step']}/2", f"loss {h['loss']:.4g}"]
+                                                        for h in _log(out / "checkpoint-2")], printed
+    assert "{'loss'" not in printed
     assert (out / "adapter_config.json").exists() and (out / "checkpoint-2").is_dir()
     merged = final_model(str(out))
     assert merged == str(out / "merged")

@@ -1,9 +1,11 @@
 """``qwen-scheduler train grpo|sft|merge`` (registered by ``qwen_scheduler.cli``).
 
 Recipe settings may be overridden after ``--config``: any ``--key value`` that the command
-itself does not define is handed to the recipe parser (``training.config.parse_recipe``)::
+itself does not define is handed to the recipe parser (``training.config.parse_recipe``), with
+``-`` written ``_`` (``--learning-rate`` is the recipe key ``learning_rate``). ``--output DIR`` is
+``--output_dir DIR``; ``--public`` / ``--private`` set ``hub_private``::
 
-    qwen-scheduler train grpo --config training/recipes/tiny-cpu.yaml --output_dir runs/t --learning_rate 1e-5
+    qwen-scheduler train grpo --config training/recipes/tiny-cpu.yaml --output runs/t --learning-rate 1e-5
     qwen-scheduler train grpo --config training/recipes/tiny-cpu.yaml --output_dir runs/t --resume
     qwen-scheduler train merge --adapter runs/t --output runs/t-merged
     qwen-scheduler train push --folder runs/t --repo you/qwen-scheduler-grpo
@@ -17,10 +19,27 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from scheduler_solver.cli_args import Parser, add_privacy_flags
 
-class OverridesParser(argparse.ArgumentParser):
+
+def recipe_flag(arg: str) -> str:
+    """An override's flag as the recipe key it sets (``-`` written ``_``); values stay as they are.
+
+    >>> [recipe_flag(a) for a in ["--learning-rate=1e-5", "--max-steps", "-1", "q-proj"]]
+    ['--learning_rate=1e-5', '--max_steps', '-1', 'q-proj']
+    """
+    if not arg.startswith("--"):
+        return arg
+    flag, eq, value = arg.partition("=")
+    return "--" + flag[2:].replace("-", "_") + eq + value
+
+
+class OverridesParser(Parser):
     """A subcommand parser that keeps unknown ``--key value`` pairs in ``args.overrides``
-    (in order) instead of failing, and reports its own errors on one line (exit 2)."""
+    (in order, flags spelled as recipe keys) instead of failing. In a command that reads a recipe
+    (``takes_recipe``), the recipe keys its own flags set (``own_overrides``) come first."""
+
+    takes_recipe = False
 
     def __init__(self, *a, **kw):
         kw.setdefault("allow_abbrev", False)  # "--res" must not silently mean "--resume"
@@ -28,11 +47,31 @@ class OverridesParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
-        namespace.overrides = list(getattr(namespace, "overrides", None) or []) + list(extras)
+        namespace.overrides = ((own_overrides(namespace) if self.takes_recipe else [])
+                               + list(getattr(namespace, "overrides", None) or []) + [recipe_flag(a) for a in extras])
         return namespace, []
 
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+
+class _SameValue(argparse.Action):
+    """A flag with aliases (``--output`` / ``--output_dir``): given again, it must have the same value."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(namespace, self.dest, None)
+        if given is not None and given != values:
+            parser.error(f"{option_string} {values} contradicts {given} given before ({'/'.join(self.option_strings)} "
+                         f"name one folder)")
+        setattr(namespace, self.dest, values)
+
+
+def own_overrides(args: argparse.Namespace) -> list[str]:
+    """The recipe keys that this command's own flags set: ``--output`` -> output_dir, ``--public`` /
+    ``--private`` -> hub_private."""
+    out = []
+    if getattr(args, "output", None) is not None:
+        out += ["--output_dir", args.output]
+    if getattr(args, "public", None) is not None:
+        out += ["--hub_private", "false" if args.public else "true"]
+    return out
 
 
 #: What Ctrl-C (or a kill) leaves of a training run.
@@ -41,12 +80,16 @@ RUN_INTERRUPTED = ("the checkpoints saved so far are kept in output_dir; rerun t
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser, recipes: str, plan: str) -> None:
-    """``--config``, ``--resume [CHECKPOINT]`` and ``--dry-run``: shared by ``train grpo`` and ``train sft``."""
+    """``--config``, ``--resume [CHECKPOINT]``, ``--dry-run`` and ``--output``: shared by ``train grpo`` and
+    ``train sft``."""
     p.add_argument("--config", required=True, help=f"YAML recipe ({recipes})")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
     p.add_argument("--dry-run", action="store_true", help=f"print the plan ({plan}) and stop; writes nothing")
+    p.add_argument("--output", "--output_dir", action=_SameValue, default=None, metavar="DIR",
+                   help="the run folder (the recipe key output_dir)")
     p.set_defaults(interrupted=RUN_INTERRUPTED)
+    p.takes_recipe = True
 
 
 def cmd_grpo(args: argparse.Namespace) -> int:
@@ -64,11 +107,19 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def _add_grpo(tsub) -> None:
     p = tsub.add_parser("grpo", help="GRPO training from a YAML recipe (+ --key value overrides)",
                         description="GRPO training: LoRA/QLoRA on Unsloth or TRL. Any recipe key can be overridden "
-                                    "with --key value (e.g. --output_dir runs/x --learning_rate 1e-5 --max_steps 10).")
+                                    "with --key value (e.g. --output runs/x --learning-rate 1e-5 --max-steps 10).")
     add_recipe_arguments(p, "training/recipes/*.yaml", "sizes, batches, steps")
-    p.add_argument("--push-to-hub", dest="push_to_hub", default=None, metavar="REPO",
+    p.add_argument("--push-to-hub", dest="push_to_hub", default=None, metavar="REPO", type=_repo,
                    help="upload the adapter (or the merged model) with a model card to this Hub repo at the end")
+    add_privacy_flags(p)
     p.set_defaults(func=cmd_grpo)
+
+
+def _repo(text: str) -> str:
+    if text.lower() in ("true", "false", "yes", "no", "1", "0"):
+        raise argparse.ArgumentTypeError(f"--push-to-hub takes a Hub repository (owner/name), got {text!r}; the "
+                                         f"recipe's push_to_hub: true pushes to its hub_model_id")
+    return text
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -83,7 +134,7 @@ def _add_push(tsub) -> None:
     p.add_argument("--repo", required=True, help="Hub repository id (owner/name)")
     p.add_argument("--run-dir", default=None, help="training output_dir with run_config.yaml (default: --folder)")
     p.add_argument("--evaluation-summary", default=None, help="evaluation summary.json for the card's table")
-    p.add_argument("--public", action="store_true", help="create the repository as public (default private)")
+    add_privacy_flags(p)
     p.set_defaults(func=cmd_push, interrupted="local files are unchanged (push writes nothing locally); the upload "
                                               "is one commit, made only when it completes")
 

@@ -2,7 +2,8 @@
 
 ``parse_recipe((ScriptArgs, trl.GRPOConfig, ModelArguments), argv)`` reads ``--config R.yaml``
 (a flat mapping of field names, plus an optional ``env:`` mapping of environment variables),
-then applies ``--key value`` overrides from ``argv``; overrides win. Every value, from the
+then applies ``--key value`` overrides from ``argv``; overrides win (a list key given on the command line
+replaces the recipe's list; its values may be space- or comma-separated, or the flag repeated). Every value, from the
 file or the command line, goes through the same ``HfArgumentParser`` type conversion, so
 ``learning_rate: 1e-5`` (a string to PyYAML) becomes a float and ``loss_type: nope`` is
 rejected. Lists become ``--key a b``; mappings, and lists given to a text field (e.g. a
@@ -29,6 +30,7 @@ import json
 import os
 from typing import Any, Optional, Sequence
 
+from scheduler_solver.cli_args import ListAction
 from scheduler_solver.errors import UserError, first_line
 from scheduler_solver.io import read_yaml_mapping
 from scheduler_solver.outputs import check_folder
@@ -169,8 +171,16 @@ def parse_recipe(dataclass_types: tuple, argv: Sequence[str]) -> tuple:
     for a in rest:  # unknown overrides: one clear line with a suggestion
         if a.startswith("--") and a.split("=", 1)[0] not in options:
             raise _unknown(a[2:].split("=", 1)[0], known, "command line")
+    for action in parser._actions:  # list keys take values as every flag does (scheduler_solver/cli_args.py)
+        if action.option_strings and action.nargs in ("+", "*"):
+            ListAction.adopt(action)
+    if from_file:  # the recipe's values, typed by the parser, are the defaults that the command line overrides
+        typed, extra = parser.parse_known_args(from_file)
+        if extra:
+            raise UserError(f"{config}: values that fit no key: {' '.join(extra)}")
+        parser.set_defaults(**{key: getattr(typed, key) for key, value in recipe.items() if value is not None})
     try:
-        outputs = parser.parse_args_into_dataclasses(args=from_file + list(rest), return_remaining_strings=True)
+        outputs = parser.parse_args_into_dataclasses(args=list(rest), return_remaining_strings=True)
     except UserError:
         raise
     except (ValueError, TypeError) as e:  # a dataclass __post_init__ check (e.g. TRL's batch rules)

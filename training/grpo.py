@@ -66,7 +66,7 @@ class GRPOScriptArguments:
                 "only)."})
     mine_candidates: Optional[int] = field(default=None, metadata={
         "help": "Hard-prompt mining (training/mining.py): screen this many prompts with the model before training "
-                "and train on the `limit` rows it gets wrong first (needs limit)."})
+                "and train on the `limit` rows it gets wrong first (needs limit); 0 or null: no mining."})
     mine_samples: int = field(default=1, metadata={"help": "Completions per candidate prompt when mining."})
     mine_temperature: Optional[float] = field(default=None, metadata={
         "help": "Sampling temperature when mining (default: the training temperature). 0: greedy decoding, one "
@@ -280,6 +280,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
     from .grpo_trainer import timed_trainer, unsloth_rollouts
     from .mining import check_mining
     from .modeling import load_training_tokenizer
+    from .step_log import use_step_log
 
     tokenizer = load_training_tokenizer(model_args, dry_run)
     check_mining(script)
@@ -319,6 +320,7 @@ def _run(argv: list[str], resume=False, dry_run: bool = False) -> int:
                if script.time_budget_s else []))
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
+    use_step_log(trainer)
     if script.generation_engine == "static":
         trainer.use_static_engine(script.greedy_anchor)
     if script.mine_candidates:

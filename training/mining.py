@@ -125,11 +125,15 @@ def describe(stats: dict) -> str:
 
 
 def check_mining(script) -> None:
+    """Refuse mining settings that cannot work; ``mine_candidates`` 0 (like null) turns mining off and is set to
+    None, so that every later reader sees one "off"."""
+    if script.mine_candidates == 0:
+        script.mine_candidates = None
     if script.mine_candidates is None:
         return
-    if script.mine_candidates < 1 or script.mine_samples < 1:
-        raise UserError(f"mine_candidates and mine_samples must be positive, got {script.mine_candidates} and "
-                        f"{script.mine_samples}")
+    if script.mine_candidates < 0 or script.mine_samples < 1:
+        raise UserError(f"mine_candidates must be >= 0 (0: no mining) and mine_samples positive, got "
+                        f"{script.mine_candidates} and {script.mine_samples}")
     temperature = script.mine_temperature
     if temperature is not None and temperature < 0:
         raise UserError(f"mine_temperature must be >= 0 (0: greedy decoding), got {temperature}")

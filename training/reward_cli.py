@@ -92,8 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="datasets folder, .jsonl/.json/.parquet file, or Hub id")
     p.add_argument("--split", default=None, help="split to read (default: test if present, else the only one)")
     p.add_argument("--completions", required=True, help="folder of <i>.txt files, or JSONL with index/completion")
-    p.add_argument("--rewards", default=None,
-                   help="comma-separated reward names (default: all: reference, overlap-aware and process rewards)")
+    p.add_argument("--rewards", action="list", default=None, metavar="NAME",
+                   help="reward names (default: all: reference, overlap-aware and process rewards)")
     p.add_argument("--output", default=None, help="write one JSON object per completion (.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=cmd_reward, interrupted=NOTHING_WRITTEN)

@@ -214,15 +214,18 @@ def make_trainer(ctx):
 
     from .callbacks import EpochCheckpointCallback, TimeBudget
     from .modeling import load_for_training
+    from .step_log import use_step_log
 
     budget = ctx["script"].time_budget_s
     callbacks = [EpochCheckpointCallback()] + ([TimeBudget(budget, ctx["args"].output_dir)] if budget else [])
     model, tokenizer, peft_config = load_for_training(ctx["model_args"], ctx["backend"])
     try:
-        return SFTTrainer(model=model, args=ctx["args"], train_dataset=ctx["data"].dataset, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+        trainer = SFTTrainer(model=model, args=ctx["args"], train_dataset=ctx["data"].dataset,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"SFTTrainer rejected the settings: {str(e).splitlines()[0]}")
+    use_step_log(trainer)
+    return trainer
 
 
 def run(argv: list[str], resume=False, dry_run: bool = False) -> int:
@@ -281,7 +284,7 @@ def add_parser(tsub) -> None:
     """Add ``sft`` to the ``train`` subcommands (called by ``training.cli``)."""
     p = tsub.add_parser("sft", help="supervised cold start on solver traces (before GRPO)",
                         description="SFT on solver traces from a YAML recipe. Any recipe key can be overridden with "
-                                    "--key value (e.g. --output_dir runs/sft --trace_style minimal --use_peft false).")
+                                    "--key value (e.g. --output runs/sft --trace-style minimal --use-peft false).")
     from .cli import add_recipe_arguments
 
     add_recipe_arguments(p, "training/recipes/*-sft*.yaml", "rows, tokens, batches, steps")
