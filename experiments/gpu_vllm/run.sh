@@ -39,6 +39,8 @@ stage() {  # stage NAME: run the function st_NAME once
   echo "== $name: rc=$rc $(tail -1 "$W/results.jsonl")"
 }
 
+# waits (up to 15 min) for the vLLM site that `SITE=/tmp/site-vllm bash scripts/gpu_setup.sh` finishes while earlier stages run
+st_wait_vllm() { for _ in $(seq 900); do [ -f /tmp/site-vllm/.gpu_setup ] && return 0; sleep 1; done; echo "no /tmp/site-vllm"; return 1; }
 st_sft() { q pipeline --preset gpu --output "$W/p" --stages generate,model,sft; }
 st_data2k() { q generate --output "$D2K" --train-size 0 --test-size 2000 --seed 12 --holdout-name-sources; }
 # evaluation: the SFT model, greedy, 100 then 2,000 rows, each engine in its own folder (start-up included)
@@ -94,7 +96,7 @@ case "${1:-}" in
           cur=$(ls -t "$W"/logs/*.log 2>/dev/null | head -1); [ -n "$cur" ] && { echo "-- $cur"; tail -4 "$cur" | cut -c1-300; } ;;
   collect) out=${2:?collect DIR}; mkdir -p "$out"
            (cd "$W" && tar czf "$out/results.tar.gz" results.jsonl driver.log logs \
-              $(find ev g p -maxdepth 3 \( -name 'summary.json' -o -name 'report.md' -o -name 'completions.jsonl' -o -name 'trainer_state.json' -o -name 'plan.txt' -o -name 'run_summary.json' \) 2>/dev/null) 2>/dev/null)
+              $(find ev g p -maxdepth 3 \( -name 'summary.json' -o -name 'report.md' -o -name 'completions.jsonl' -o -name 'trainer_state.json' -o -name 'plan.txt' -o -name 'run_summary.json' -o -name 'metrics.jsonl' \) 2>/dev/null) 2>/dev/null)
            ls -la "$out" ;;
   *) echo "usage: run.sh bg|fg STAGE... | status | collect DIR" >&2; exit 2 ;;
 esac
