@@ -86,16 +86,20 @@ def test_version(capsys):
     assert printed == f"qwen-scheduler {version('qwen-scheduler-grpo')}" == f"qwen-scheduler {pyproject}"
 
 
-def test_version_without_an_installed_package_comes_from_pyproject():
+def test_version_without_an_installed_package_comes_from_pyproject(tmp_path):
+    import shutil
     import subprocess
     import sys
 
+    # a source tree without the package's metadata (an editable install leaves *.egg-info in the repo root)
+    for package in ("qwen_scheduler", "scheduler_solver"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "pyproject.toml").write_text('[project]\nversion = "9.8.7"\n', encoding="utf-8")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import importlib.metadata as m\n"
             "try:\n    m.version('qwen-scheduler-grpo'); print('installed')\n"
             "except m.PackageNotFoundError:\n    from qwen_scheduler.cli import version; print(version())")
-    out = subprocess.run([sys.executable, "-S", "-c", code, str(ROOT)], cwd="/", capture_output=True, text=True)
-    pyproject = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
-    assert out.returncode == 0 and out.stdout.strip() == pyproject, out.stderr  # -S: no site-packages, no metadata
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], cwd="/", capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "9.8.7", out.stderr  # -S: no site-packages, no metadata
 
 
 def test_every_command_that_writes_takes_output():
