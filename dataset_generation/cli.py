@@ -3,7 +3,7 @@
     qwen-scheduler generate --output data/events --train-size 500 --test-size 100 --seed 42
     qwen-scheduler generate --output data/hard --preset hard --train-size 100000 --workers 0
     qwen-scheduler generate --output data/heldout --holdout-name-sources        # test names from unseen sources
-    qwen-scheduler generate --output data/realworld --train-size 0 --test-name-sources realworld  # real calendars' names
+    qwen-scheduler generate --output data/realworld --train-size 0 --test-name-sources realworld   # real-world names
     qwen-scheduler generate --output data/x --name-sources themed faker_people=3 --exclude-name-sources sports
     qwen-scheduler generate --output data/events --push-to-hub you/events-scheduling   # private unless --public
     qwen-scheduler generate --output data/x --config recipe.yaml --set overlap_probability=0.3

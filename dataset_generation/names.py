@@ -372,7 +372,8 @@ def _faker_source(name: str) -> Optional[str]:
 @functools.lru_cache(maxsize=None)
 def _list_index() -> dict[str, str]:
     """Every listed name (themed and realworld) -> its source."""
-    return {name: src for lists in (themed_lists(), realworld_lists()) for src, names in lists.items() for name in names}
+    lists = {**themed_lists(), **realworld_lists()}
+    return {name: src for src, names in lists.items() for name in names}
 
 
 def describe_sources() -> list[str]:
@@ -381,7 +382,8 @@ def describe_sources() -> list[str]:
     lines += [f"{k} (Faker {m}: {t.format('...')!r})" for k, (m, t) in FAKER_SOURCES.items()]
     lines += [f"synthetic (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)",
               f"words (common English words, opt-in: {', '.join(words_pool(0, 3))}, ...)"]
-    lines += [f"{k} (realworld, held out, {len(v)} names: {', '.join(v[:3])}, ...)" for k, v in realworld_lists().items()]
+    lines += [f"{k} (realworld, held out, {len(v)} names: {', '.join(v[:3])}, ...)"
+              for k, v in realworld_lists().items()]
     lines += [f"{k} (realworld, held out, Faker name in {len(locs)} locales: {t.format('...')!r})"
               for k, (t, locs) in REALWORLD_FAKER.items()]
     return lines
