@@ -66,6 +66,16 @@ def test_clean_name_rules(text, parentheses, expected):
     assert names.clean_name(text, parentheses=parentheses) == expected
 
 
+def test_the_audit_reads_a_list_line_by_its_last_times():
+    """Generated names never hold a "(HH:MM - HH:MM)" group, but a model's or a user's may: the trace audit reads
+    each event's times from the end of its list line, so such a name does not make a right trace look wrong."""
+    events = [("Call (09:00 - 10:00)", "11:00", "12:00"), ("B", "11:30", "12:30"), ("C", "13:00", "14:00")]
+    text = trace_completion(Problem.build(events, ["B"]), "pairs")
+    assert "1. Call (09:00 - 10:00) (11:00 - 12:00) 60" in text
+    assert audit(text).wrong == 0 and audit(text).claims == 2 and audit_decisions(text).wrong == 0
+    assert audit(text.replace("new group #3", "overlap with #2, group #1 #2 #3")).wrong == 1
+
+
 def _problems(pool):
     """Every name of ``pool`` in problems of up to 6 events, pairs overlapping by 30 minutes: in variant 0 the first
     of each pair is a priority and wins, in variant 1 the second, so each name is in one variant's optimum (the last
