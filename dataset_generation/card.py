@@ -18,7 +18,7 @@ from typing import Optional
 import yaml
 
 from .config import GenerationConfig
-from .names import DEFAULT_HOLDOUT
+from .names import DEFAULT_HOLDOUT, realworld_sources, resolve_sources
 
 LICENSE = "apache-2.0"
 TAGS = ["scheduling", "reasoning", "synthetic", "grpo", "reinforcement-learning", "verifiable-rewards"]
@@ -85,6 +85,16 @@ def front_matter(cfg: GenerationConfig, stats: dict[str, dict], features_yaml: l
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
+def _held_out_note(test_sources) -> str:
+    """What the held-out test sources are, when they are a named set (default hold-out, real-world names)."""
+    if set(test_sources) == set(DEFAULT_HOLDOUT):
+        return " These are the default held-out sources."
+    if {s for s, _ in resolve_sources(test_sources)} <= set(realworld_sources()):
+        return (" These are real-world names (group `realworld`: apostrophes, quotes, accents, digits and times,"
+                " real people's, artists' and brands' names), which no train split draws unless asked to.")
+    return ""
+
+
 def render_card(cfg: GenerationConfig, stats: dict[str, dict], features_yaml: list, data_files: dict[str, str],
                 example: Optional[str] = None) -> str:
     sizes = ", ".join(f"{sp}: {s.get('rows', 0)} rows" for sp, s in stats.items())
@@ -129,8 +139,7 @@ def render_card(cfg: GenerationConfig, stats: dict[str, dict], features_yaml: li
         out.append(f"- **{sp}**: {srcs}")
     if cfg.test_name_sources is not None:
         out += ["", "The test split's names come only from sources the train split never used (held out), to measure",
-                "generalisation to unseen event names." + (" These are the default held-out sources."
-                                                            if set(cfg.test_name_sources) == set(DEFAULT_HOLDOUT) else "")]
+                "generalisation to unseen event names." + _held_out_note(cfg.test_name_sources)]
     out += ["", "## Statistics", ""]
     out += _hist_table("Events per problem", stats, "events")
     out += _hist_table("Overlapping pairs (touching counts)", stats, "overlap_pairs")

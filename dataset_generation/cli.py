@@ -3,6 +3,7 @@
     qwen-scheduler generate --output data/events --train-size 500 --test-size 100 --seed 42
     qwen-scheduler generate --output data/hard --preset hard --train-size 100000 --workers 0
     qwen-scheduler generate --output data/heldout --holdout-name-sources        # test names from unseen sources
+    qwen-scheduler generate --output data/realworld --train-size 0 --test-name-sources realworld   # real-world names
     qwen-scheduler generate --output data/x --name-sources themed faker_people=3 --exclude-name-sources sports
     qwen-scheduler generate --output data/events --push-to-hub you/events-scheduling   # private unless --public
     qwen-scheduler generate --output data/x --config recipe.yaml --set overlap_probability=0.3
@@ -72,7 +73,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from .names import DEFAULT_HOLDOUT, describe_sources
 
         print("\n".join(describe_sources()))
-        print(f"groups: all, themed, faker; --holdout-name-sources reserves: {', '.join(DEFAULT_HOLDOUT)}")
+        print(f"groups: all (the default), themed, faker, realworld (held out: only for --test-name-sources realworld, "
+              f"or when --name-sources names it); --holdout-name-sources reserves: {', '.join(DEFAULT_HOLDOUT)}")
         return 0
     if not args.output:
         raise UserError("--output DIR is required")
@@ -114,12 +116,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="list", metavar="KEY=VALUE", default=None,
                    help="override any setting, e.g. --set max_events=10 durations=[30,60,90]")
     p.add_argument("--name-sources", action="list", metavar="SRC[=W]", default=None,
-                   help="name sources and weights (groups: all, themed, faker; default all)")
+                   help="name sources and weights (groups: all, themed, faker, realworld; default all; the opt-in "
+                        "synthetic, words and realworld sources only when named)")
     p.add_argument("--exclude-name-sources", action="list", metavar="SRC", default=None, help="sources to drop")
     p.add_argument("--test-name-sources", action="list", metavar="SRC[=W]", default=None,
-                   help="test split names only from these; the train split never uses them")
+                   help="test split names only from these; the train split never uses them. 'realworld' gives the "
+                        "test split of names as real calendars write them (apostrophes, accents, digits, brands), "
+                        "which no train split draws unless --name-sources names them")
     p.add_argument("--holdout-name-sources", action="store_true",
-                   help="hold the default held-out sources out of train and use them for test")
+                   help="hold the default held-out sources (--list-name-sources) out of train and use them for test")
     p.add_argument("--name-mixing", choices=["problem", "event"], default=None,
                    help="one name source per problem (default, like the reference) or per event")
     p.add_argument("--chunk-size", type=int, default=None, help="rows per seeded chunk (changes the rows)")

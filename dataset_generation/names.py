@@ -16,16 +16,24 @@ Drive" -> "Coats Drive"). A name whose every word is in that list (and the event
 pools built once per generation chunk with a seeded Faker instance (``Faker.seed_instance``):
 deterministic for a given Faker version (pinned in constraints.txt).
 
-Every name is a clean one-liner: no ``<``/``>``/parentheses/newlines, no outer spaces,
-at most 60 characters; sources never share a name (a themed name never looks like a
-Faker template), so holding a source out of training really holds its names out.
+The ``realworld`` group (opt-in, outside ``all``) holds names as real calendars write them: apostrophes and
+quotes, accented letters, digits and times, symbols, real people's, artists' and brands' names ("Lunch w/ Zoë
+O'Brien", "\"Hamlet\" at the Globe", "IKEA run", "5K fun run @ 7am", "Standup moved to 10:30"). Its hand-written lists
+(``realworld_names.json``) and its Faker source ``realworld_intl`` ("1:1 w/ {name}", people's names from 15 locales
+with their accents and particles) are for held-out test splits (``--test-name-sources realworld``): no train split
+draws them unless ``--name-sources`` names them.
+
+Every name is a clean one-liner, in Unicode NFC: no ``<``/``>`` (tags), no newlines, tabs or other control/format
+characters, no outer spaces, at most 60 characters; no parentheses except in ``realworld`` names, and never a
+``(HH:MM - HH:MM)`` group, which is how prompts and solver traces write an event's times. Sources never share a name
+(a listed name never looks like a Faker template), so holding a source out of training really holds its names out.
 
     >>> resolve_sources(["office", "faker_people=2.5"])
     [('office', 1.0), ('faker_people', 2.5)]
     >>> source_of("Meeting with Ada Lovelace"), source_of("Team Standup"), source_of("Vorlan Review")
     ('faker_people', 'office', 'synthetic')
-    >>> source_of("Economy of the Truth")
-    'words'
+    >>> source_of("Economy of the Truth"), source_of("BTS concert (Seoul)"), source_of("1:1 w/ Zoë Ní Bhriain")
+    ('words', 'realworld_culture', 'realworld_intl')
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -54,15 +63,31 @@ DEFAULT_HOLDOUT = ("arts_culture", "community_volunteer", "faker_jobs", "faker_c
 #: Opt-in sources, outside the ``all`` group: made-up words (``synthetic``) and random combinations of common
 #: English words (``words``, from Faker's static en_US lorem list; seeded, no Faker instance).
 SYNTHETIC_SOURCES = ("synthetic", "words")
+#: The ``realworld`` group's Faker source: template and the locales its people's names come from, in turn.
+REALWORLD_FAKER: dict[str, tuple[str, tuple[str, ...]]] = {
+    "realworld_intl": ("1:1 w/ {}", ("de_DE", "fr_FR", "es_ES", "pt_BR", "pl_PL", "tr_TR", "cs_CZ", "sv_SE", "it_IT",
+                                     "ga_IE", "nl_NL", "da_DK", "hu_HU", "vi_VN", "en_IE")),
+}
 MAX_NAME_LENGTH = 60
-_BAD_CHARS = re.compile(r"[<>()\n\r\t]")
+_BAD_CHARS = re.compile(r"[<>\n\r\t]")
+_TIME_GROUP = re.compile(r"\(\d\d:\d\d - \d\d:\d\d\)")  # the prompt's "(09:00 - 10:00)"
+
+
+def _read_lists(file: str) -> dict[str, tuple[str, ...]]:
+    data = json.loads((Path(__file__).with_name(file)).read_text(encoding="utf-8"))
+    return {k: tuple(v) for k, v in data.items()}
 
 
 @functools.lru_cache(maxsize=None)
 def themed_lists() -> dict[str, tuple[str, ...]]:
     """Themed category -> names (read once from ``name_lists.json``)."""
-    data = json.loads((Path(__file__).with_name("name_lists.json")).read_text(encoding="utf-8"))
-    return {k: tuple(v) for k, v in data.items()}
+    return _read_lists("name_lists.json")
+
+
+@functools.lru_cache(maxsize=None)
+def realworld_lists() -> dict[str, tuple[str, ...]]:
+    """The ``realworld`` group's hand-written lists: source -> names (read once from ``realworld_names.json``)."""
+    return _read_lists("realworld_names.json")
 
 
 def all_sources() -> list[str]:
@@ -70,13 +95,19 @@ def all_sources() -> list[str]:
     return list(themed_lists()) + list(FAKER_SOURCES)
 
 
+def realworld_sources() -> list[str]:
+    """The sources of the ``realworld`` group (opt-in, for held-out test splits)."""
+    return list(realworld_lists()) + list(REALWORLD_FAKER)
+
+
 def known_sources() -> list[str]:
-    """Every source a spec may name: ``all`` plus the opt-in synthetic ones."""
-    return all_sources() + list(SYNTHETIC_SOURCES)
+    """Every source a spec may name: ``all`` plus the opt-in synthetic and realworld ones."""
+    return all_sources() + list(SYNTHETIC_SOURCES) + realworld_sources()
 
 
 def groups() -> dict[str, list[str]]:
-    return {"all": all_sources(), "themed": list(themed_lists()), "faker": list(FAKER_SOURCES)}
+    return {"all": all_sources(), "themed": list(themed_lists()), "faker": list(FAKER_SOURCES),
+            "realworld": realworld_sources()}
 
 
 def resolve_sources(specs: Iterable[str], exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
@@ -98,7 +129,7 @@ def resolve_sources(specs: Iterable[str], exclude: Iterable[str] = ()) -> list[t
         members = grp.get(name, [name])
         for m in members:
             if m not in known:
-                raise UserError(f"unknown name source {name!r} (known: {', '.join(['all', 'themed', 'faker'] + known_sources())})")
+                raise UserError(f"unknown name source {name!r} (known: {', '.join(list(grp) + known_sources())})")
             out[m] = weight
     for spec in exclude:
         name = spec.partition("=")[0].strip()
@@ -109,19 +140,26 @@ def resolve_sources(specs: Iterable[str], exclude: Iterable[str] = ()) -> list[t
     return list(out.items())
 
 
-def clean_name(text: str) -> Optional[str]:
-    """One-line, trimmed name, or None when it cannot be a safe event name.
+def clean_name(text: str, parentheses: bool = False) -> Optional[str]:
+    """One-line, trimmed NFC name, or None when it cannot be a safe event name (see the module docstring);
+    ``parentheses`` allows them (``realworld`` names).
 
     >>> clean_name("  Engineer,  civil "), clean_name("Therapist (art)"), clean_name("a<b")
     ('Engineer, civil', None, None)
+    >>> clean_name("BTS concert (Seoul)", parentheses=True), clean_name("Call (09:00 - 10:00)", parentheses=True)
+    ('BTS concert (Seoul)', None)
     """
-    text = " ".join(str(text).split())
-    if not text or _BAD_CHARS.search(text) or len(text) > MAX_NAME_LENGTH:
+    text = unicodedata.normalize("NFC", " ".join(str(text).split()))
+    if not text or _BAD_CHARS.search(text) or len(text) > MAX_NAME_LENGTH or _TIME_GROUP.search(text):
+        return None
+    if not parentheses and ("(" in text or ")" in text):
+        return None
+    if any(unicodedata.category(c)[0] == "C" for c in text):  # control, format (zero-width), unassigned
         return None
     return text
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def _faker(locale: str):
     try:
         from faker import Faker
@@ -153,6 +191,30 @@ def faker_pool(source: str, seed: int, size: int, locale: str = "en_US") -> tupl
     names: dict[str, None] = {}
     for _ in range(20 * size):
         name = clean_name(template.format(produce()))
+        if name is not None:
+            names[name] = None
+            if len(names) >= size:
+                break
+    return tuple(names)
+
+
+def realworld_faker_pool(source: str, seed: int, size: int) -> tuple[str, ...]:
+    """``size`` distinct names of a :data:`REALWORLD_FAKER` source, its locales taking turns, fully determined by
+    ``seed`` (each locale's Faker instance seeded from it).
+
+    >>> pool = realworld_faker_pool("realworld_intl", 3, 30)
+    >>> len(set(pool)), pool == realworld_faker_pool("realworld_intl", 3, 30)
+    (30, True)
+    """
+    template, locales = REALWORLD_FAKER[source]
+    fakers = []
+    for locale in locales:
+        fake = _faker(locale)
+        fake.seed_instance(derive_seed(seed, locale))
+        fakers.append(fake)
+    names: dict[str, None] = {}
+    for i in range(20 * size):
+        name = clean_name(template.format(fakers[i % len(fakers)].name()), parentheses=True)
         if name is not None:
             names[name] = None
             if len(names) >= size:
@@ -199,10 +261,10 @@ def _seeded_pool(seed: int, size: int, make, keep=None) -> tuple[str, ...]:
     import random
 
     rng, out = random.Random(seed), {}
-    themed = _themed_index()
+    listed = _list_index()
     while len(out) < size:
         name = clean_name(make(rng))
-        if name and name not in themed and _faker_source(name) is None and (keep is None or keep(name)):
+        if name and name not in listed and _faker_source(name) is None and (keep is None or keep(name)):
             out[name] = None
     return tuple(out)
 
@@ -263,7 +325,7 @@ class NamePools:
 
     def __init__(self, seed_parts: Sequence, pool_size: int, locale: str, min_size: int):
         self.seed_parts, self.pool_size, self.locale, self.min_size = tuple(seed_parts), pool_size, locale, min_size
-        self._pools: dict[str, tuple[str, ...]] = dict(themed_lists())
+        self._pools: dict[str, tuple[str, ...]] = {**themed_lists(), **realworld_lists()}
 
     def __getitem__(self, source: str) -> tuple[str, ...]:
         pool = self._pools.get(source)
@@ -271,7 +333,9 @@ class NamePools:
             make = synthetic_pool if source == "synthetic" else words_pool
             pool = self._pools[source] = make(derive_seed(*self.seed_parts, source), self.pool_size)
         if pool is None:
-            pool = faker_pool(source, derive_seed(*self.seed_parts, source), self.pool_size, self.locale)
+            seed = derive_seed(*self.seed_parts, source)
+            pool = (realworld_faker_pool(source, seed, self.pool_size) if source in REALWORLD_FAKER
+                    else faker_pool(source, seed, self.pool_size, self.locale))
             if len(pool) < self.min_size:
                 raise UserError(f"Faker source {source!r} gave only {len(pool)} distinct names; "
                                 f"raise faker_pool_size (needs {self.min_size})")
@@ -281,9 +345,9 @@ class NamePools:
 
 def source_of(name: str) -> Optional[str]:
     """The source a generated name comes from (None when it matches none)."""
-    themed = _themed_index()
-    if name in themed:
-        return themed[name]
+    listed = _list_index()
+    if name in listed:
+        return listed[name]
     faker = _faker_source(name)
     if faker is not None:
         return faker
@@ -292,8 +356,13 @@ def source_of(name: str) -> Optional[str]:
     return "synthetic" if _is_synthetic(name) else None
 
 
+def faker_templates() -> dict[str, str]:
+    """Every Faker-backed source (``all``'s and ``realworld``'s) -> its template."""
+    return {**{s: t for s, (_, t) in FAKER_SOURCES.items()}, **{s: t for s, (t, _) in REALWORLD_FAKER.items()}}
+
+
 def _faker_source(name: str) -> Optional[str]:
-    for source, (_, template) in FAKER_SOURCES.items():
+    for source, template in faker_templates().items():
         prefix, _, suffix = template.partition("{}")
         if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
             return source
@@ -301,8 +370,10 @@ def _faker_source(name: str) -> Optional[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _themed_index() -> dict[str, str]:
-    return {name: cat for cat, names in themed_lists().items() for name in names}
+def _list_index() -> dict[str, str]:
+    """Every listed name (themed and realworld) -> its source."""
+    lists = {**themed_lists(), **realworld_lists()}
+    return {name: src for src, names in lists.items() for name in names}
 
 
 def describe_sources() -> list[str]:
@@ -311,4 +382,8 @@ def describe_sources() -> list[str]:
     lines += [f"{k} (Faker {m}: {t.format('...')!r})" for k, (m, t) in FAKER_SOURCES.items()]
     lines += [f"synthetic (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)",
               f"words (common English words, opt-in: {', '.join(words_pool(0, 3))}, ...)"]
+    lines += [f"{k} (realworld, held out, {len(v)} names: {', '.join(v[:3])}, ...)"
+              for k, v in realworld_lists().items()]
+    lines += [f"{k} (realworld, held out, Faker name in {len(locs)} locales: {t.format('...')!r})"
+              for k, (t, locs) in REALWORLD_FAKER.items()]
     return lines

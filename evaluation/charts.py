@@ -4,7 +4,9 @@
 * ``mean_score.png`` -- mean score (0-100) per model;
 * ``failures.png`` -- every category per model, stacked (valid at the bottom);
 * ``histogram.png`` -- score histogram per model, small multiples;
-* ``epochs.png`` -- mean score and valid schedules against epoch, when checkpoints were evaluated.
+* ``epochs.png`` -- mean score and valid schedules against epoch, when checkpoints were evaluated;
+* ``event_counts.png`` -- percent of valid completions and mean score against the number of events in a row, one
+  line per model (where a model stops generalising to larger problems).
 
 ``write_charts(out_dir, summary)`` returns ``[(file name, title), ...]`` for report.md. Redraw from a
 finished folder with ``qwen-scheduler evaluate --output DIR --report-only``.
@@ -140,6 +142,33 @@ def _epochs(path: Path, points) -> None:
     _save(fig, path)
 
 
+def _event_counts(path: Path, models: Mapping[str, Mapping]) -> None:
+    """Valid percent and mean score by event count (``by_event_count`` of each model), one line per model (markers
+    and dashes vary, so that models on the same points stay visible); under each count, how many rows have it."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    rows: dict[int, int] = {}
+    for k, (label, e) in enumerate(models.items()):
+        groups = e.get("by_event_count") or []
+        for g in groups:
+            rows[g["events"]] = max(rows.get(g["events"], 0), g["rows"])
+        xs = [g["events"] for g in groups]
+        style = dict(marker="os^Dvpx*"[k % 8], markersize=max(3.5, 9 - 1.5 * k),
+                     linestyle=("-", "--", ":", "-.")[k % 4], label=label, alpha=0.85)
+        a1.plot(xs, [100.0 * g["valid"] / g["completions"] for g in groups], **style)
+        a2.plot(xs, [g["mean_score"] for g in groups], **style)
+    for ax, title, ylabel in ((a1, "Valid schedules by event count", "valid completions (%)"),
+                              (a2, "Mean score by event count", "mean score (0-100)")):
+        ax.set_title(title)
+        ax.set_xticks(sorted(rows), [f"{n}\n({rows[n]})" for n in sorted(rows)], fontsize=8)
+        ax.set_xlabel("events in the problem (rows)")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 105)
+        ax.grid(alpha=0.3)
+    a2.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    _save(fig, path)
+
+
 def write_charts(out_dir, summary: Mapping) -> list[tuple[str, str]]:
     """Draw every chart that applies; returns ``[(file name, title), ...]``."""
     out = Path(out_dir)
@@ -166,4 +195,7 @@ def write_charts(out_dir, summary: Mapping) -> list[tuple[str, str]]:
     if points:
         _epochs(out / "epochs.png", points)
         charts.append(("epochs.png", "Mean score and valid schedules by epoch"))
+    if any(e.get("by_event_count") for e in models.values()):
+        _event_counts(out / "event_counts.png", models)
+        charts.append(("event_counts.png", "Validity by event count"))
     return charts

@@ -16,6 +16,9 @@ against sample s with a row-level sign test on each row's mean over its samples;
 ``trace_claims`` / ``trace_wrong``: the overlap claims of sweep traces in the completions and those the listed
 event times contradict (``evaluation.trace_audit``; 0 / 0 for any other reasoning); ``decision_claims`` /
 ``decision_wrong``: their listed values and Close decisions, and those that are wrong; one sentence in the report.
+``by_event_count``: the same figures (rows, completions, valid, mean score) for the rows of each event count, so
+that a report on a 4-8-event or 12-16-event split shows where a model stops generalising (a table and
+``event_counts.png``).
 
 Re-render an existing folder (e.g. under the other rule set) with
 ``qwen-scheduler evaluate --output DIR --report-only [--rules anchor]``.
@@ -47,6 +50,22 @@ PAIRED_NOTE = ("fixed/broken = rows that became valid/invalid; better/worse = ro
 def _mean(xs) -> Optional[float]:
     xs = list(xs)
     return sum(xs) / len(xs) if xs else None
+
+
+def by_event_count(verdicts: Sequence[Mapping], rows: Sequence[Mapping]) -> list[dict]:
+    """``[{events, rows, completions, valid, mean_score}]``, one per event count of the scored rows, ascending.
+
+    >>> rows = [{"events": [1, 2, 3, 4]}, {"events": [1, 2, 3, 4]}, {"events": [1, 2, 3, 4, 5]}]
+    >>> by_event_count([{"index": 0, "category": "valid", "score": 1.0}, {"index": 1, "category": "overlap",
+    ...                 "score": 0.0}, {"index": 2, "category": "valid", "score": 0.5}], rows)[0]
+    {'events': 4, 'rows': 2, 'completions': 2, 'valid': 1, 'mean_score': 50.0}
+    """
+    groups: dict[int, list[Mapping]] = {}
+    for v in verdicts:
+        groups.setdefault(len(rows[v["index"]]["events"]), []).append(v)
+    return [{"events": n, "rows": len({v["index"] for v in vs}), "completions": len(vs),
+             "valid": sum(v["category"] == "valid" for v in vs), "mean_score": 100.0 * _mean(v["score"] for v in vs)}
+            for n, vs in sorted(groups.items())]
 
 
 def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[dict, list[dict]]:
@@ -97,6 +116,7 @@ def score_label(label_dir: Path, rows: Sequence[Mapping], rules: str) -> tuple[d
         "completions_per_s": len(timed) / seconds if seconds > 0 and settings.get("kind") not in BASELINES else None,
         "generation_seconds": seconds,
         "score_histogram": hist,
+        "by_event_count": by_event_count(verdicts, rows),
         "rules": rules,
         **{k2: settings.get(k2) for k2 in ("model", "kind", "base", "epoch", "step", "sampling")},
         "engine": settings.get("engine", settings.get("backend")),  # "backend": the key's former name
@@ -235,6 +255,22 @@ def format_paired(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
+def format_event_counts(summary: Mapping) -> str:
+    """The Markdown table of each model's ``by_event_count``: one line per event count, a column per model with
+    "valid/completions (mean score)" ('' when no model has any)."""
+    models = {label: {g["events"]: g for g in e.get("by_event_count") or []} for label, e in summary["models"].items()}
+    counts = sorted({n for groups in models.values() for n in groups})
+    if not counts:
+        return ""
+    lines = ["| events | rows | " + " | ".join(models) + " |", "|" + "---|" * (len(models) + 2)]
+    for n in counts:
+        cells = [str(n), str(max(g[n]["rows"] for g in models.values() if n in g))]
+        cells += [f"{g[n]['valid']}/{g[n]['completions']} ({g[n]['mean_score']:.1f})" if n in g else "-"
+                  for g in models.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_trace_claims(summary: Mapping) -> str:
     """One sentence on the sweep traces' overlap claims that their own event times contradict, per model with
     claims ('' when no model writes a sweep trace): a model that invents overlaps drops events and stays valid;
@@ -271,6 +307,11 @@ def markdown(summary: Mapping, images: Sequence[tuple[str, str]]) -> str:
     ]
     trace = format_trace_claims(summary)
     parts += [trace, ""] if trace else []
+    counts = format_event_counts(summary)
+    if counts:
+        parts += ["## Validity by event count", "", counts, "",
+                  "Each cell: valid schedules / completions scored on the rows with that many events (mean score "
+                  "in parentheses); *rows*: how many rows have that many events.", ""]
     if summary.get("paired"):
         parts += ["## Paired comparison (same rows)", "", format_paired(summary), "",
                   "Each model against the one before it in training order (and sft against the last GRPO "

@@ -40,7 +40,8 @@ import bisect
 import re
 from typing import NamedTuple
 
-_LIST = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
+# A list line's times are its last "(HH:MM - HH:MM)": an event name may hold one too.
+_LIST = re.compile(r"^(\d+)\. .*\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
 _VALUE = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\) (\d+)(?:x(\d+) = (\d+))?[ \t]*$", re.M)
 _CLOSE = re.compile(r"^Close ((?:#\d+ ?)+): (.*)$", re.M)
 _OPTION = re.compile(r"(#\d+(?: \+ #\d+)*) = (\d+(?: \+ \d+)*)(?: = (\d+))?")
