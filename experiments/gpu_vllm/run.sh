@@ -63,6 +63,13 @@ ADAPTER() { ls -d "$W"/g/lora/checkpoint-* | sort -V | tail -1; }
 st_ev_lora_vllm() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-vllm" --engine vllm $EV; }
 st_ev_lora_tf() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-tf" --engine transformers --batch-size 100 $EV; }
 
+# the preset's GRPO (the pipeline's grpo stage) and both models on a test split of held-out real-world names
+st_grpo_preset() { q pipeline --preset gpu --output "$W/p" --stages grpo; }
+st_ev_realworld() {
+  q generate --output "$W/drw" --train-size 0 --test-size 100 --seed 13 --test-name-sources realworld &&
+  q evaluate --dataset "$W/drw" --model "$(sft)" oracle greedy --label sft oracle greedy --checkpoints "$W/p/grpo" \
+    --output "$W/ev/realworld" --engine static --batch-size 100 $EV; }
+
 # the short form (a host held for minutes only): the base model instead of the SFT model, the same comparisons
 st_base() { q model prepare --output "$W/base" && q generate --output "$W/d512" --train-size 512 --test-size 100 --seed 12 --holdout-name-sources; }
 st_ev_static_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/static-base" --engine static --batch-size 100 $EV; }
