@@ -4,6 +4,8 @@ A target is one model to generate with: a baseline (``oracle``, ``greedy``), a H
 folder (``config.json``) or a LoRA adapter folder (``adapter_config.json``). ``discover_checkpoints``
 lists a run's ``checkpoint-<step>`` folders in step order, reads each one's epoch from its
 ``trainer_state.json``, and adds the final model saved in the run folder itself when there is one.
+``last_checkpoint`` is where training resumes; ``final_repeats_last`` says when the final model is
+that checkpoint again (training ended on it), so that it need not be evaluated twice.
 
     >>> safe_label("Qwen/Qwen2.5 7B")
     'Qwen_Qwen2.5_7B'
@@ -114,19 +116,51 @@ def _holds_model(folder: Path) -> bool:
     return (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file()
 
 
+def _checkpoint_folders(run: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every ``checkpoint-<step>`` folder in ``run``, in step order."""
+    found = []
+    for child in run.iterdir() if run.is_dir() else ():
+        m = _CKPT_RE.fullmatch(child.name)
+        if m and child.is_dir():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def last_checkpoint(run_dir: str) -> Optional[str]:
+    """The ``checkpoint-N`` folder with the largest N that holds a ``trainer_state.json`` (where training resumes)."""
+    done = [folder for _, folder in _checkpoint_folders(Path(run_dir)) if (folder / "trainer_state.json").exists()]
+    return str(done[-1]) if done else None
+
+
+def _state_or_empty(folder: Path) -> dict:
+    try:
+        return _read_trainer_state(folder)
+    except UserError:
+        return {}
+
+
+def last_checkpoint_state(run_dir: str) -> dict:
+    """The ``trainer_state.json`` of a run's last checkpoint (``{}`` when there is none or it is unreadable)."""
+    last = last_checkpoint(run_dir)
+    return _state_or_empty(Path(last)) if last else {}
+
+
+def final_repeats_last(run_dir: str) -> bool:
+    """Whether training ended at the run's last checkpoint, so that the final model in ``run_dir`` holds the same
+    weights: that checkpoint's step is the final ``trainer_state.json``'s step or its own ``max_steps``."""
+    state = last_checkpoint_state(run_dir)
+    final = _state_or_empty(Path(run_dir))
+    return bool(state) and state.get("global_step") in (final.get("global_step"), state.get("max_steps"))
+
+
 def discover_checkpoints(run_dir: str, base: Optional[str] = None, warn=None) -> list[Target]:
     """``checkpoint-*`` targets of a run in step order, then the final model in ``run_dir`` if any."""
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     run = Path(run_dir).expanduser()
     if not run.is_dir():
         raise UserError(f"--checkpoints {run_dir!r}: no such folder")
-    found = []
-    for child in run.iterdir():
-        m = _CKPT_RE.fullmatch(child.name)
-        if m and child.is_dir():
-            found.append((int(m.group(1)), child))
     targets = []
-    for step, folder in sorted(found):
+    for step, folder in _checkpoint_folders(run):
         if not _holds_model(folder):
             warn(f"{folder} holds no adapter_config.json or config.json (an interrupted save?); skipped")
             continue

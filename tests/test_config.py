@@ -80,6 +80,27 @@ def test_bad_recipes_raise_one_line(tmp_path, text, argv, expect):
     assert expect in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("text, expect", [
+    ("lr_scheduler_type: nope\n", "invalid choice: 'nope'"),
+    ("max_steps: 2.5\n", "invalid int value: '2.5'"),
+    ("use_peft: maybe\n", "Truthy value expected"),
+    ("env: [A]\n", "'env' must be a mapping"),
+])
+def test_recipe_values_pass_the_command_lines_checks(tmp_path, text, expect):
+    """TrlParser alone would keep these raw YAML values as defaults; the recipe parser types them as it types the
+    command line, so a wrong type or a value outside the choices stops the run up front."""
+    with pytest.raises(UserError) as e:
+        _parse(["--config", _write(tmp_path, "output_dir: o\nbf16: false\n" + text)])
+    assert expect in str(e.value) and "\n" not in str(e.value)
+
+
+def test_config_equals_form_and_an_empty_recipe(tmp_path):
+    _, args, model = _parse([f"--config={_write(tmp_path, '')}", "--output_dir", "o", "--bf16", "false"])
+    assert args.output_dir == "o" and model.lora_r == 16  # the dataclass defaults
+    _, args, _ = _parse([f"--config={TINY}", "--bf16", "false"])
+    assert args.num_generations == 4
+
+
 def test_missing_recipe(tmp_path):
     with pytest.raises(UserError, match="not found"):
         _parse(["--config", str(tmp_path / "nope.yaml")])

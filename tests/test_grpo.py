@@ -184,6 +184,19 @@ def test_merge_after_training_is_checked(run):
     assert "merge check (2 prompts" in run["stdout2"]
 
 
+def test_summary_and_run_config(run):
+    """The scaffold's records of the resumed run: grpo_summary.json (steps, the merged model to hand on) and
+    run_config.yaml (the recipe and its overrides, which the model card reads)."""
+    import yaml
+
+    summary = json.loads((run["dir"] / "grpo_summary.json").read_text())
+    assert summary["steps"] == summary["planned_steps"] == 6 and summary["rows"] == 2
+    assert summary["final_model"] == str(run["dir"] / "merged") and summary["rewards"] == list(REWARDS)
+    assert any("6 total" in line for line in summary["plan"])
+    cfg = yaml.safe_load((run["dir"] / "run_config.yaml").read_text())
+    assert cfg["recipe"] == TINY and "--resume" not in cfg["overrides"] and cfg["script"]["merge"] is True
+
+
 def test_rerun_without_resume_refuses_and_resume_needs_a_checkpoint(run, warm_model, tmp_path, capsys):
     from qwen_scheduler.cli import main
 

@@ -9,7 +9,7 @@ import yaml
 
 from evaluation.report import PAIRED_NOTE
 from qwen_scheduler.cli import main as cli
-from qwen_scheduler.pipeline import STAGES
+from qwen_scheduler.pipeline_config import STAGES
 
 TINY = {
     "preset": "cpu",
@@ -148,7 +148,7 @@ def test_a_relative_recipe_in_a_config_is_read_next_to_the_config(tmp_path, monk
     """``grpo: {recipe: ../../training/recipes/x.yaml}`` in experiments/ablations/ means training/recipes/x.yaml
     wherever the pipeline is started from; an absolute path stays as it is; a section without ``recipe`` keeps the
     preset's."""
-    from qwen_scheduler.pipeline import PRESETS, load_config
+    from qwen_scheduler.pipeline_config import load_config, load_preset
 
     (tmp_path / "cfg").mkdir()
     (tmp_path / "mine.yaml").write_text("learning_rate: 1.0e-5\n")
@@ -158,12 +158,13 @@ def test_a_relative_recipe_in_a_config_is_read_next_to_the_config(tmp_path, monk
     cfg = load_config(None, str(path))
     assert Path(cfg["grpo"]["recipe"]).resolve() == (tmp_path / "mine.yaml").resolve()
     assert cfg["sft"]["recipe"] == str(tmp_path / "mine.yaml")
-    assert cfg["grpo"]["overrides"] == {} and load_config("gpu", None)["grpo"] == PRESETS["gpu"]["grpo"]
+    assert cfg["grpo"]["overrides"] == {} and load_config("gpu", None)["grpo"] == load_preset("gpu")["grpo"]
 
 
 @pytest.mark.parametrize("base", [True, False])
 def test_evaluate_base_false_leaves_the_base_model_out(run, tmp_path, base):
-    from qwen_scheduler.pipeline import Pipeline, load_config
+    from qwen_scheduler.pipeline import Pipeline
+    from qwen_scheduler.pipeline_config import load_config
 
     _, out = run
     cfg = load_config(None, _config(tmp_path, evaluate={**TINY["evaluate"], "base": base}))
@@ -229,7 +230,7 @@ def test_every_ablation_config_names_only_real_settings(path):
     from trl import GRPOConfig, SFTConfig
 
     from dataset_generation.config import GenerationConfig
-    from qwen_scheduler.pipeline import load_config
+    from qwen_scheduler.pipeline_config import load_config
     from training.grpo import GRPOScriptArguments
     from training.modeling import ModelArguments
     from training.sft import SFTScriptArguments
@@ -252,7 +253,7 @@ def test_every_ablation_config_names_only_real_settings(path):
         assert steps_per_epoch(grpo["limit"], grpo["per_device_train_batch_size"], grpo["gradient_accumulation_steps"],
                                1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, path.name
     # the rewards (a name list or a YAML list with parameters) build, and evaluate.sampled is well formed
-    from qwen_scheduler.pipeline import sampled_settings
+    from qwen_scheduler.pipeline_config import sampled_settings
     from training.rewards import build_reward_funcs
 
     rewards = grpo["rewards"]  # a YAML list in a recipe, a string in an override (as on the command line)

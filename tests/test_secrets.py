@@ -64,7 +64,7 @@ def test_an_sft_run_writes_the_token_nowhere(tiny_model_dir, rows_file, tmp_path
 
 
 def test_the_pipeline_stores_and_prints_its_settings_scrubbed(tmp_path):
-    from qwen_scheduler.pipeline import check_config, load_config
+    from qwen_scheduler.pipeline_config import check_config, load_config
 
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"grpo": {"overrides": {"hub_token": FAKE, "max_steps": 3}}}))
     cfg = load_config(None, str(tmp_path / "p.yaml"))

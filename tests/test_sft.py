@@ -44,10 +44,10 @@ def test_labels_mask_every_prompt_token(tiny_model_dir, rows_file, tmp_path):
     from training.sft import build, make_trainer, tokenize_examples
     from training.traces import sft_example
 
-    ctx = build(_argv(tiny_model_dir, rows_file, tmp_path / "out", "--trace_style", "full"))
-    trainer = make_trainer(ctx)
+    run = build(_argv(tiny_model_dir, rows_file, tmp_path / "out", "--trace_style", "full"))
+    trainer = make_trainer(run)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
-    examples = [sft_example(r, "full") for r in ctx["data"].rows[:2]]
+    examples = [sft_example(r, "full") for r in run.data.rows[:2]]
     prompts, completions = tokenize_examples(examples, trainer.processing_class)
     for b in range(2):
         labels, ids = batch["labels"][b], batch["input_ids"][b]
@@ -57,13 +57,13 @@ def test_labels_mask_every_prompt_token(tiny_model_dir, rows_file, tmp_path):
         assert (labels[n_p + n_c:] == -100).all()  # padding
         text = trainer.processing_class.decode(ids[n_p:n_p + n_c])
         assert text.startswith("<think>\nEvents by start") and "Keep:" in text and "</schedule>" in text
-    assert ctx["args"].completion_only_loss is True
-    assert any("completion tokens only" in line for line in ctx["plan"])
+    assert run.args.completion_only_loss is True
+    assert any("completion tokens only" in line for line in run.plan)
 
 
 def test_lora_sft_saves_a_merged_model_that_evaluation_loads(tiny_model_dir, rows_file, tmp_path, capsys):
     from evaluation.models import load_model_and_tokenizer
-    from training.sft import final_model
+    from training.run import final_model
 
     out = tmp_path / "lora"
     assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, out, "--use_peft", "true")]) == 0

@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 
 
 def is_main_process() -> bool:
+    """Whether this is the main training process (`RANK` 0; always without a launcher)."""
     return int(os.environ.get("RANK", "0")) == 0
 
 

@@ -3,7 +3,8 @@
 Recipe settings may be overridden after ``--config``: any ``--key value`` that the command
 itself does not define is handed to the recipe parser (``training.config.parse_recipe``), with
 ``-`` written ``_`` (``--learning-rate`` is the recipe key ``learning_rate``). ``--output DIR`` is
-``--output_dir DIR``; ``--public`` / ``--private`` set ``hub_private``::
+``--output_dir DIR``; ``--public`` / ``--private`` set ``hub_private``. The training scaffold
+(``training.run``) runs both trainers::
 
     qwen-scheduler train grpo --config training/recipes/tiny-cpu.yaml --output runs/t --learning-rate 1e-5
     qwen-scheduler train grpo --config training/recipes/tiny-cpu.yaml --output_dir runs/t --resume
@@ -17,7 +18,6 @@ Nothing heavy is imported here; handlers import ``trl`` etc. when they run.
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from scheduler_solver.cli_args import Parser, add_privacy_flags
 
@@ -92,10 +92,12 @@ def add_recipe_arguments(p: argparse.ArgumentParser, recipes: str, plan: str) ->
     p.takes_recipe = True
 
 
-def cmd_grpo(args: argparse.Namespace) -> int:
-    from .grpo import run_from_cli
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train grpo`` / ``train sft``: the command's ``run`` through the training scaffold."""
+    from . import grpo, sft
+    from .run import run_from_cli
 
-    return run_from_cli(args)
+    return run_from_cli(args, {"grpo": grpo.run, "sft": sft.run}[args.train_command])
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -112,7 +114,15 @@ def _add_grpo(tsub) -> None:
     p.add_argument("--push-to-hub", dest="push_to_hub", default=None, metavar="REPO", type=_repo,
                    help="upload the adapter (or the merged model) with a model card to this Hub repo at the end")
     add_privacy_flags(p)
-    p.set_defaults(func=cmd_grpo)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_sft(tsub) -> None:
+    p = tsub.add_parser("sft", help="supervised cold start on solver traces (before GRPO)",
+                        description="SFT on solver traces from a YAML recipe. Any recipe key can be overridden with "
+                                    "--key value (e.g. --output runs/sft --trace-style minimal --use-peft false).")
+    add_recipe_arguments(p, "training/recipes/*-sft*.yaml", "rows, tokens, batches, steps")
+    p.set_defaults(func=cmd_train)
 
 
 def _repo(text: str) -> str:
@@ -163,12 +173,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     tsub = train.add_subparsers(dest="train_command", metavar="KIND", parser_class=OverridesParser)
     tsub.required = True
     _add_grpo(tsub)
-    try:
-        sft = importlib.import_module("training.sft")
-    except ModuleNotFoundError as e:
-        if not (e.name and (e.name == "training.sft" or "training.sft".startswith(e.name + "."))):
-            raise
-    else:
-        sft.add_parser(tsub)
+    _add_sft(tsub)
     _add_merge(tsub)
     _add_push(tsub)

@@ -1,18 +1,25 @@
-"""YAML recipes + command-line overrides -> dataclasses (the open-r1 / ``TrlParser`` pattern).
+"""YAML recipes + command-line overrides -> dataclasses: TRL's ``TrlParser`` (the open-r1 pattern) plus
+what it leaves out.
 
-``parse_recipe((ScriptArgs, trl.GRPOConfig, ModelArguments), argv)`` reads ``--config R.yaml``
-(a flat mapping of field names, plus an optional ``env:`` mapping of environment variables),
-then applies ``--key value`` overrides from ``argv``; overrides win (a list key given on the command line
-replaces the recipe's list; its values may be space- or comma-separated, or the flag repeated). Every value, from the
-file or the command line, goes through the same ``HfArgumentParser`` type conversion, so
-``learning_rate: 1e-5`` (a string to PyYAML) becomes a float and ``loss_type: nope`` is
-rejected. Lists become ``--key a b``; mappings, and lists given to a text field (e.g. a
-rewards spec), travel as JSON text. An unknown key, a bad value, a missing or malformed
-recipe, or a ``__post_init__`` check that fails raises ``UserError`` (one line).
+``parse_recipe((ScriptArgs, trl.GRPOConfig, ModelArguments), argv)`` hands ``--config R.yaml`` and the
+``--key value`` overrides to ``TrlParser.parse_args_and_config``: the recipe (a flat mapping of field
+names, plus an optional ``env:`` mapping of environment variables) sets the defaults, the command line
+overrides them (a list key given on the command line replaces the recipe's list). ``RecipeParser`` adds to
+``TrlParser``:
 
-``peek(argv, key)`` reads one raw value (command line first, then the recipe) without
-importing anything heavy -- the GRPO command uses it to pick the backend before ``trl``
-is imported (Unsloth must be imported first).
+* recipe values typed like command-line values: each goes through the same ``HfArgumentParser`` type
+  conversion and choices (``TrlParser`` keeps the raw YAML value), so ``learning_rate: 1e-5`` (a string
+  to PyYAML) becomes a float and ``lr_scheduler_type: nope`` is refused. A list goes to a list field as
+  its items; a mapping, or a list given to a text field (a rewards spec), travels as JSON text;
+* one-line errors (``UserError``) for an unknown key (with a close match), a bad value, a missing or
+  malformed recipe and a failing ``__post_init__`` check, where ``TrlParser`` exits or raises;
+* list keys that take their values as every flag of the project does (``scheduler_solver.cli_args.ListAction``):
+  space- or comma-separated, or the flag repeated;
+* ``--config=R.yaml`` and an empty recipe file.
+
+``peek(argv, key)`` reads one raw value (command line first, then the recipe) without importing
+anything heavy: the training commands pick the backend with it before ``trl`` is imported (Unsloth
+must be imported first).
 
     >>> peek(["--backend", "trl", "--x", "1"], "backend")
     'trl'
@@ -20,6 +27,8 @@ is imported (Unsloth must be imported first).
     'unsloth'
     >>> peek([], "backend", default="auto")
     'auto'
+    >>> recipe_flags({"limit": 4, "use_peft": False, "lora_target_modules": ["q_proj", "v_proj"], "seed": None})
+    ['--limit', '4', '--use_peft', 'false', '--lora_target_modules', 'q_proj', 'v_proj']
 """
 
 from __future__ import annotations
@@ -27,16 +36,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from scheduler_solver.cli_args import ListAction
 from scheduler_solver.errors import UserError, first_line
 from scheduler_solver.io import read_yaml_mapping
 from scheduler_solver.outputs import check_folder
 from scheduler_solver.secrets import take_secrets
-
-_RESERVED = ("config", "env")
 
 
 def load_recipe(path: str) -> dict[str, Any]:
@@ -52,9 +58,9 @@ def split_config(argv: Sequence[str]) -> tuple[Optional[str], list[str]]:
     """
     rest: list[str] = []
     config = None
-    it = iter(range(len(argv)))
     args = list(argv)
-    for i in it:
+    i = 0
+    while i < len(args):
         a = args[i]
         if a == "--config" or a.startswith("--config="):
             if config is not None:
@@ -63,11 +69,12 @@ def split_config(argv: Sequence[str]) -> tuple[Optional[str], list[str]]:
                 config = a.split("=", 1)[1]
             elif i + 1 < len(args):
                 config = args[i + 1]
-                next(it, None)
+                i += 1
             else:
                 raise UserError("--config needs a recipe path")
         else:
             rest.append(a)
+        i += 1
     return config, rest
 
 
@@ -89,10 +96,18 @@ def peek(argv: Sequence[str], key: str, default: Any = None) -> Any:
     return default
 
 
-def _to_cli(action, key: str, value: Any) -> list[str]:
-    """One recipe entry as command-line strings for ``action`` (an argparse action)."""
-    flag = action.option_strings[0] if action.option_strings else f"--{key}"
-    takes_list = action.nargs in ("+", "*")
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def to_cli(key: str, value: Any, takes_list: bool = True, flag: Optional[str] = None) -> list[str]:
+    """One setting as command-line strings: ``--key value``; a list of scalars as ``--key a b`` when the field
+    takes a list, else (and a mapping) as JSON text; ``None`` as nothing (the recipe's value stays)."""
+    flag = flag or f"--{key}"
+    if value is None:
+        return []
     if isinstance(value, dict):
         return [flag, json.dumps(value)]
     if isinstance(value, (list, tuple)):
@@ -102,33 +117,9 @@ def _to_cli(action, key: str, value: Any) -> list[str]:
     return [flag, _scalar(value)]
 
 
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-class _RaisingParser:
-    """Builds an ``HfArgumentParser`` whose argparse errors raise ``UserError``."""
-
-    @staticmethod
-    def make(dataclass_types):
-        from transformers import HfArgumentParser
-
-        class Parser(HfArgumentParser):
-            def error(self, message):  # argparse: "argument --x: invalid float value: 'abc'"
-                raise UserError(message)
-
-            def exit(self, status=0, message=None):  # --help inside overrides
-                if message:
-                    print(message)
-                raise SystemExit(status)
-
-        for cls in dataclass_types:
-            for name in _RESERVED:
-                if name in {f.name for f in dataclasses.fields(cls)}:
-                    raise TypeError(f"{cls.__name__} may not have a field named {name!r} (reserved)")
-        return Parser(list(dataclass_types))
+def recipe_flags(settings: Optional[Mapping[str, Any]]) -> list[str]:
+    """``{key: value}`` overrides as the ``--key value`` arguments of a training command."""
+    return [s for key, value in (settings or {}).items() for s in to_cli(key, value)]
 
 
 def _known_dests(parser) -> dict[str, Any]:
@@ -145,47 +136,66 @@ def _unknown(key: str, known, where: str) -> UserError:
     return UserError(f"{where}: unknown key {key!r}{hint}")
 
 
+def recipe_parser(dataclass_types):
+    """A ``TrlParser`` for ``dataclass_types`` with the additions listed in the module docs."""
+    from trl import TrlParser
+
+    class RecipeParser(TrlParser):
+        config_path = "recipe"
+
+        def error(self, message):  # argparse: "argument --x: invalid float value: 'abc'"
+            raise UserError(message)
+
+        def exit(self, status=0, message=None):  # --help inside overrides
+            if message:
+                print(message)
+            raise SystemExit(status)
+
+        def set_defaults_with_config(self, **config) -> list[str]:
+            """The recipe's values, typed by this parser, become the defaults the command line overrides."""
+            known = _known_dests(self)
+            for key in config:
+                if not isinstance(key, str) or key not in known:
+                    raise _unknown(str(key), known, self.config_path)
+            strings = [s for key, value in config.items()
+                       for s in to_cli(key, value, known[key].nargs in ("+", "*"), known[key].option_strings[0])]
+            typed, extra = self.parse_known_args(strings)
+            if extra:
+                raise UserError(f"{self.config_path}: values that fit no key: {' '.join(extra)}")
+            return super().set_defaults_with_config(**{key: None if value is None else getattr(typed, key)
+                                                       for key, value in config.items()})
+
+    for cls in dataclass_types:
+        if "env" in {f.name for f in dataclasses.fields(cls)}:
+            raise TypeError(f"{cls.__name__} may not have a field named 'env' (reserved for the recipe's environment)")
+    parser = RecipeParser(list(dataclass_types))
+    for action in parser._actions:  # list keys take values as every flag does (scheduler_solver/cli_args.py)
+        if action.option_strings and action.nargs in ("+", "*"):
+            ListAction.adopt(action)
+    return parser
+
+
 def parse_recipe(dataclass_types: tuple, argv: Sequence[str]) -> tuple:
     """Instances of ``dataclass_types`` from ``--config R.yaml`` plus ``--key value`` overrides."""
     config, rest = split_config(argv)
-    parser = _RaisingParser.make(dataclass_types)
-    known = _known_dests(parser)
+    parser = recipe_parser(dataclass_types)
     recipe = load_recipe(config) if config else {}
-    env = recipe.pop("env", None) or {}
-    if not isinstance(env, dict):
+    if "env" in recipe and not isinstance(recipe["env"], dict):
         raise UserError(f"{config}: 'env' must be a mapping of environment variables")
-    from_file: list[str] = []
-    nulls: dict[str, None] = {}
-    for key, value in recipe.items():
-        if not isinstance(key, str) or key not in known:
-            raise _unknown(str(key), known, config)
-        if value is None:
-            nulls[key] = None
-        else:
-            from_file += _to_cli(known[key], key, value)
-    for key, value in env.items():
-        os.environ[str(key)] = str(value)
-    if nulls:
-        parser.set_defaults(**nulls)
+    known = _known_dests(parser)
     options = {o for act in parser._actions for o in act.option_strings}
     for a in rest:  # unknown overrides: one clear line with a suggestion
         if a.startswith("--") and a.split("=", 1)[0] not in options:
             raise _unknown(a[2:].split("=", 1)[0], known, "command line")
-    for action in parser._actions:  # list keys take values as every flag does (scheduler_solver/cli_args.py)
-        if action.option_strings and action.nargs in ("+", "*"):
-            ListAction.adopt(action)
-    if from_file:  # the recipe's values, typed by the parser, are the defaults that the command line overrides
-        typed, extra = parser.parse_known_args(from_file)
-        if extra:
-            raise UserError(f"{config}: values that fit no key: {' '.join(extra)}")
-        parser.set_defaults(**{key: getattr(typed, key) for key, value in recipe.items() if value is not None})
+    parser.config_path = config
     try:
-        outputs = parser.parse_args_into_dataclasses(args=list(rest), return_remaining_strings=True)
+        *objs, _, remaining = parser.parse_args_and_config(
+            ([] if not recipe else ["--config", config]) + rest, return_remaining_strings=True,
+            separate_remaining_strings=True)
     except UserError:
         raise
     except (ValueError, TypeError) as e:  # a dataclass __post_init__ check (e.g. TRL's batch rules)
         raise UserError(f"invalid settings: {first_line(e)}")
-    *objs, remaining = outputs
     if remaining:
         raise UserError(f"unexpected command-line values: {' '.join(remaining)}")
     return tuple(objs)

@@ -65,11 +65,12 @@ def find_state(run_dir: str) -> Path:
         raise UserError(f"run folder {run_dir!r} not found")
     if (p / STATE).is_file():
         return p / STATE
-    steps = [(int(d.name.split("-", 1)[1]), d) for d in p.glob("checkpoint-*")
-             if d.name.split("-", 1)[1].isdigit() and (d / STATE).is_file()]
-    if not steps:
+    from evaluation.checkpoints import last_checkpoint
+
+    last = last_checkpoint(run_dir)
+    if last is None:
         raise UserError(f"{run_dir}: no {STATE} (neither in the folder nor in a checkpoint-*/ folder)")
-    return max(steps)[1] / STATE
+    return Path(last) / STATE
 
 
 def load_history(path: Path) -> list[dict]:

@@ -1,0 +1,169 @@
+"""The pipeline's settings: presets, config files, their checks, and the run folder's layout.
+
+A preset is a YAML file in ``training/recipes/presets/`` (``cpu.yaml``, ``gpu.yaml``): the whole schema,
+with a comment per setting. A config file names a preset (``preset: gpu``; default cpu) and overrides
+its sections key by key:
+
+* ``scale``: cpu | gpu | tiny, worded in the report;
+* ``generate``: train_size, test_size, seed, holdout_name_sources, workers, set {setting: value};
+* ``model``: source: smollm2 | tiny | a model folder or Hub id used as is;
+* ``sft`` / ``grpo``: recipe (a YAML path; a relative one is read next to the file that names it) and
+  overrides {key: value};
+* ``evaluate``: limit, max_new_tokens, batch_size, baselines, rules, engine, base (false leaves the base
+  model out), sampled ({temperature, samples, seed} or true: the trained models sampled k times per row
+  into ``eval-sampled/``, paired sample by sample in the report).
+
+An unknown section or key is refused. A run folder keeps its settings (secrets redacted) in
+``pipeline_config.json``; resuming it with other settings is refused.
+
+    >>> parse_stages(["report", "sft"])
+    ['sft', 'report']
+    >>> preset_names()
+    ['cpu', 'gpu']
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+from scheduler_solver.errors import UserError
+from scheduler_solver.io import read_yaml_mapping
+
+STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "training" / "recipes" / "presets"
+SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
+#: Keys a section may hold beyond those its preset sets.
+EXTRA_KEYS = {"generate": ("workers",)}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _merge(cfg: dict, data: dict, path: Path, preset: bool) -> None:
+    """``data``'s sections over ``cfg``, key by key; recipe paths read next to ``path`` (resolved for a ``preset``,
+    whose sections define the keys a config may set)."""
+    for key, value in data.items():
+        if key not in cfg:
+            raise UserError(f"{path}: unknown section {key!r} (known: {', '.join(k for k in cfg if k != 'preset')})")
+        if isinstance(cfg[key], dict):
+            if not isinstance(value, dict):
+                raise UserError(f"{path}: section {key!r} must be a mapping")
+            known = [*cfg[key], *EXTRA_KEYS.get(key, ())]
+            unknown = [k for k in value if k not in known]
+            if unknown and not preset:
+                raise UserError(f"{path}: unknown key {unknown[0]!r} in section {key!r} (known: {', '.join(known)})")
+            if isinstance(value.get("recipe"), str) and not Path(value["recipe"]).is_absolute():
+                recipe = Path(path).parent / value["recipe"]
+                value = {**value, "recipe": str(recipe.resolve() if preset else recipe)}
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+
+
+def load_preset(name: str) -> dict:
+    """A preset's settings, its recipe paths absolute."""
+    if name not in preset_names():
+        raise UserError(f"unknown preset {name!r} (choose one of: {', '.join(preset_names())})")
+    path = PRESETS_DIR / f"{name}.yaml"
+    data = read_yaml_mapping(str(path), "pipeline preset")
+    cfg = {key: {} if isinstance(value, dict) else None for key, value in data.items()}
+    _merge(cfg, data, path, preset=True)
+    return cfg
+
+
+def load_config(preset: Optional[str], path: Optional[str]) -> dict:
+    """A preset, then a YAML file's sections merged over it key by key (an unknown section or key is refused)."""
+    data = read_yaml_mapping(path, "pipeline config") if path else {}
+    name = preset or data.pop("preset", None) or "cpu"
+    data.pop("preset", None)
+    cfg = copy.deepcopy(load_preset(name))
+    cfg["preset"] = name
+    _merge(cfg, data, Path(path or "."), preset=False)
+    return cfg
+
+
+def sampled_settings(cfg: dict) -> Optional[dict]:
+    """``evaluate.sampled`` with its defaults filled in, or None when it is off. A second evaluation of the SFT
+    model and every GRPO checkpoint, sampled k times per row (``eval-sampled/``): GRPO optimises the sampled
+    policy, and its gain can show there when greedy decoding hides it (experiments/LOG.md)."""
+    value = cfg["evaluate"].get("sampled")
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise UserError(f"evaluate.sampled must be a mapping (temperature, samples, seed) or true, got {value!r}")
+    unknown = sorted(set(value) - set(SAMPLED_KEYS))
+    if unknown:
+        raise UserError(f"evaluate.sampled: unknown key {unknown[0]!r} (known: {', '.join(SAMPLED_KEYS)})")
+    out = {**SAMPLED_KEYS, **value}
+    if isinstance(out["samples"], bool) or not isinstance(out["samples"], int) or out["samples"] < 1:
+        raise UserError(f"evaluate.sampled.samples must be a positive integer, got {out['samples']!r}")
+    if isinstance(out["temperature"], bool) or not isinstance(out["temperature"], (int, float)) \
+            or not out["temperature"] > 0:
+        raise UserError(f"evaluate.sampled.temperature must be > 0 (greedy is the main evaluation), got "
+                        f"{out['temperature']!r}")
+    if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
+        raise UserError(f"evaluate.sampled.seed must be an integer, got {out['seed']!r}")
+    return out
+
+
+def parse_stages(names: Optional[Sequence[str]]) -> list[str]:
+    """The stages named (all when none), in pipeline order."""
+    if not names:
+        return list(STAGES)
+    bad = [s for s in names if s not in STAGES]
+    if bad:
+        raise UserError(f"unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
+    return [s for s in STAGES if s in names]
+
+
+def read_json(path: Path):
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def check_config(out: Path, cfg: dict, config_path: Optional[str] = None) -> None:
+    """Refuse an ``--output`` that is not new, empty or a pipeline folder (``scheduler_solver.outputs``), and a
+    pipeline folder made with other settings (results would mix). The settings are stored with secrets redacted."""
+    from scheduler_solver.io import atomic_write_json
+    from scheduler_solver.outputs import check_folder, write_marker
+    from scheduler_solver.secrets import scrub
+
+    check_folder(out, "pipeline", [("--config", config_path)])
+    cfg = scrub(cfg)
+    path = out / "pipeline_config.json"
+    if path.exists():
+        old = read_json(path)
+        if not isinstance(old, dict):
+            raise UserError(f"{path}: unreadable pipeline settings; use another --output")
+        if isinstance(old.get("evaluate"), dict):
+            old["evaluate"].setdefault("base", True)  # folders made before evaluate.base existed
+            old["evaluate"].setdefault("sampled", None)  # ... and before evaluate.sampled
+        new = json.loads(json.dumps(cfg))
+        if old != new:
+            differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise UserError(f"{out} was made with other pipeline settings ({', '.join(differ)} differ; {path}); "
+                            f"use another --output or delete it")
+    else:
+        write_marker(out, "pipeline")
+        atomic_write_json(path, cfg)
+
+
+class Layout:
+    """Where a pipeline run keeps each stage's output under its folder ``out``."""
+
+    def __init__(self, cfg: dict, out: str):
+        self.out = Path(out)
+        self.data, self.eval_dir, self.sampled_dir = self.out / "data", self.out / "eval", self.out / "eval-sampled"
+        self.sft_dir, self.grpo_dir, self.plots = self.out / "sft", self.out / "grpo", self.out / "plots"
+        self.timings = self.out / "timings.json"
+        src = cfg["model"]["source"]
+        self.base = str(self.out / "models" / "base") if src in ("smollm2", "tiny") else src

@@ -1,0 +1,105 @@
+"""``DIR/report.md`` of a pipeline run: scale warning, stage times, setup, the score and paired tables of
+``eval/`` (and ``eval-sampled/``), and every chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .pipeline_config import STAGES, Layout, read_json, sampled_settings
+
+def _score_section(summary: dict, head: list[str], after_table: list[str], paired_head: list[str]) -> list[str]:
+    """Report lines for one evaluation folder's summary: ``head``, its score table, ``after_table``, the trace-audit
+    sentence (when the models write sweep traces) and, under ``paired_head``, its paired comparison."""
+    from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
+
+    lines = head + [format_table(summary), ""] + after_table
+    trace = format_trace_claims(summary)
+    lines += [trace, ""] if trace else []
+    if summary.get("paired"):
+        lines += paired_head + [format_paired(summary), "", PAIRED_NOTE, ""]
+    return lines
+
+
+def _sft_line(cfg: dict, sft: dict) -> str:
+    line = f"- SFT: `{cfg['sft']['recipe']}` {cfg['sft'].get('overrides') or ''}"
+    if isinstance(sft.get("train_loss"), (int, float)):
+        planned = sft.get("planned_steps")
+        steps = (f"{sft['steps']} of {planned} steps (stopped by its time budget)"
+                 if isinstance(planned, int) and sft["steps"] < planned else f"{sft['steps']} steps")
+        noise = "".join(f", {sft[key]:g} {what}" for key, what in (("name_noise", "name noise"),
+                                                                     ("first_word_noise", "first-word noise"))
+                        if sft.get(key))
+        line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`{noise}, {steps}, "
+                 f"train loss {sft['train_loss']:.3f}, model `{Path(sft['final_model']).name}`")
+    return line
+
+
+def _charts(out: Path) -> list[str]:
+    shown = sorted(out.glob("eval/*.png")) + sorted(out.glob("plots/*/overview.png"))
+    others = [i for i in sorted(out.glob("plots/*/*.png")) if i not in shown]
+    lines = ["## Charts", ""] if shown else []
+    for img in shown:
+        rel = img.relative_to(out).as_posix()
+        lines += [f"![{rel}]({rel})", ""]
+    if others:
+        lines += ["One chart per training metric: " + ", ".join(
+            f"[{i.relative_to(out).as_posix()}]({i.relative_to(out).as_posix()})" for i in others), ""]
+    return lines
+
+
+def write_report(cfg: dict, layout: Layout, timings: dict) -> None:
+    """Write ``DIR/report.md`` from the run folder's files and the stage ``timings``."""
+    from evaluation.checkpoints import last_checkpoint_state
+    from scheduler_solver.io import atomic_write_text
+    from scheduler_solver.secrets import scrub
+    from training.run import summary_file
+
+    cfg = scrub(cfg)
+    out, lines = layout.out, ["# Pipeline report", ""]
+    e, g = cfg["evaluate"], cfg["generate"]
+    sampled = sampled_settings(cfg)
+    sft = read_json(layout.sft_dir / summary_file("sft")) or {}
+    state = last_checkpoint_state(str(layout.grpo_dir))
+    if cfg.get("scale") in ("cpu", "tiny"):
+        scale = "CPU-scale" if cfg["scale"] == "cpu" else "test-scale (random tiny model)"
+        lines += [f"> **Tiny {scale} run: the numbers below are not results.** SFT saw "
+                  f"{sft.get('rows', '?')} rows for {sft.get('steps', '?')} steps, GRPO ran "
+                  f"{state.get('global_step', '?')} steps, and {e.get('limit') or 'all'} test rows were generated "
+                  f"with at most {e['max_new_tokens']} new tokens. This run shows that every stage works end to end; "
+                  f"what the method achieves needs the GPU scale (`qwen-scheduler pipeline --preset gpu`).", ""]
+    lines += ["## Stages", "", "| stage | status | wall time (s) |", "|---|---|---|"]
+    for stage in STAGES:
+        t = timings.get(stage)
+        if t:
+            lines.append(f"| {stage} | {t.get('status', '')} | {t.get('wall_s', '-')} |")
+    total = sum(t.get("wall_s", 0) for t in timings.values())
+    lines += ["", f"Total wall time of the stages: {total:.0f} s (per-stage figures in `timings.json`).", ""]
+    lines += ["## Setup", "",
+              f"- data: `data/`, {g['train_size']} train + {g['test_size']} test rows, seed {g['seed']}"
+              + (", test names from held-out name sources" if g.get("holdout_name_sources") else "")
+              + (f", settings {g['set']}" if g.get("set") else ""),
+              f"- base model: `{cfg['model']['source']}` -> `{layout.base}`",
+              _sft_line(cfg, sft),
+              f"- GRPO: `{cfg['grpo']['recipe']}` {cfg['grpo'].get('overrides') or ''}: "
+              f"{state.get('global_step', '?')} steps",
+              f"- evaluation: `eval/`, rules `{e['rules']}`, {e.get('limit') or 'all'} test rows, "
+              f"max {e['max_new_tokens']} new tokens, greedy decoding"
+              + ("" if e.get("base", True) else "; base model not evaluated (`evaluate.base: false`)")
+              + (f"; and `eval-sampled/`: the trained models sampled {sampled['samples']} times per row at "
+                 f"temperature {sampled['temperature']:g} (seed {sampled['seed']})" if sampled else ""), ""]
+    summary = read_json(layout.eval_dir / "summary.json")
+    if summary and summary.get("models"):
+        lines += _score_section(
+            summary, ["## Scores on the test split", ""],
+            ["Mean score: 100 x weighted duration / optimum, 0 when invalid (see `eval/report.md`).", ""],
+            ["### Paired comparison (same rows)", ""])
+    summary = read_json(layout.sampled_dir / "summary.json") if sampled else None
+    if summary and summary.get("models"):
+        lines += _score_section(
+            summary, [f"## Sampled: temperature {sampled['temperature']:g}, {sampled['samples']} samples per row", "",
+                      "GRPO optimises the expected reward of sampled completions; this shows whether that moved, "
+                      "which greedy decoding can hide (see `eval-sampled/report.md`).", ""], [],
+            ["Paired sample by sample; the last column compares rows on their mean over the samples (the sound "
+             "sign test).", ""])
+    lines += _charts(out)
+    atomic_write_text(out / "report.md", "\n".join(lines))
