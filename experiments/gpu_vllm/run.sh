@@ -42,6 +42,7 @@ stage() {  # stage NAME: run the function st_NAME once
 # waits (up to 15 min) for the vLLM site that `SITE=/tmp/site-vllm bash scripts/gpu_setup.sh` finishes while earlier stages run
 st_wait_vllm() { for _ in $(seq 900); do [ -f /tmp/site-vllm/.gpu_setup ] && return 0; sleep 1; done; echo "no /tmp/site-vllm"; return 1; }
 st_sft() { q pipeline --preset gpu --output "$W/p" --stages generate,model,sft; }
+st_sft_short() { q pipeline --config experiments/gpu_vllm/sft-short.yaml --output "$W/p" --stages generate,model,sft; }
 st_data2k() { q generate --output "$D2K" --train-size 0 --test-size 2000 --seed 12 --holdout-name-sources; }
 # evaluation: the SFT model, greedy, 100 then 2,000 rows, each engine in its own folder (start-up included)
 st_ev_static_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-100" --engine static --batch-size 100 $EV; }
