@@ -53,7 +53,8 @@ def _data_line(folder: str, spec: dict) -> str:
 
 def _curriculum(layout: Layout) -> list[str]:
     """The GRPO curriculum's stretches (``grpo/curriculum.json``): events, rows, rows drawn again, the optimizer
-    steps each spans and the mean reward and share of groups with equal rewards logged over those steps."""
+    steps each spans and, over those steps, the mean reward, share of groups with equal rewards, completion length
+    and round time."""
     from scheduler_solver.errors import UserError
     from training.curriculum import read_curriculum
     from training.plots import find_state, load_history
@@ -66,20 +67,24 @@ def _curriculum(layout: Layout) -> list[str]:
     except UserError:
         history = []
 
-    def mean(key: str, steps: list[int]) -> str:
+    def mean(key: str, steps: list[int], fmt: str = ".2f") -> str:
         values = [h[key] for h in history if isinstance(h.get(key), (int, float)) and steps[0] <= h.get("step", 0)
                   <= steps[1]]
-        return f"{sum(values) / len(values):.2f}" if values else "-"
+        return format(sum(values) / len(values), fmt) if values else "-"
 
     lines = ["## GRPO curriculum", "",
              "The prompts in rising event count (`training/curriculum.py`); *drawn again*: rows of earlier stretches "
-             f"in this one (curriculum_mix {record.get('mix', 0):g}); *reward* and *equal-reward groups*: means of "
-             "the logged steps the stretch spans (`plots/grpo/reward.png`, `plots/grpo/events.png`).", "",
-             "| events | rows | drawn again | steps | reward | equal-reward groups |", "|---|---|---|---|---|---|"]
+             f"in this one (curriculum_mix {record.get('mix', 0):g}); the other columns are means over the logged "
+             "steps the stretch spans: reward, groups whose completions all earned the same reward, completion "
+             "length and the wall time of a generation round (generation and scoring; `plots/grpo/`).", "",
+             "| events | rows | drawn again | steps | reward | equal-reward groups | completion tokens | round (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for st in record.get("stretches", []):
         steps = st.get("steps") or [0, 0]
         lines.append(f"| {st['events']} | {st['rows']} | {st['replays']} | {steps[0]}-{steps[1]} | "
-                     f"{mean('reward', steps)} | {mean('frac_reward_zero_std', steps)} |")
+                     f"{mean('reward', steps)} | {mean('frac_reward_zero_std', steps)} | "
+                     f"{mean('completions/mean_length', steps, '.0f')} | "
+                     f"{mean('timing/generate_and_score_s', steps, '.1f')} |")
     chart = "plots/grpo/events.png"
     return lines + [""] + ([f"![{chart}]({chart})", ""] if (layout.out / chart).exists() else [])
 

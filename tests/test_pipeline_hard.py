@@ -101,6 +101,10 @@ def test_every_test_set_is_evaluated_and_reported(run):
     assert len(realworld) == 2 and max(len(r["events"]) for r in realworld) <= 8
     assert report.count("Validity by event count") == 3  # eval/ and both test sets
     assert "## GRPO curriculum" in report and "| events | rows | drawn again | steps | reward |" in report
+    first = json.loads((out / "grpo" / "curriculum.json").read_text())["stretches"][0]
+    row = next(line for line in report.splitlines() if line.startswith(f"| {first['events']} | {first['rows']} | 0 |"))
+    cells = row.rstrip(" |").split(" | ")
+    assert cells[6] == "8" and float(cells[7]) >= 0  # completions of 8 tokens; a round's wall time (logged)
     assert (out / "plots" / "grpo" / "events.png").exists()
 
 
