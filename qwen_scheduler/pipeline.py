@@ -198,8 +198,9 @@ class Pipeline:
 def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[str]:
     """``generate`` of one dataset (the ``generate`` section, ``grpo.data`` or a test set) into ``out``.
 
-    >>> generate_argv({"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}, Path("t"))
-    ['generate', '--output', 't', '--train-size', '0', '--test-size', '100', '--seed', '11', '--no-progress', '--preset', 'hard', '--test-name-sources', 'realworld']
+    >>> spec = {"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}
+    >>> " ".join(generate_argv(spec, Path("t"))[3:])
+    '--train-size 0 --test-size 100 --seed 11 --no-progress --preset hard --test-name-sources realworld'
     """
     argv = ["generate", "--output", str(out), "--train-size", str(spec.get("train_size", 0)),
             "--test-size", str(spec.get("test_size", 0)), "--seed", str(spec["seed"]), "--no-progress"]

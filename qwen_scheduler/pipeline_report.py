@@ -43,12 +43,12 @@ def _sft_line(cfg: dict, sft: dict) -> str:
 def _data_line(folder: str, spec: dict) -> str:
     """How one of the run's datasets was generated (``pipeline_config.datasets``)."""
     rows = " + ".join(f"{spec[key]} {key[:-len('_size')]}" for key in ("train_size", "test_size") if spec.get(key))
-    sources = spec.get("test_name_sources")
-    return (f"`{folder}/`, {rows} rows, seed {spec['seed']}" + (f", preset `{spec['preset']}`" if spec.get("preset")
-                                                                 else "")
-            + (", test names from held-out name sources" if spec.get("holdout_name_sources") else "")
-            + (f", test names from {sources}" if sources else "") + (f", settings {spec['set']}" if spec.get("set")
-                                                                     else ""))
+    parts = [f"`{folder}/`", f"{rows} rows", f"seed {spec['seed']}"]
+    parts += [f"preset `{spec['preset']}`"] if spec.get("preset") else []
+    parts += ["test names from held-out name sources"] if spec.get("holdout_name_sources") else []
+    parts += [f"test names from {spec['test_name_sources']}"] if spec.get("test_name_sources") else []
+    parts += [f"settings {spec['set']}"] if spec.get("set") else []
+    return ", ".join(parts)
 
 
 def _curriculum(layout: Layout) -> list[str]:

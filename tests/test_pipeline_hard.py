@@ -144,8 +144,8 @@ def test_grpo_rows_carry_no_answer_text(run, tiny_model_dir):
     ({"grpo": {"data": {"seed": 1, "train_size": 5, "holdout_name_sources": True, "set": {"max_events": 99}}}},
      "max_events must be <= 40"),
     ({"evaluate": {"tests": {"sampled": {"seed": 1, "test_size": 2}}}}, "'sampled' is not a test-set name"),
-    ({"evaluate": {"tests": {"hard": {"seed": 1, "test_size": 0}}}}, "evaluate.tests.hard.test_size must be a positive"),
-    ({"evaluate": {"tests": {"x": {"seed": 1, "test_size": 2, "preset": "huge"}}}}, "evaluate.tests.x.preset: unknown preset 'huge'"),
+    ({"evaluate": {"tests": {"hard": {"seed": 1, "test_size": 0}}}}, "tests.hard.test_size must be a positive"),
+    ({"evaluate": {"tests": {"x": {"seed": 1, "test_size": 2, "preset": "huge"}}}}, "unknown preset 'huge'"),
 ])
 def test_bad_datasets_stop_before_any_stage(tmp_path, capsys, section, message):
     (key, value), = section.items()

@@ -1,7 +1,8 @@
 """GRPO training data: dataset rows -> a ``datasets.Dataset`` of conversational prompts.
 
 Each row keeps its columns (``events``, ``priority_events``, ``optimal_score``, ``id``), which TRL
-passes to the reward functions, except the solver's answer (``optimal_schedule``, ``TARGET_COLUMNS``); ``prompt`` becomes the chat messages of
+passes to the reward functions, except the solver's answer (``optimal_schedule``, ``TARGET_COLUMNS``);
+``prompt`` becomes the chat messages of
 ``scheduler_solver.prompts.build_messages`` and the original text moves to ``problem``. Rows
 are validated (``row_optimum``); a missing ``optimal_score`` is filled in by the solver, a wrong one refused.
 

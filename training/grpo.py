@@ -145,9 +145,8 @@ def grpo_plan(run: GRPORun) -> list[str]:
         + (f"; {script.first_word_noise:g} with a new first word" if script.first_word_noise else "")
         + (f"; mining: the {script.limit} hardest of these for the model ({script.mine_samples} sample(s) each)"
            if script.mine_candidates else "")
-        + ("; in curriculum order (rising event count" + (f", mix {script.curriculum_mix:g}" if
-                                                          script.curriculum_mix else "") + ")"
-           if script.curriculum else ""))
+        + ("; in curriculum order (rising event count"
+           + (f", mix {script.curriculum_mix:g})" if script.curriculum_mix else ")") if script.curriculum else ""))
     engine = rollout_description(script, args, run.model_args, run.backend)
     batch = f"completions per step = {prompts:g} prompt(s) x {args.num_generations} generations"
     return plan_lines(run, [data_line], batch, spe, [
