@@ -2,6 +2,7 @@
 
     qwen-scheduler pipeline --preset cpu --output demo_output        # 2 CPU cores, minutes (make demo)
     qwen-scheduler pipeline --preset gpu --output runs/smollm2        # one H100/H200, under 10 minutes
+    qwen-scheduler pipeline --preset hard --output runs/hard          # GRPO on 4-16 events; resumes across calls
     qwen-scheduler pipeline --config my.yaml --output runs/x --stages evaluate,report
 
 Each stage is one ``qwen-scheduler`` command run in-process (``qwen_scheduler.cli.main``), printed
@@ -11,8 +12,9 @@ checkpoint). Wall times go to ``DIR/timings.json``; ``DIR/report.md`` sums it al
 (``qwen_scheduler.pipeline_report``).
 
 Layout (``pipeline_config.Layout``): ``DIR/data`` (generate; the test split's names come from held-out
-sources), ``DIR/models/base``, ``DIR/sft`` (its model: ``training.run.final_model``), ``DIR/grpo``,
-``DIR/eval`` (summary.json, report.md, charts), ``DIR/plots/{sft,grpo}``, ``DIR/report.md``.
+sources), ``DIR/data-grpo`` (GRPO's own prompts, with ``grpo.data``), ``DIR/tests/NAME`` (``evaluate.tests``),
+``DIR/models/base``, ``DIR/sft`` (its model: ``training.run.final_model``), ``DIR/grpo``, ``DIR/eval`` (summary.json,
+report.md, charts), ``DIR/eval-NAME`` (a test set's), ``DIR/plots/{sft,grpo}``, ``DIR/report.md``.
 
 The settings are a preset (``training/recipes/presets/*.yaml``) with a config file's sections over it:
 see ``qwen_scheduler.pipeline_config``.
@@ -26,11 +28,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Optional
 
 from scheduler_solver.secrets import scrub
 
-from .pipeline_config import (STAGES, Layout, check_config, load_config, parse_stages, preset_names, read_json,
-                              sampled_settings)
+from .pipeline_config import (STAGES, Layout, check_config, check_datasets, datasets, load_config, parse_stages,
+                              preset_names, read_json, sampled_settings)
 
 
 class Pipeline:
@@ -41,19 +44,11 @@ class Pipeline:
         self.cfg, self.layout = cfg, Layout(cfg, out)
 
     def generate(self):
-        data = self.layout.data
-        if (data / "dataset_dict.json").exists():
-            return None
-        g = self.cfg["generate"]
-        argv = ["generate", "--output", str(data), "--train-size", str(g["train_size"]),
-                "--test-size", str(g["test_size"]), "--seed", str(g["seed"]), "--no-progress"]
-        if g.get("holdout_name_sources"):
-            argv.append("--holdout-name-sources")
-        if g.get("set"):
-            argv += ["--set", *[f"{k}={json.dumps(v)}" for k, v in g["set"].items()]]
-        if g.get("workers") is not None:
-            argv += ["--workers", str(g["workers"])]
-        return argv
+        """``data/`` and, when set, ``data-grpo/`` and every ``tests/NAME/``: the argv of each not written yet."""
+        workers = self.cfg["generate"].get("workers")
+        todo = [generate_argv(spec, self.layout.out / folder, workers) for folder, spec in datasets(self.cfg).items()
+                if not (self.layout.out / folder / "dataset_dict.json").exists()]
+        return todo or None
 
     def model(self):
         src, base = self.cfg["model"]["source"], self.layout.base
@@ -61,7 +56,7 @@ class Pipeline:
             return None
         return ["model", "prepare", "--output", base, "--source", src]
 
-    def _train(self, kind: str, done: bool, model: str, run_dir: Path):
+    def _train(self, kind: str, done: bool, model: str, run_dir: Path, data: Path):
         if done:
             return None
         from evaluation.checkpoints import last_checkpoint
@@ -69,7 +64,7 @@ class Pipeline:
 
         section = self.cfg[kind]
         argv = ["train", kind, "--config", section["recipe"], "--model_name_or_path", model,
-                "--dataset", str(self.layout.data), "--dataset_split", "train", "--output_dir", str(run_dir),
+                "--dataset", str(data), "--dataset_split", "train", "--output_dir", str(run_dir),
                 *recipe_flags(section.get("overrides"))]
         if last_checkpoint(str(run_dir)):
             argv.append("--resume")
@@ -79,7 +74,8 @@ class Pipeline:
         from training.run import summary_file
 
         sft_dir = self.layout.sft_dir
-        return self._train("sft", (sft_dir / summary_file("sft")).exists(), self.layout.base, sft_dir)
+        return self._train("sft", (sft_dir / summary_file("sft")).exists(), self.layout.base, sft_dir,
+                           self.layout.data)
 
     def sft_model(self) -> str:
         from training.run import final_model
@@ -91,7 +87,7 @@ class Pipeline:
         # trainer_state.json is saved after the final model (a kill while saving leaves no finished-looking run)
         done = (grpo_dir / "trainer_state.json").exists() and (
             (grpo_dir / "adapter_config.json").exists() or (grpo_dir / "config.json").exists())
-        return self._train("grpo", done, self.sft_model(), grpo_dir)
+        return self._train("grpo", done, self.sft_model(), grpo_dir, self.layout.grpo_data)
 
     def eval_targets(self) -> list[tuple[str, str]]:
         """``(label, model)``: baselines, base, SFT, then each GRPO checkpoint, and the final model unless
@@ -109,11 +105,16 @@ class Pipeline:
         return targets
 
     def evaluate(self):
-        """The greedy evaluation (``eval/``) and, with ``evaluate.sampled``, the sampled one of the trained models
-        (``eval-sampled/``): the argv of each that is not complete yet."""
+        """The greedy evaluation (``eval/``), with ``evaluate.sampled`` the sampled one of the trained models
+        (``eval-sampled/``), and the greedy one of every test set (``eval-NAME/``): the argv of each that is not
+        complete yet."""
         targets = self.eval_targets()
         eval_dir, sampled_dir = self.layout.eval_dir, self.layout.sampled_dir
         todo = [self._eval_argv(eval_dir, targets, [])] if not _complete(eval_dir, targets) else []
+        for name in self.layout.tests:  # the whole test split of each: no limit
+            out = self.layout.test_eval(name)
+            if not _complete(out, targets):
+                todo.append(self._eval_argv(out, targets, [], self.layout.test_data(name)))
         sampled = sampled_settings(self.cfg)
         if sampled:
             trained = [(label, spec) for label, spec in targets if label == "sft" or label.startswith("grpo-")]
@@ -123,12 +124,14 @@ class Pipeline:
                 todo.append(self._eval_argv(sampled_dir, trained, flags))
         return todo or None
 
-    def _eval_argv(self, out: Path, targets: list[tuple[str, str]], flags: list[str]) -> list[str]:
+    def _eval_argv(self, out: Path, targets: list[tuple[str, str]], flags: list[str],
+                   test_set: Optional[Path] = None) -> list[str]:
+        """``evaluate`` of ``targets`` on ``data/``'s test split (``evaluate.limit`` rows) or a ``test_set``'s."""
         e = self.cfg["evaluate"]
-        argv = ["evaluate", "--dataset", str(self.layout.data), "--split", "test", "--output", str(out),
+        argv = ["evaluate", "--dataset", str(test_set or self.layout.data), "--split", "test", "--output", str(out),
                 "--max-new-tokens", str(e["max_new_tokens"]), "--rules", e["rules"],
                 "--engine", e.get("backend") or e["engine"], *flags]
-        if e.get("limit"):
+        if e.get("limit") and test_set is None:
             argv += ["--limit", str(e["limit"])]
         if e.get("batch_size"):
             argv += ["--batch-size", str(e["batch_size"])]
@@ -192,6 +195,29 @@ class Pipeline:
                                                 "this_run_wall_s": round(time.perf_counter() - start, 1)})
 
 
+def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[str]:
+    """``generate`` of one dataset (the ``generate`` section, ``grpo.data`` or a test set) into ``out``.
+
+    >>> spec = {"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}
+    >>> " ".join(generate_argv(spec, Path("t"))[3:])
+    '--train-size 0 --test-size 100 --seed 11 --no-progress --preset hard --test-name-sources realworld'
+    """
+    argv = ["generate", "--output", str(out), "--train-size", str(spec.get("train_size", 0)),
+            "--test-size", str(spec.get("test_size", 0)), "--seed", str(spec["seed"]), "--no-progress"]
+    if spec.get("preset"):
+        argv += ["--preset", spec["preset"]]
+    if spec.get("holdout_name_sources"):
+        argv.append("--holdout-name-sources")
+    sources = spec.get("test_name_sources")
+    if sources:
+        argv += ["--test-name-sources", *([sources] if isinstance(sources, str) else map(str, sources))]
+    if spec.get("set"):
+        argv += ["--set", *[f"{k}={json.dumps(v)}" for k, v in spec["set"].items()]]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    return argv
+
+
 def _complete(eval_dir: Path, targets: list[tuple[str, str]]) -> bool:
     """Whether ``eval_dir/summary.json`` holds every target label, complete."""
     models = (read_json(eval_dir / "summary.json") or {}).get("models", {})
@@ -205,7 +231,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     use_expandable_segments()  # before any stage starts torch: evaluation generates too
     cfg = load_config(args.preset, args.config)
-    sampled_settings(cfg)  # a bad evaluate.sampled stops here, before any stage
+    sampled_settings(cfg)  # a bad evaluate.sampled, grpo.data or test set stops here, before any stage
+    check_datasets(cfg)
     stages = parse_stages(args.stages)
     check_config(Path(args.output), cfg, args.config)
     return Pipeline(cfg, args.output).run(stages)
@@ -214,7 +241,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="data -> model -> SFT -> GRPO -> evaluation -> report, resumable",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=preset_names(), default=None, help="scale: cpu (default) or gpu")
+    p.add_argument("--preset", choices=preset_names(), default=None,
+                   help="cpu (default), gpu, or hard (GRPO past SFT's problem sizes); see docs/recipes.md")
     p.add_argument("--config", default=None, help="YAML: preset + sections overriding it (see the module docs)")
     p.add_argument("--output", required=True, metavar="DIR", help="run folder (rerun the same command to resume)")
     p.add_argument("--stages", action="list", metavar="STAGE", default=None,

@@ -9,9 +9,17 @@ its sections key by key:
 * ``model``: source: smollm2 | tiny | a model folder or Hub id used as is;
 * ``sft`` / ``grpo``: recipe (a YAML path; a relative one is read next to the file that names it) and
   overrides {key: value};
+* ``grpo.data``: null (GRPO trains on ``data/``'s train split, as SFT) or a dataset of its own, generated into
+  ``data-grpo/`` (SFT keeps ``data/``);
 * ``evaluate``: limit, max_new_tokens, batch_size, baselines, rules, engine, base (false leaves the base
   model out), sampled ({temperature, samples, seed} or true: the trained models sampled k times per row
-  into ``eval-sampled/``, paired sample by sample in the report).
+  into ``eval-sampled/``, paired sample by sample in the report), tests ({NAME: dataset}: more test sets,
+  generated into ``tests/NAME/`` and evaluated like ``data/``'s test split into ``eval-NAME/``).
+
+A dataset of its own (``grpo.data``, ``evaluate.tests.NAME``) holds ``qwen-scheduler generate``'s settings
+(``DATASET_KEYS``): seed (required), train_size (``grpo.data``) or test_size (a test set), and optionally preset,
+holdout_name_sources, test_name_sources and set {setting: value}; a section's ``data`` or ``tests`` is replaced
+whole by a config that sets it.
 
 An unknown section or key is refused. A run folder keeps its settings (secrets redacted) in
 ``pipeline_config.json``; resuming it with other settings is refused.
@@ -19,13 +27,14 @@ An unknown section or key is refused. A run folder keeps its settings (secrets r
     >>> parse_stages(["report", "sft"])
     ['sft', 'report']
     >>> preset_names()
-    ['cpu', 'gpu']
+    ['cpu', 'gpu', 'hard']
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -37,6 +46,9 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "training" / "recipes" / 
 SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
 #: Keys a section may hold beyond those its preset sets.
 EXTRA_KEYS = {"generate": ("workers",)}
+#: The settings of a dataset of its own (``grpo.data``, ``evaluate.tests.NAME``): ``qwen-scheduler generate``'s.
+DATASET_KEYS = ("preset", "train_size", "test_size", "seed", "holdout_name_sources", "test_name_sources", "set")
+TEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def preset_names() -> list[str]:
@@ -112,6 +124,64 @@ def sampled_settings(cfg: dict) -> Optional[dict]:
     return out
 
 
+def datasets(cfg: dict) -> dict[str, dict]:
+    """Every dataset a run generates, by its folder under the run folder: ``data`` (the ``generate`` section),
+    ``data-grpo`` (``grpo.data``) and ``tests/NAME`` (``evaluate.tests``)."""
+    out = {"data": cfg["generate"]}
+    if cfg["grpo"].get("data"):
+        out["data-grpo"] = cfg["grpo"]["data"]
+    out.update({f"tests/{name}": spec for name, spec in (cfg["evaluate"].get("tests") or {}).items()})
+    return out
+
+
+def check_datasets(cfg: dict) -> None:
+    """Refuse a ``grpo.data`` or ``evaluate.tests`` that ``generate`` would refuse or that could not work, before any
+    stage runs; and GRPO prompts whose names could come from the sources ``data/``'s test split holds out."""
+    from dataset_generation.cli import build_config
+
+    from .pipeline import generate_argv
+
+    tests = cfg["evaluate"].get("tests") or {}
+    if not isinstance(tests, dict):
+        raise UserError(f"evaluate.tests must be a mapping of test-set names to datasets, got {tests!r}")
+    for name in tests:
+        if not (isinstance(name, str) and TEST_NAME.match(name)) or name == "sampled":
+            raise UserError(f"evaluate.tests: {name!r} is not a test-set name (lower-case letters, digits, - and _; "
+                            f"not 'sampled')")
+    from qwen_scheduler.cli import build_parser
+
+    for folder, spec in datasets(cfg).items():
+        if folder != "data":
+            _check_dataset(folder, spec)
+        build_config(build_parser().parse_args(generate_argv(spec, Path(folder))))
+    grpo = cfg["grpo"].get("data")
+    if grpo and cfg["generate"].get("holdout_name_sources") and not grpo.get("holdout_name_sources"):
+        raise UserError("grpo.data needs holdout_name_sources: true, as generate has: else GRPO's prompts could hold "
+                        "names of the sources data/'s test split holds out")
+
+
+def _check_dataset(folder: str, spec) -> None:
+    """A dataset of its own (``grpo.data``, a test set): a mapping of known keys, with a seed and rows."""
+    what = "grpo.data" if folder == "data-grpo" else f"evaluate.tests.{folder[len('tests/'):]}"
+    if not isinstance(spec, dict):
+        raise UserError(f"{what} must be a mapping of generate settings ({', '.join(DATASET_KEYS)})")
+    unknown = [k for k in spec if k not in DATASET_KEYS]
+    if unknown:
+        raise UserError(f"{what}: unknown key {unknown[0]!r} (known: {', '.join(DATASET_KEYS)})")
+    size = "train_size" if folder == "data-grpo" else "test_size"
+    for key in ("seed", size):
+        if spec.get(key) is None:
+            raise UserError(f"{what} needs {key}")
+    if isinstance(spec[size], bool) or not isinstance(spec[size], int) or spec[size] < 1:
+        raise UserError(f"{what}.{size} must be a positive number of rows, got {spec[size]!r}")
+    if isinstance(spec["seed"], bool) or not isinstance(spec["seed"], int):
+        raise UserError(f"{what}.seed must be an integer, got {spec['seed']!r}")
+    from dataset_generation.config import PRESETS
+
+    if spec.get("preset") is not None and spec["preset"] not in PRESETS:
+        raise UserError(f"{what}.preset: unknown preset {spec['preset']!r} (known: {', '.join(PRESETS)})")
+
+
 def parse_stages(names: Optional[Sequence[str]]) -> list[str]:
     """The stages named (all when none), in pipeline order."""
     if not names:
@@ -147,6 +217,9 @@ def check_config(out: Path, cfg: dict, config_path: Optional[str] = None) -> Non
         if isinstance(old.get("evaluate"), dict):
             old["evaluate"].setdefault("base", True)  # folders made before evaluate.base existed
             old["evaluate"].setdefault("sampled", None)  # ... and before evaluate.sampled
+            old["evaluate"].setdefault("tests", {})  # ... and evaluate.tests
+        if isinstance(old.get("grpo"), dict):
+            old["grpo"].setdefault("data", None)  # ... and grpo.data
         new = json.loads(json.dumps(cfg))
         if old != new:
             differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -165,5 +238,16 @@ class Layout:
         self.data, self.eval_dir, self.sampled_dir = self.out / "data", self.out / "eval", self.out / "eval-sampled"
         self.sft_dir, self.grpo_dir, self.plots = self.out / "sft", self.out / "grpo", self.out / "plots"
         self.timings = self.out / "timings.json"
+        # GRPO's prompts: a dataset of their own (grpo.data) or data/'s train split
+        self.grpo_data = self.out / ("data-grpo" if cfg["grpo"].get("data") else "data")
+        self.tests = list(cfg["evaluate"].get("tests") or {})
         src = cfg["model"]["source"]
         self.base = str(self.out / "models" / "base") if src in ("smollm2", "tiny") else src
+
+    def test_data(self, name: str) -> Path:
+        """The dataset of the test set ``name`` (``evaluate.tests``)."""
+        return self.out / "tests" / name
+
+    def test_eval(self, name: str) -> Path:
+        """Its evaluation folder."""
+        return self.out / f"eval-{name}"

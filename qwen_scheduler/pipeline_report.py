@@ -1,20 +1,26 @@
-"""``DIR/report.md`` of a pipeline run: scale warning, stage times, setup, the score and paired tables of
-``eval/`` (and ``eval-sampled/``), and every chart."""
+"""``DIR/report.md`` of a pipeline run: scale warning, stage times, setup, the GRPO curriculum's stretches, the
+score, event-count and paired tables of ``eval/`` (and ``eval-sampled/``, and each test set's ``eval-NAME/``), and
+every chart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline_config import STAGES, Layout, read_json, sampled_settings
+from .pipeline_config import STAGES, Layout, datasets, read_json, sampled_settings
+
 
 def _score_section(summary: dict, head: list[str], after_table: list[str], paired_head: list[str]) -> list[str]:
     """Report lines for one evaluation folder's summary: ``head``, its score table, ``after_table``, the trace-audit
-    sentence (when the models write sweep traces) and, under ``paired_head``, its paired comparison."""
-    from evaluation.report import PAIRED_NOTE, format_paired, format_table, format_trace_claims
+    sentence (when the models write sweep traces), validity by event count and, under ``paired_head``, its paired
+    comparison."""
+    from evaluation.report import PAIRED_NOTE, format_event_counts, format_paired, format_table, format_trace_claims
 
     lines = head + [format_table(summary), ""] + after_table
     trace = format_trace_claims(summary)
     lines += [trace, ""] if trace else []
+    counts = format_event_counts(summary)
+    if counts:
+        lines += ["Validity by event count (valid / completions, mean score in parentheses):", "", counts, ""]
     if summary.get("paired"):
         lines += paired_head + [format_paired(summary), "", PAIRED_NOTE, ""]
     return lines
@@ -32,6 +38,55 @@ def _sft_line(cfg: dict, sft: dict) -> str:
         line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`{noise}, {steps}, "
                  f"train loss {sft['train_loss']:.3f}, model `{Path(sft['final_model']).name}`")
     return line
+
+
+def _data_line(folder: str, spec: dict) -> str:
+    """How one of the run's datasets was generated (``pipeline_config.datasets``)."""
+    rows = " + ".join(f"{spec[key]} {key[:-len('_size')]}" for key in ("train_size", "test_size") if spec.get(key))
+    parts = [f"`{folder}/`", f"{rows} rows", f"seed {spec['seed']}"]
+    parts += [f"preset `{spec['preset']}`"] if spec.get("preset") else []
+    parts += ["test names from held-out name sources"] if spec.get("holdout_name_sources") else []
+    parts += [f"test names from {spec['test_name_sources']}"] if spec.get("test_name_sources") else []
+    parts += [f"settings {spec['set']}"] if spec.get("set") else []
+    return ", ".join(parts)
+
+
+def _curriculum(layout: Layout) -> list[str]:
+    """The GRPO curriculum's stretches (``grpo/curriculum.json``): events, rows, rows drawn again, the optimizer
+    steps each spans and, over those steps, the mean reward, share of groups with equal rewards, completion length
+    and round time."""
+    from scheduler_solver.errors import UserError
+    from training.curriculum import read_curriculum
+    from training.plots import find_state, load_history
+
+    record = read_curriculum(str(layout.grpo_dir))
+    if not record:
+        return []
+    try:
+        history = load_history(find_state(str(layout.grpo_dir)))
+    except UserError:
+        history = []
+
+    def mean(key: str, steps: list[int], fmt: str = ".2f") -> str:
+        values = [h[key] for h in history if isinstance(h.get(key), (int, float)) and steps[0] <= h.get("step", 0)
+                  <= steps[1]]
+        return format(sum(values) / len(values), fmt) if values else "-"
+
+    lines = ["## GRPO curriculum", "",
+             "The prompts in rising event count (`training/curriculum.py`); *drawn again*: rows of earlier stretches "
+             f"in this one (curriculum_mix {record.get('mix', 0):g}); the other columns are means over the logged "
+             "steps the stretch spans: reward, groups whose completions all earned the same reward, completion "
+             "length and the wall time of a generation round (generation and scoring; `plots/grpo/`).", "",
+             "| events | rows | drawn again | steps | reward | equal-reward groups | completion tokens | round (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for st in record.get("stretches", []):
+        steps = st.get("steps") or [0, 0]
+        lines.append(f"| {st['events']} | {st['rows']} | {st['replays']} | {steps[0]}-{steps[1]} | "
+                     f"{mean('reward', steps)} | {mean('frac_reward_zero_std', steps)} | "
+                     f"{mean('completions/mean_length', steps, '.0f')} | "
+                     f"{mean('timing/generate_and_score_s', steps, '.1f')} |")
+    chart = "plots/grpo/events.png"
+    return lines + [""] + ([f"![{chart}]({chart})", ""] if (layout.out / chart).exists() else [])
 
 
 def _charts(out: Path) -> list[str]:
@@ -74,14 +129,16 @@ def write_report(cfg: dict, layout: Layout, timings: dict) -> None:
             lines.append(f"| {stage} | {t.get('status', '')} | {t.get('wall_s', '-')} |")
     total = sum(t.get("wall_s", 0) for t in timings.values())
     lines += ["", f"Total wall time of the stages: {total:.0f} s (per-stage figures in `timings.json`).", ""]
+    data = datasets(cfg)
     lines += ["## Setup", "",
-              f"- data: `data/`, {g['train_size']} train + {g['test_size']} test rows, seed {g['seed']}"
-              + (", test names from held-out name sources" if g.get("holdout_name_sources") else "")
-              + (f", settings {g['set']}" if g.get("set") else ""),
+              f"- data: {_data_line('data', g)}",
               f"- base model: `{cfg['model']['source']}` -> `{layout.base}`",
               _sft_line(cfg, sft),
               f"- GRPO: `{cfg['grpo']['recipe']}` {cfg['grpo'].get('overrides') or ''}: "
-              f"{state.get('global_step', '?')} steps",
+              f"{state.get('global_step', '?')} steps, prompts from "
+              + (_data_line("data-grpo", data["data-grpo"]) if "data-grpo" in data else "`data/`"),
+              *[f"- test set `{name}`: {_data_line(f'tests/{name}', data[f'tests/{name}'])}, evaluated into "
+                f"`eval-{name}/`" for name in layout.tests],
               f"- evaluation: `eval/`, rules `{e['rules']}`, {e.get('limit') or 'all'} test rows, "
               f"max {e['max_new_tokens']} new tokens, greedy decoding"
               + ("" if e.get("base", True) else "; base model not evaluated (`evaluate.base: false`)")
@@ -101,5 +158,14 @@ def write_report(cfg: dict, layout: Layout, timings: dict) -> None:
                       "which greedy decoding can hide (see `eval-sampled/report.md`).", ""], [],
             ["Paired sample by sample; the last column compares rows on their mean over the samples (the sound "
              "sign test).", ""])
+    for name in layout.tests:
+        summary = read_json(layout.test_eval(name) / "summary.json")
+        if summary and summary.get("models"):
+            head = [f"## Test set `{name}`", "", f"{_data_line(f'tests/{name}', data[f'tests/{name}'])}; the same "
+                    f"models and settings as `eval/` (see `eval-{name}/report.md`).", ""]
+            lines += _score_section(summary, head, [], ["### Paired comparison (same rows)", ""])
+            chart = f"eval-{name}/event_counts.png"
+            lines += [f"![{chart}]({chart})", ""] if (out / chart).exists() else []
+    lines += _curriculum(layout)
     lines += _charts(out)
     atomic_write_text(out / "report.md", "\n".join(lines))

@@ -431,6 +431,30 @@ def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model,
     assert f"in {stats['seconds']:g} s" in capsys.readouterr().out
 
 
+def test_the_curriculum_orders_the_mined_rows_by_event_count(warm_model, tmp_path, capsys):
+    """curriculum with mining: mining chooses the rows (mining.json), the curriculum their order, and TRL's sampler
+    keeps it: the trainer meets the chosen prompts in rising event count (one prompt a step here)."""
+    from transformers import AutoTokenizer
+
+    from qwen_scheduler.cli import main
+    from training.data import load_training_data
+    from training.mining import load_mined
+
+    out = tmp_path / "curriculum"
+    args = _args(out, warm_model, "--use_peft", "false", "--generation_engine", "static", "--mine_candidates", "8",
+                 "--num_train_epochs", "1", "--shuffle_seed", "2", "--curriculum", "true")
+    args[args.index("--limit") + 1] = "4"
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "in curriculum order (rising event count)" in text and "curriculum:   rising event count: " in text
+    rows, _ = load_mined(str(out), 8)
+    pool = load_training_data(DATA, None, AutoTokenizer.from_pretrained(warm_model), 640, 8, 2).rows
+    chosen = sorted(len(pool[i]["events"]) for i in rows)
+    met = [e["prompts/mean_events"] for e in _state(out)["log_history"] if "prompts/mean_events" in e]
+    assert met == [float(n) for n in chosen] and len(set(chosen)) > 1
+    assert json.loads((out / "curriculum.json").read_text())["stretches"][0]["events"] == chosen[0]
+
+
 def test_greedy_mining_keeps_what_greedy_decoding_gets_wrong_whatever_the_seed(warm_model, tmp_path, capsys):
     """mine_temperature 0: one greedy completion per candidate, so two runs with different seeds choose the same
     rows from the same verdicts (sampling at the training temperature would not), and the record says greedy."""

@@ -220,11 +220,11 @@ def test_pipeline_turns_on_expandable_segments_unless_set(tmp_path, capsys, monk
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == (mine or "expandable_segments:True")
 
 
-@pytest.mark.parametrize("path", [None, *sorted(Path("experiments/ablations").glob("*.yaml"))],
-                         ids=lambda p: p.stem if p else "gpu-preset")
+@pytest.mark.parametrize("path", ["gpu", "hard", *sorted(Path("experiments/ablations").glob("*.yaml"))],
+                         ids=lambda p: f"{p}-preset" if isinstance(p, str) else p.stem)
 def test_every_ablation_config_names_only_real_settings(path):
-    """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in (None: the
-    gpu preset itself)."""
+    """An ablation is one command on a GPU host: a misspelt override would only fail there, minutes in (a string:
+    a preset itself)."""
     import dataclasses
 
     from trl import GRPOConfig, SFTConfig
@@ -235,12 +235,13 @@ def test_every_ablation_config_names_only_real_settings(path):
     from training.modeling import ModelArguments
     from training.sft import SFTScriptArguments
 
-    cfg = load_config("gpu", None) if path is None else load_config(None, str(path))
+    cfg = load_config(path, None) if isinstance(path, str) else load_config(None, str(path))
+    name = path if isinstance(path, str) else path.name
     known = {"sft": (SFTScriptArguments, SFTConfig, ModelArguments),
              "grpo": (GRPOScriptArguments, GRPOConfig, ModelArguments)}
     for stage, classes in known.items():
         fields = {f.name for c in classes for f in dataclasses.fields(c)}
-        assert set(cfg[stage].get("overrides") or {}) <= fields, f"{path.name}: unknown {stage} override"
+        assert set(cfg[stage].get("overrides") or {}) <= fields, f"{name}: unknown {stage} override"
         assert Path(cfg[stage]["recipe"]).exists()
     settings = cfg["generate"].get("set") or {}
     GenerationConfig().replace(**settings).validate()  # unknown keys or name sources raise
@@ -251,14 +252,15 @@ def test_every_ablation_config_names_only_real_settings(path):
     grpo = {**load_recipe(cfg["grpo"]["recipe"]), **(cfg["grpo"].get("overrides") or {})}
     if grpo.get("limit"):
         assert steps_per_epoch(grpo["limit"], grpo["per_device_train_batch_size"], grpo["gradient_accumulation_steps"],
-                               1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, path.name
+                               1, grpo["num_generations"], grpo.get("steps_per_generation")) > 0, name
     # the rewards (a name list or a YAML list with parameters) build, and evaluate.sampled is well formed
-    from qwen_scheduler.pipeline_config import sampled_settings
+    from qwen_scheduler.pipeline_config import check_datasets, sampled_settings
     from training.rewards import build_reward_funcs
 
     rewards = grpo["rewards"]  # a YAML list in a recipe, a string in an override (as on the command line)
     build_reward_funcs(GRPOScriptArguments(rewards=rewards).reward_specs() if isinstance(rewards, str) else rewards)
     sampled_settings(cfg)
+    check_datasets(cfg)  # grpo.data and evaluate.tests: what generate would refuse, before any stage
     from training.mining import check_mining  # the run's own mining checks (limit <= candidates, ...)
 
     script_fields = {f.name for f in dataclasses.fields(GRPOScriptArguments)}

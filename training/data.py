@@ -1,7 +1,8 @@
 """GRPO training data: dataset rows -> a ``datasets.Dataset`` of conversational prompts.
 
-Each row keeps its columns (``events``, ``priority_events``, ``optimal_score``, ...), which TRL
-passes to the reward functions; ``prompt`` becomes the chat messages of
+Each row keeps its columns (``events``, ``priority_events``, ``optimal_score``, ``id``), which TRL
+passes to the reward functions, except the solver's answer (``optimal_schedule``, ``TARGET_COLUMNS``);
+``prompt`` becomes the chat messages of
 ``scheduler_solver.prompts.build_messages`` and the original text moves to ``problem``. Rows
 are validated (``row_optimum``); a missing ``optimal_score`` is filled in by the solver, a wrong one refused.
 
@@ -32,6 +33,11 @@ from typing import Optional
 from scheduler_solver.errors import UserError
 
 
+#: Columns that hold an answer to the problem (generate's ``optimal_schedule``): dropped from GRPO rows, whose
+#: only text is the prompt (rewards take the optimum from the solver, ``row_optimum``).
+TARGET_COLUMNS = ("optimal_schedule",)
+
+
 @dataclass
 class PreparedData:
     dataset: object  # datasets.Dataset
@@ -43,14 +49,15 @@ class PreparedData:
 
 
 def prepare_rows(rows: list[dict]) -> list[dict]:
-    """Validated rows with ``problem`` text, ``optimal_score`` filled in, ``prompt`` as messages."""
+    """Validated rows with ``problem`` text, ``optimal_score`` filled in, ``prompt`` as messages, and no
+    ``optimal_schedule`` (the solver's answer: no reward reads it, and a GRPO row carries no target text)."""
     from scheduler_solver.prompts import build_messages, problem_text
     from scheduler_solver.scoring import row_optimum
 
     out = []
     for i, row in enumerate(rows):
         _, optimum = row_optimum(row, i)
-        rec = dict(row)
+        rec = {k: v for k, v in row.items() if k not in TARGET_COLUMNS}
         rec["problem"] = problem_text(row)
         rec["optimal_score"] = optimum
         rec["priority_events"] = list(row.get("priority_events") or [])

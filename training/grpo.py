@@ -9,7 +9,8 @@ The scaffold (``training.run``) parses the recipe into ``(GRPOScriptArguments, t
 ModelArguments)`` after the backend is resolved (Unsloth first), handles resume, the plan, saving,
 the merge (``merge: true``), the summary and the upload (``--push-to-hub REPO``). This module adds what
 is GRPO's own: the rewards (``training.rewards``), the batch and generation checks, the data
-(``training.data``; optionally mined for hard prompts, ``training.mining``), the plan lines and the
+(``training.data``; optionally mined for hard prompts, ``training.mining``, and ordered by event count,
+``training.curriculum``), the plan lines and the
 ``trl.GRPOTrainer`` subclass of ``training.grpo_trainer`` (timings, the rollout engine, NaN guard).
 """
 
@@ -69,6 +70,12 @@ class GRPOScriptArguments:
     mine_temperature: Optional[float] = field(default=None, metadata={
         "help": "Sampling temperature when mining (default: the training temperature). 0: greedy decoding, one "
                 "completion per prompt: keep the prompts the model gets wrong as the evaluation decodes."})
+    curriculum: bool = field(default=False, metadata={
+        "help": "Order the prompts by rising event count, a seeded shuffle within each count, and turn TRL's dataset "
+                "shuffling off (training/curriculum.py): the run meets small problems first, large ones last."})
+    curriculum_mix: float = field(default=0.0, metadata={
+        "help": "With curriculum: the share of each stretch (the rows of one event count) after the first given to "
+                "rows drawn again from the stretches before it (against forgetting); 0 = off."})
     greedy_anchor: bool = field(default=False, metadata={
         "help": "generation_engine static only: decode the first completion of every group greedily (the others "
                 "sample), so that each group's advantages also judge the answer that greedy evaluation gives."})
@@ -137,7 +144,9 @@ def grpo_plan(run: GRPORun) -> list[str]:
         + (f"; {script.name_noise:g} of the names as near misses" if script.name_noise else "")
         + (f"; {script.first_word_noise:g} with a new first word" if script.first_word_noise else "")
         + (f"; mining: the {script.limit} hardest of these for the model ({script.mine_samples} sample(s) each)"
-           if script.mine_candidates else ""))
+           if script.mine_candidates else "")
+        + ("; in curriculum order (rising event count"
+           + (f", mix {script.curriculum_mix:g})" if script.curriculum_mix else ")") if script.curriculum else ""))
     engine = rollout_description(script, args, run.model_args, run.backend)
     batch = f"completions per step = {prompts:g} prompt(s) x {args.num_generations} generations"
     return plan_lines(run, [data_line], batch, spe, [
@@ -184,6 +193,9 @@ def build(argv: list[str], resume=False, dry_run: bool = False) -> GRPORun:
     run.resume_from, _ = resume_point(resume, args.output_dir)
     check_continuous_batching(args, model_args)
     check_generation_engine(script, args, model_args, run.backend)
+    from .curriculum import check_curriculum
+
+    check_curriculum(script, args, argv)
 
     from .data import load_training_data
     from .mining import check_mining
@@ -233,6 +245,10 @@ def make_trainer(run: GRPORun):
         from .mining import mined_dataset
 
         trainer.train_dataset = mined_dataset(trainer, script, args, data)
+    if script.curriculum:  # after mining: mining chooses the rows, the curriculum their order
+        from .curriculum import curriculum_dataset
+
+        trainer.train_dataset = curriculum_dataset(trainer.train_dataset, args, script.curriculum_mix)
     return trainer
 
 

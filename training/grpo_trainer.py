@@ -1,7 +1,8 @@
 """The ``trl.GRPOTrainer`` subclass that ``train grpo`` runs (``training/grpo.py`` builds and starts it).
 
 On top of TRL's trainer it adds: wall times in the logs (``timing/generate_and_score_s``, ``timing/micro_step_s``,
-``timing/static_generate_s``) and peak GPU memory (``memory/peak_gib``); completions from an engine of the
+``timing/static_generate_s``), peak GPU memory (``memory/peak_gib``) and the event counts of each round's prompts
+(``prompts/mean_events``, ``/min_events``, ``/max_events``: a curriculum's progress); completions from an engine of the
 generation layer when ``rollout_engine`` is set (``generation_engine: static``: ``generation.make_engine("static",
 ..., strict=True)``), with the first completion of every group decoded greedily when ``greedy_anchor`` is set; and a
 guard that skips an optimizer update whose gradients hold NaN/inf (``skipped_nonfinite_updates``), since one such
@@ -185,11 +186,15 @@ def timed_trainer(base):
                                               progress=False, strict=True)
             self.greedy_anchor = greedy_anchor
 
-        def _generate_and_score_completions(self, *a, **kw):
+        def _generate_and_score_completions(self, inputs, *a, **kw):
             t0 = time.perf_counter()
-            out = super()._generate_and_score_completions(*a, **kw)
+            out = super()._generate_and_score_completions(inputs, *a, **kw)
             mode = "train" if self.model.training else "eval"
             self._log_metric(mode, "timing/generate_and_score_s", time.perf_counter() - t0)
+            counts = [len(x["events"]) for x in inputs if isinstance(x, dict) and x.get("events") is not None]
+            if counts:  # the event counts of this round's prompts: where a curriculum stands
+                for key, value in (("mean", sum(counts) / len(counts)), ("min", min(counts)), ("max", max(counts))):
+                    self._log_metric(mode, f"prompts/{key}_events", float(value))
             return out
 
         skipped_updates = 0

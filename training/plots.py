@@ -6,7 +6,8 @@ A RUN_DIR is a training output folder (its ``trainer_state.json``, or the latest
 ``checkpoint-*/trainer_state.json`` when the top-level one is absent) or a checkpoint folder.
 Metrics are the keys TRL's ``GRPOTrainer`` (1.15/1.16) logs into ``log_history``: ``reward``,
 ``rewards/<func>/mean`` and ``/std``, ``reward_std``, ``frac_reward_zero_std``, ``kl`` (only with
-``beta > 0``), ``entropy``, ``completions/mean_length`` (min/max), ``completions/clipped_ratio``,
+``beta > 0``), ``entropy``, ``completions/mean_length`` (min/max), ``completions/clipped_ratio``, the
+prompts' event counts (``prompts/mean_events``, min/max: this project's trainer),
 plus the Trainer's ``learning_rate``, ``loss`` and ``grad_norm``. Each chart overlays the runs: the
 raw values thin and transparent, a rolling mean (``smooth`` logged steps) bold. A metric no run logged
 is skipped and reported. PNGs are written atomically.
@@ -50,6 +51,8 @@ FIXED_CHARTS = (
     Chart("completion_length", "completions/mean_length", "Completion length (mean; min/max dotted)", "tokens",
           extras=("completions/min_length", "completions/max_length")),
     Chart("clipped_ratio", "completions/clipped_ratio", "Completions cut at max length", "fraction"),
+    Chart("events", "prompts/mean_events", "Events per prompt (mean; min/max dotted)", "events",
+          extras=("prompts/min_events", "prompts/max_events"), smooth=False),
     Chart("learning_rate", "learning_rate", "Learning rate", "learning rate", smooth=False),
     Chart("loss", "loss", "Training loss", "loss"),
     Chart("grad_norm", "grad_norm", "Gradient norm", "norm"),

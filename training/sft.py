@@ -13,7 +13,8 @@ completion separately (as at inference: generation starts right after the prompt
 that lengths are known up front: a row longer than ``max_length`` is dropped and counted,
 never truncated (a cut completion would teach a schedule without its end). The trainer gets
 ``input_ids`` + ``completion_mask`` and, with ``completion_only_loss`` (forced on unless set),
-puts the loss on completion tokens only: prompt labels are -100.
+puts the loss on completion tokens only: prompt labels are -100. With ``max_events`` a dataset holding a
+larger problem is refused (the ``hard`` pipeline preset keeps the traces of problems over 8 events out of training).
 
 LoRA is the default (``use_peft: true``); ``use_peft: false`` fine-tunes every weight. The
 output folder holds the adapter or the model, the tokenizer and ``sft_summary.json``; with LoRA
@@ -56,6 +57,9 @@ class SFTScriptArguments:
     first_word_noise: float = field(default=0.0, metadata={
         "help": "Share of event names given a first word drawn from the tokenizer's one-token capitalised words "
                 "(training/name_noise.py: respell any first word after <name>); 0 = off."})
+    max_events: Optional[int] = field(default=None, metadata={
+        "help": "Refuse a dataset holding a row of more events than this (the solver traces SFT learns from stay on "
+                "problems this small; larger ones are GRPO's); null = no check."})
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the model) before training would run past this many seconds: a safety net "
                 "that keeps a pipeline inside its time on a slower GPU (the cosine schedule is then cut short)."})
@@ -102,6 +106,12 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         raise UserError(f"limit must be a positive number of rows, got {script.limit}")
     rows, _ = load_split(script.dataset, script.dataset_split, ignore_split=True)  # a single file has no splits
     read = len(rows)
+    if script.max_events is not None:
+        over = [i for i, r in enumerate(rows) if len(r.get("events") or []) > script.max_events]
+        if over:
+            raise UserError(f"{script.dataset}: {len(over)} row(s) with more than max_events={script.max_events} "
+                            f"events (row {over[0]}: {len(rows[over[0]]['events'])}); SFT's solver traces stay on "
+                            f"problems up to that size")
     if script.shuffle_seed is not None:
         random.Random(script.shuffle_seed).shuffle(rows)
     if script.limit is not None:

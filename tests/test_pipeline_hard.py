@@ -1,0 +1,156 @@
+"""The ``hard`` pipeline preset's shape end to end on the CPU at tiny scale (a random tiny model, a few rows, short
+completions): SFT on 4-8-event data only, GRPO on its own 4-16-event prompts in curriculum order, the extra test
+sets evaluated and reported; and the settings of grpo.data and evaluate.tests checked before any stage."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qwen_scheduler.cli import main as cli
+from qwen_scheduler.pipeline_config import STAGES, load_config, load_preset
+
+PRESET = load_preset("hard")
+TINY = {
+    "preset": "hard",
+    "scale": "tiny",
+    "generate": {"train_size": 8, "test_size": 3, "seed": 0, "holdout_name_sources": True, "workers": 1},
+    "model": {"source": "tiny"},
+    "sft": {"overrides": {**PRESET["sft"]["overrides"], "limit": 4, "max_steps": 2, "per_device_train_batch_size": 2,
+                          "bf16": False, "dataloader_num_workers": 0, "max_length": 4096}},
+    "grpo": {"overrides": {**PRESET["grpo"]["overrides"], "limit": 8, "per_device_train_batch_size": 2,
+                           "gradient_accumulation_steps": 1, "steps_per_generation": 1, "num_generations": 2,
+                           "max_completion_length": 8, "max_prompt_tokens": 4000, "max_seq_length": 4096,
+                           "bf16": False, "torch_threads": 1},
+             "data": {**PRESET["grpo"]["data"], "train_size": 12}},
+    "evaluate": {"limit": 2, "max_new_tokens": 8, "batch_size": 2,
+                 "tests": {name: {**spec, "test_size": 2} for name, spec in PRESET["evaluate"]["tests"].items()}},
+}
+
+
+def _config(tmp_path, **sections) -> str:
+    cfg = json.loads(json.dumps(TINY))
+    cfg.update(sections)
+    path = tmp_path / f"hard-{len(list(tmp_path.glob('hard-*')))}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _rows(folder: Path, split: str) -> list[dict]:
+    from datasets import load_from_disk
+
+    return load_from_disk(str(folder))[split].to_list()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hard")
+    config, out = _config(tmp), tmp / "run"
+    assert cli(["pipeline", "--config", config, "--output", str(out)]) == 0
+    return config, out
+
+
+def test_the_preset_keeps_sft_on_small_problems_and_grpo_on_its_own_prompts():
+    cfg = load_config("hard", None)
+    assert cfg["sft"]["overrides"]["max_events"] == 8 and "max_events" not in (cfg["generate"].get("set") or {})
+    assert cfg["grpo"]["data"]["set"]["min_events"] == 4 and cfg["grpo"]["data"]["preset"] == "hard"
+    assert set(cfg["evaluate"]["tests"]) == {"hard", "realworld"} and cfg["evaluate"]["max_new_tokens"] == 2560
+
+
+def test_sft_data_stays_small_and_grpo_prompts_go_past_it(run):
+    _, out = run
+    assert max(len(r["events"]) for r in _rows(out / "data", "train")) <= 8
+    grpo = _rows(out / "data-grpo", "train")
+    assert max(len(r["events"]) for r in grpo) > 8 and min(len(r["events"]) for r in grpo) == 4
+    summary = json.loads((out / "sft" / "sft_summary.json").read_text())
+    assert f"{out / 'data'} [train]" in summary["plan"][2]  # SFT read data/, never data-grpo/
+    config = yaml.safe_load((out / "grpo" / "run_config.yaml").read_text())
+    assert config["script"]["dataset"] == str(out / "data-grpo") and config["script"]["curriculum"] is True
+    assert config["training"]["shuffle_dataset"] is False
+
+
+def test_the_curriculum_reaches_the_trainer_in_order(run):
+    _, out = run
+    record = json.loads((out / "grpo" / "curriculum.json").read_text())
+    stretches = record["stretches"]
+    assert [s["events"] for s in stretches] == sorted(s["events"] for s in stretches) and max(
+        s["events"] for s in stretches) > 8
+    assert sum(s["rows"] for s in stretches) == 8 and stretches[-1]["steps"][1] == 8
+    state = json.loads((out / "grpo" / "trainer_state.json").read_text())
+    met = [e["prompts/mean_events"] for e in state["log_history"] if "prompts/mean_events" in e]
+    assert len(met) == 8 and met == sorted(met) and met[0] < met[-1]  # one prompt a step, in rising count
+    assert met == [float(s["events"]) for s in stretches for _ in range(s["rows"])]
+
+
+def test_every_test_set_is_evaluated_and_reported(run):
+    _, out = run
+    timings = json.loads((out / "timings.json").read_text())["stages"]
+    assert [s for s in STAGES if timings.get(s, {}).get("status") == "ran"] == list(STAGES)
+    report = (out / "report.md").read_text()
+    for name, events in (("hard", range(12, 17)), ("realworld", range(4, 9))):
+        summary = json.loads((out / f"eval-{name}" / "summary.json").read_text())
+        labels = list(summary["models"])
+        assert labels[:3] == ["oracle", "greedy", "sft"] and labels[3].startswith("grpo-")
+        for label in labels:
+            groups = summary["models"][label]["by_event_count"]
+            assert sum(g["rows"] for g in groups) == 2 and all(g["events"] in events for g in groups)
+        assert f"## Test set `{name}`" in report and f"![eval-{name}/event_counts.png]" in report
+        assert (out / f"eval-{name}" / "event_counts.png").stat().st_size > 1000
+    realworld = _rows(out / "tests" / "realworld", "test")
+    assert len(realworld) == 2 and max(len(r["events"]) for r in realworld) <= 8
+    assert report.count("Validity by event count") == 3  # eval/ and both test sets
+    assert "## GRPO curriculum" in report and "| events | rows | drawn again | steps | reward |" in report
+    first = json.loads((out / "grpo" / "curriculum.json").read_text())["stretches"][0]
+    row = next(line for line in report.splitlines() if line.startswith(f"| {first['events']} | {first['rows']} | 0 |"))
+    cells = row.rstrip(" |").split(" | ")
+    assert cells[6] == "8" and float(cells[7]) >= 0  # completions of 8 tokens; a round's wall time (logged)
+    assert (out / "plots" / "grpo" / "events.png").exists()
+
+
+def test_a_rerun_skips_every_finished_stage(run, capsys):
+    config, out = run
+    assert cli(["pipeline", "--config", config, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"== pipeline: {stage}: output exists, skipped" in printed for stage in STAGES[:-1])
+
+
+def test_sft_refuses_a_dataset_with_a_larger_problem(run, tmp_path, tiny_model_dir, capsys):
+    """The guard behind "no solver trace of a problem over 8 events": train sft on data-grpo/ stops with one line."""
+    _, out = run
+    code = cli(["train", "sft", "--config", "training/recipes/smollm2-sft.yaml", "--model_name_or_path",
+                tiny_model_dir, "--dataset", str(out / "data-grpo"), "--output_dir", str(tmp_path / "sft"),
+                "--max_events", "8", "--bf16", "false", "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "with more than max_events=8 events" in err[0]
+
+
+def test_grpo_rows_carry_no_answer_text(run, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from training.data import load_training_data
+
+    _, out = run
+    assert "optimal_schedule" in _rows(out / "data-grpo", "train")[0]  # generate writes the solver's answer ...
+    data = load_training_data(str(out / "data-grpo"), "train", AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert "optimal_schedule" not in data.dataset.column_names  # ... which GRPO's rows leave out
+    assert {"prompt", "events", "optimal_score"} <= set(data.dataset.column_names)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"grpo": {"data": {"train_size": 5}}}, "grpo.data needs seed"),
+    ({"grpo": {"data": {"seed": 1, "train_size": 5, "size": 3}}}, "grpo.data: unknown key 'size'"),
+    ({"grpo": {"data": {"seed": 1, "train_size": 5}}}, "grpo.data needs holdout_name_sources: true"),
+    ({"grpo": {"data": {"seed": 1, "train_size": 5, "holdout_name_sources": True, "set": {"max_events": 99}}}},
+     "max_events must be <= 40"),
+    ({"evaluate": {"tests": {"sampled": {"seed": 1, "test_size": 2}}}}, "'sampled' is not a test-set name"),
+    ({"evaluate": {"tests": {"hard": {"seed": 1, "test_size": 0}}}}, "tests.hard.test_size must be a positive"),
+    ({"evaluate": {"tests": {"x": {"seed": 1, "test_size": 2, "preset": "huge"}}}}, "unknown preset 'huge'"),
+])
+def test_bad_datasets_stop_before_any_stage(tmp_path, capsys, section, message):
+    (key, value), = section.items()
+    config = _config(tmp_path, **{key: {**TINY[key], **value}})
+    assert cli(["pipeline", "--config", config, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o" / "data").exists()
