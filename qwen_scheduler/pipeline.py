@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import time
 from pathlib import Path
@@ -32,8 +31,8 @@ from typing import Optional
 
 from scheduler_solver.secrets import scrub
 
-from .pipeline_config import (STAGES, Layout, check_config, check_datasets, datasets, load_config, parse_stages,
-                              preset_names, read_json, sampled_settings)
+from .pipeline_config import (STAGES, Layout, check_config, check_datasets, datasets, generate_argv, load_config,
+                              parse_stages, preset_names, read_json, sampled_settings)
 
 
 class Pipeline:
@@ -193,29 +192,6 @@ class Pipeline:
         ran = sum(v.get("wall_s", 0) for v in timings.values())
         atomic_write_json(self.layout.timings, {"stages": timings, "total_wall_s": round(ran, 1),
                                                 "this_run_wall_s": round(time.perf_counter() - start, 1)})
-
-
-def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[str]:
-    """``generate`` of one dataset (the ``generate`` section, ``grpo.data`` or a test set) into ``out``.
-
-    >>> spec = {"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}
-    >>> " ".join(generate_argv(spec, Path("t"))[3:])
-    '--train-size 0 --test-size 100 --seed 11 --no-progress --preset hard --test-name-sources realworld'
-    """
-    argv = ["generate", "--output", str(out), "--train-size", str(spec.get("train_size", 0)),
-            "--test-size", str(spec.get("test_size", 0)), "--seed", str(spec["seed"]), "--no-progress"]
-    if spec.get("preset"):
-        argv += ["--preset", spec["preset"]]
-    if spec.get("holdout_name_sources"):
-        argv.append("--holdout-name-sources")
-    sources = spec.get("test_name_sources")
-    if sources:
-        argv += ["--test-name-sources", *([sources] if isinstance(sources, str) else map(str, sources))]
-    if spec.get("set"):
-        argv += ["--set", *[f"{k}={json.dumps(v)}" for k, v in spec["set"].items()]]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    return argv
 
 
 def _complete(eval_dir: Path, targets: list[tuple[str, str]]) -> bool:

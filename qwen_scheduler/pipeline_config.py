@@ -134,12 +134,33 @@ def datasets(cfg: dict) -> dict[str, dict]:
     return out
 
 
+def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[str]:
+    """``generate`` of one dataset (the ``generate`` section, ``grpo.data`` or a test set) into ``out``.
+
+    >>> spec = {"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}
+    >>> " ".join(generate_argv(spec, Path("t"))[3:])
+    '--train-size 0 --test-size 100 --seed 11 --no-progress --preset hard --test-name-sources realworld'
+    """
+    argv = ["generate", "--output", str(out), "--train-size", str(spec.get("train_size", 0)),
+            "--test-size", str(spec.get("test_size", 0)), "--seed", str(spec["seed"]), "--no-progress"]
+    if spec.get("preset"):
+        argv += ["--preset", spec["preset"]]
+    if spec.get("holdout_name_sources"):
+        argv.append("--holdout-name-sources")
+    sources = spec.get("test_name_sources")
+    if sources:
+        argv += ["--test-name-sources", *([sources] if isinstance(sources, str) else map(str, sources))]
+    if spec.get("set"):
+        argv += ["--set", *[f"{k}={json.dumps(v)}" for k, v in spec["set"].items()]]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    return argv
+
+
 def check_datasets(cfg: dict) -> None:
     """Refuse a ``grpo.data`` or ``evaluate.tests`` that ``generate`` would refuse or that could not work, before any
     stage runs; and GRPO prompts whose names could come from the sources ``data/``'s test split holds out."""
     from dataset_generation.cli import build_config
-
-    from .pipeline import generate_argv
 
     tests = cfg["evaluate"].get("tests") or {}
     if not isinstance(tests, dict):
