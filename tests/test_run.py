@@ -128,3 +128,37 @@ def test_sft_records_its_settings_and_summary_like_grpo(tiny_model_dir, tmp_path
     before = (out / "sft_summary.json").stat().st_mtime_ns
     assert main([*argv, "--resume"]) == 0
     assert (out / "sft_summary.json").stat().st_mtime_ns == before
+
+
+_BARRIER_SCRIPT = r'''
+import os, sys, time
+from pathlib import Path
+import torch.distributed as dist
+from training.run import wait_for_all_processes
+
+rank, world, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+dist.init_process_group("gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=world)
+if rank == 1:
+    time.sleep(2)
+    (folder / "late").write_text("1")
+wait_for_all_processes()
+if rank == 0:
+    print("late rank seen" if (folder / "late").exists() else "did not wait")
+dist.destroy_process_group()
+'''
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_wait_for_all_processes_waits_for_every_rank_of_a_real_process_group(tmp_path, world):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", _BARRIER_SCRIPT, str(rank), str(world), str(tmp_path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in range(world)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
+    # with one process there is no other rank to wait for (and no NCCL call); with two, rank 0 waits for rank 1
+    assert outs[0][0].strip() == ("late rank seen" if world == 2 else "did not wait")

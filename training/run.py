@@ -232,6 +232,17 @@ def _distributed():
     return torch.distributed if torch.distributed.is_available() and torch.distributed.is_initialized() else None
 
 
+def wait_for_all_processes() -> None:
+    """A barrier across the training processes, only when there are several: TRL's vLLM colocate mode starts a
+    process group of one, and a barrier there is an NCCL call that fails when vLLM holds the GPU's free memory.
+
+    >>> wait_for_all_processes()  # no process group: nothing to wait for
+    """
+    dist = _distributed()
+    if dist and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def _merge(run: Run) -> str:
     """Merge the adapter in ``output_dir`` into the 16-bit model the user named (not a 4-bit mirror); checked."""
     from evaluation.models import adapter_base, is_adapter
@@ -263,9 +274,7 @@ def _train(run: Run, make_trainer: Callable[[Run], Any]) -> Optional[dict]:
     result = trainer.train(resume_from_checkpoint=run.resume_from or None)
     trainer.save_model(out)  # the adapter (or full model); every process must call it
     trainer.save_state()  # output_dir/trainer_state.json: the final model's step and epoch (main process)
-    dist = _distributed()
-    if dist:
-        dist.barrier()
+    wait_for_all_processes()
     if not trainer.is_world_process_zero():
         return None
     trainer.processing_class.save_pretrained(out)
