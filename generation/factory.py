@@ -2,19 +2,24 @@
 
     >>> canonical_engine("transformers-static")
     'static'
-    >>> choose_engine(adapter=False, completions=100, cuda=True, vllm=True)
-    ('static', 'a full model on CUDA; 100 completions < 400, too few to pay for vLLM start-up')
+    >>> choose_engine(adapter=False, completions=400, cuda=True, vllm=True)
+    ('static', 'a full model on CUDA; 400 completions < 2000, too few to pay for vLLM start-up')
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 from scheduler_solver.errors import UserError
 
 ENGINES = ("transformers", "transformers-cb", "static", "vllm")
 #: former names still accepted
 ALIASES = {"transformers-static": "static"}
-#: rows x samples from which ``auto`` picks vLLM: its start-up (60-140 s on one GPU) must pay for itself
-VLLM_MIN_COMPLETIONS = 400
+#: rows x samples from which ``auto`` picks vLLM, by what it replaces: its start-up (90-150 s on one H100) must pay
+#: for itself. Against the static decoder (a full model; ~10k tokens/s at 100 rows vs vLLM's ~24k) the break-even
+#: is ~1,400-2,700 completions of ~800 tokens; against ``model.generate`` (a LoRA adapter) a few hundred.
+#: Measured figures and commands: docs/gpu.md#vllm.
+VLLM_MIN_COMPLETIONS = {"full": 2000, "adapter": 400}
 
 
 def canonical_engine(name: str) -> str:
@@ -43,11 +48,13 @@ def make_engine(name: str, model, tokenizer=None, **options):
 
 
 def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool,
-                  threshold: int = VLLM_MIN_COMPLETIONS) -> tuple[str, str]:
+                  threshold: Optional[int] = None) -> tuple[str, str]:
     """``(engine, why)`` for ``--engine auto``: vLLM for a large job on CUDA when it is installed, else the static
     decoder for a full model on CUDA (it refuses LoRA), else ``model.generate``.
 
-    >>> choose_engine(adapter=True, completions=2000, cuda=True, vllm=True)[0]
+    >>> choose_engine(adapter=True, completions=400, cuda=True, vllm=True)[0]
+    'vllm'
+    >>> choose_engine(adapter=False, completions=2000, cuda=True, vllm=True)[0]
     'vllm'
     >>> choose_engine(adapter=True, completions=2000, cuda=True, vllm=False)
     ('transformers', 'a LoRA adapter (the static decoder runs full models); vLLM is not installed')
@@ -56,6 +63,8 @@ def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool,
     """
     if not cuda:
         return "transformers", "no CUDA"
+    if threshold is None:
+        threshold = VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]
     if vllm and completions >= threshold:
         return "vllm", f"vLLM is installed, CUDA is available and {completions} completions >= {threshold}"
     no_vllm = (f"{completions} completions < {threshold}, too few to pay for vLLM start-up" if vllm

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_run
 from generation import GenerationSettings, Job, choose_engine, make_engine
-from generation.factory import ENGINES
+from generation.factory import ENGINES, VLLM_MIN_COMPLETIONS
 from generation.vllm_engine import vllm_available
 from qwen_scheduler.cli import main
 from scheduler_solver.errors import UserError
@@ -43,9 +43,10 @@ def test_names_and_aliases():
 
 
 @pytest.mark.parametrize("adapter,completions,cuda,vllm,engine", [
-    (False, 400, True, True, "vllm"),
-    (True, 400, True, True, "vllm"),
-    (False, 399, True, True, "static"),
+    (False, 2000, True, True, "vllm"),  # a full model: vLLM's start-up must beat the static decoder
+    (False, 1999, True, True, "static"),
+    (False, 400, True, True, "static"),
+    (True, 400, True, True, "vllm"),  # an adapter: it only has to beat model.generate
     (True, 399, True, True, "transformers"),
     (False, 5000, True, False, "static"),
     (False, 5000, False, True, "transformers"),
@@ -53,6 +54,8 @@ def test_names_and_aliases():
 def test_auto_chooses_by_what_is_known(adapter, completions, cuda, vllm, engine):
     chosen, why = choose_engine(adapter, completions, cuda, vllm)
     assert chosen == engine and why
+    if vllm and cuda:  # the reason names the threshold that decided
+        assert str(VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]) in why
 
 
 def test_every_in_process_engine_makes_the_same_greedy_records(tiny, sample_rows):

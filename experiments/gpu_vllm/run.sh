@@ -33,7 +33,7 @@ stage() {  # stage NAME: run the function st_NAME once
   t1=$(date +%s.%N)
   kill $smi 2>/dev/null; wait $smi 2>/dev/null
   peak=$(sort -n "$W/logs/$name.mem" | tail -1)
-  printf '{"stage": "%s", "rc": %d, "wall_s": %.1f, "peak_mib": %s}\n' "$name" $rc "$(echo "$t1 - $t0" | bc)" "${peak:-null}" \
+  printf '{"stage": "%s", "rc": %d, "wall_s": %.1f, "peak_mib": %s}\n' "$name" $rc "$(awk "BEGIN {print $t1 - $t0}")" "${peak:-null}" \
     >> "$W/results.jsonl"
   [ $rc = 0 ] && touch "$W/done/$name"
   echo "== $name: rc=$rc $(tail -1 "$W/results.jsonl")"
