@@ -33,3 +33,30 @@ def test_gpu_host_bundle_pins_the_vllm_of_the_host_torch():
     pins = (ROOT / "scripts" / "wheels" / "vllm.txt").read_text()
     minor = ".".join(_pin(pins, "vllm").split(".")[:2])
     assert VLLM_TORCH[minor] == GPU_IMAGE_TORCH
+
+
+def test_the_wheel_ships_every_module_and_data_file_of_the_packages(tmp_path):
+    """A user who installs the wheel (not an editable checkout) gets every module, preset, recipe, architecture and
+    name list the packages read at run time."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    packages = ("scheduler_solver", "dataset_generation", "generation", "training", "evaluation", "qwen_scheduler")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    src = tmp_path / "src"
+    for rel in tracked:  # the working tree's tracked files, built outside the checkout (no build/ left in it)
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                          "-q", "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("qwen_scheduler_grpo-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    wanted = [rel for rel in tracked if rel.split("/")[0] in packages
+              and rel.rsplit(".", 1)[-1] in ("py", "yaml", "json", "txt", "jinja")]
+    assert any(rel.startswith("training/recipes/presets/") for rel in wanted)  # the check covers the presets
+    missing = [rel for rel in wanted if rel not in shipped]
+    assert not missing, missing[:20]
