@@ -117,3 +117,17 @@ def test_configuration_d_runs_on_the_tiny_arch_with_full_length_completions(g7, 
     logged = [json.loads(line) for line in (work / "runs" / "d" / "metrics.jsonl").read_text().splitlines()]
     assert [h["completions/mean_length"] for h in logged if "loss" in h] == [4.0]
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d-t | d: trl + bnb 4-bit, model.generate | - | whole GPU | ok |")
+
+
+def test_prepare_model_only_then_the_data_keeps_the_model(g7, tmp_path):
+    """``prepare --model-only`` (started before the whole site is installed) builds the model alone; the later full
+    ``prepare`` adds the data and keeps that model."""
+    work = tmp_path / "work"
+    assert g7.main(["prepare", "--cpu", "--model-only", "--work", str(work)]) == 0
+    weights = work / "model" / "model.safetensors"
+    assert json.loads((work / "model" / "random_model.json").read_text())["arch"] == "qwen2.5-tiny"
+    assert weights.is_file() and not (work / "data").exists()
+    built = weights.stat().st_mtime_ns
+    assert g7.main(["prepare", "--cpu", "--work", str(work)]) == 0
+    assert (work / "data" / "dataset_dict.json").is_file() and weights.stat().st_mtime_ns == built
+    assert "already holds this model" in (work / "prepare.log").read_text()
