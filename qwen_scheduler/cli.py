@@ -91,8 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"qwen-scheduler {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"qwen-scheduler {args.command}: interrupted; {getattr(args, 'interrupted', 'see above')}",
-              file=sys.stderr)
+        left = getattr(args, "interrupted", None)  # each command says what Ctrl-C leaves behind
+        print(f"qwen-scheduler {args.command}: interrupted" + (f"; {left}" if left else ""), file=sys.stderr)
         return 130
 
 

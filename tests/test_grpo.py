@@ -280,8 +280,8 @@ def test_continuous_batching_refuses_the_bf16_cast(cb, bf16, dtype, peft, refuse
 @pytest.mark.parametrize("extra", [[], ["--min_p", "0.2", "--gradient_accumulation_steps", "2"], ["--beta", "0.04"],
                                    ["--scale_rewards", "batch"]])
 def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, extra):
-    """generation_engine: static -- GRPO's completions come from the static engine (generation/static_decode.py) (its timing
-    metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
+    """generation_engine: static -- GRPO's completions come from the static engine, generation/static_decode.py
+    (its timing metric is logged), the rewards see well-formed answers, and the full weights move; also with min-p sampling
     and the whole generation round in one update, with a KL term against the SFT model (beta > 0: the
     reference model's log-probabilities are computed and the KL is logged), and with batch-level reward scaling."""
     from safetensors.torch import load_file
