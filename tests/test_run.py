@@ -162,3 +162,19 @@ def test_wait_for_all_processes_waits_for_every_rank_of_a_real_process_group(tmp
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
     # with one process there is no other rank to wait for (and no NCCL call); with two, rank 0 waits for rank 1
     assert outs[0][0].strip() == ("late rank seen" if world == 2 else "did not wait")
+
+
+@pytest.mark.parametrize("tracker,hint", [("tensorboard", 'pip install tensorboard (the "tracking" extra)'),
+                                          ("mlflow", "pip install mlflow, or")])
+def test_a_missing_tracker_stops_training_before_anything_with_the_install_line(tmp_path, capsys, tracker, hint):
+    import importlib.util
+
+    from qwen_scheduler.cli import main
+
+    if importlib.util.find_spec(tracker) or (tracker == "tensorboard" and importlib.util.find_spec("tensorboardX")):
+        pytest.skip(f"{tracker} is installed here")
+    code = main(["train", "grpo", "--config", TINY, "--output", str(tmp_path / "run"), "--report_to", tracker,
+                 "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and hint in err[0] and "--report_to none" in err[0], err
+    assert not (tmp_path / "run").exists()

@@ -94,7 +94,10 @@ class Run:
 
 
 def check_report_to(report_to) -> None:
-    """A clear error up front when a tracker in ``report_to`` is not installed."""
+    """A clear error up front when a tracker in ``report_to`` is not installed.
+
+    >>> check_report_to(["none"])
+    """
     import importlib.util
 
     needs = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",),
@@ -102,7 +105,9 @@ def check_report_to(report_to) -> None:
     for name in report_to or []:
         mods = needs.get(name)
         if mods and not any(importlib.util.find_spec(m) for m in mods):
-            raise UserError(f"report_to {name} needs the package: pip install {mods[0]} (or set report_to: none)")
+            extra = ' (the "tracking" extra)' if name in ("tensorboard", "trackio") else ""
+            raise UserError(f"report_to {name} needs the package: pip install {mods[0]}{extra}, or pass "
+                            f"--report_to none")
 
 
 def _cpu_bf16(argv: list) -> list:
