@@ -19,6 +19,7 @@ Rerunning resumes: finished stages are skipped.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 CPU_NOTE = ("CPU scale: this run checks the plumbing (every stage end to end); its scores are not results. "
@@ -57,6 +58,10 @@ def main(argv=None) -> int:
     from qwen_scheduler.cli import main as cli
 
     preset, why = resolve_preset(args.preset)
+    if preset == "gpu" and not cuda_available():
+        print("demo: the gpu preset needs a CUDA GPU and this machine has none; run `make demo` (the cpu preset here)",
+              file=sys.stderr)
+        return 2
     print(f"demo: preset {preset} ({why})", flush=True)
     if preset == "cpu":
         print(CPU_NOTE, flush=True)

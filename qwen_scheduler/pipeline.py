@@ -173,8 +173,9 @@ class Pipeline:
                 if code != 0:
                     timings[stage] = {"status": f"failed (exit {code})", "wall_s": round(time.perf_counter() - t0, 1)}
                     self._write_timings(timings, start)
-                    what = "was interrupted" if code == 130 else f"failed (exit code {code}); fix the error above and"
-                    print(f"pipeline: stage {stage!r} {what}; rerun the same command to resume from this stage "
+                    what = ("was interrupted; rerun" if code == 130
+                            else f"failed (exit code {code}); fix the error above and rerun")
+                    print(f"pipeline: stage {stage!r} {what} the same command to resume from this stage "
                           f"(finished stages are kept)", flush=True)
                     return code
             timings[stage] = {"status": "ran", "wall_s": round(time.perf_counter() - t0, 1)}

@@ -284,3 +284,27 @@ def test_demo_on_cpu_says_its_scores_are_not_results(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         demo(["--preset", "tpu"])
     assert e.value.code == 2
+
+
+def test_demo_refuses_the_gpu_preset_without_cuda_before_writing_anything(tmp_path, capsys):
+    import torch
+
+    from qwen_scheduler.demo import main as demo
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert demo(["--preset", "gpu", "--output", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a CUDA GPU" in err[0]
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_failed_pipeline_stage_says_how_to_resume_in_one_sentence(tmp_path, capsys):
+    from qwen_scheduler.cli import main
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("preset: cpu\ngenerate: {train_size: 20, test_size: 4, set: {min_events: 4, max_events: 5}}\n"
+                   "model: {source: " + str(tmp_path / "no-such-model") + "}\n")
+    assert main(["pipeline", "--config", str(cfg), "--output", str(tmp_path / "run"), "--stages", "generate,sft"]) == 2
+    out = capsys.readouterr().out
+    assert "pipeline: stage 'sft' failed (exit code 2); fix the error above and rerun the same command to resume" in out
