@@ -14,6 +14,18 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 
+def write_pipeline_config(folder: Path, base: dict, **sections) -> str:
+    """``base`` with ``sections`` replacing its sections, written as a new pipeline config YAML in ``folder``."""
+    import json
+
+    import yaml
+
+    cfg = {**json.loads(json.dumps(base)), **sections}
+    path = folder / f"pipeline-{len(list(folder.glob('pipeline-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
 def load_script(relpath: str):
     """A script (``benchmarks/NAME.py``, ``experiments/analysis/NAME.py``) loaded by path as a module: the scripts
     are not a package."""

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import write_pipeline_config
 from evaluation.report import PAIRED_NOTE
 from qwen_scheduler.cli import main as cli
 from qwen_scheduler.pipeline_config import STAGES
@@ -25,13 +25,8 @@ TINY = {
 }
 
 
-def _config(tmp_path, **changes) -> str:
-    cfg = json.loads(json.dumps(TINY))
-    for key, value in changes.items():
-        cfg[key] = value
-    path = tmp_path / f"pipeline-{len(list(tmp_path.glob('pipeline-*')))}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+def _config(tmp_path, **sections) -> str:
+    return write_pipeline_config(tmp_path, TINY, **sections)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import write_pipeline_config
 from qwen_scheduler.cli import main as cli
 from qwen_scheduler.pipeline_config import STAGES, load_config, load_preset
 
@@ -30,11 +31,7 @@ TINY = {
 
 
 def _config(tmp_path, **sections) -> str:
-    cfg = json.loads(json.dumps(TINY))
-    cfg.update(sections)
-    path = tmp_path / f"hard-{len(list(tmp_path.glob('hard-*')))}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    return write_pipeline_config(tmp_path, TINY, **sections)
 
 
 def _rows(folder: Path, split: str) -> list[dict]:
