@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from scheduler_solver.errors import UserError
 
 ENGINES = ("transformers", "transformers-cb", "static", "vllm")
@@ -47,8 +45,7 @@ def make_engine(name: str, model, tokenizer=None, **options):
     return cls[name](model, tokenizer, **options)
 
 
-def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool,
-                  threshold: Optional[int] = None) -> tuple[str, str]:
+def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool) -> tuple[str, str]:
     """``(engine, why)`` for ``--engine auto``: vLLM for a large job on CUDA when it is installed, else the static
     decoder for a full model on CUDA (it refuses LoRA), else ``model.generate``.
 
@@ -63,8 +60,7 @@ def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool,
     """
     if not cuda:
         return "transformers", "no CUDA"
-    if threshold is None:
-        threshold = VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]
+    threshold = VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]
     if vllm and completions >= threshold:
         return "vllm", f"vLLM is installed, CUDA is available and {completions} completions >= {threshold}"
     no_vllm = (f"{completions} completions < {threshold}, too few to pay for vLLM start-up" if vllm
