@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from scheduler_solver.io import read_json
 from scheduler_solver.secrets import scrub
 
 from .pipeline_config import (STAGES, Layout, check_config, check_datasets, datasets, generate_argv, load_config,
-                              parse_stages, preset_names, read_json, sampled_settings)
+                              parse_stages, preset_names, sampled_settings)
 
 
 class Pipeline:

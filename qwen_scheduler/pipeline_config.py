@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from scheduler_solver.errors import UserError
-from scheduler_solver.io import read_yaml_mapping
+from scheduler_solver.io import read_json, read_yaml_mapping
 
 STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "training" / "recipes" / "presets"
@@ -211,14 +211,6 @@ def parse_stages(names: Optional[Sequence[str]]) -> list[str]:
     if bad:
         raise UserError(f"unknown stage {bad[0]!r} (stages: {', '.join(STAGES)})")
     return [s for s in STAGES if s in names]
-
-
-def read_json(path: Path):
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def check_config(out: Path, cfg: dict, config_path: Optional[str] = None) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline_config import STAGES, Layout, datasets, read_json, sampled_settings
+from scheduler_solver.io import read_json
+
+from .pipeline_config import STAGES, Layout, datasets, sampled_settings
 
 
 def _score_section(summary: dict, head: list[str], after_table: list[str], paired_head: list[str]) -> list[str]:

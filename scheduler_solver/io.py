@@ -121,6 +121,14 @@ def append_jsonl(path: PathLike, obj: Any) -> None:
         f.flush()
 
 
+def read_json(path: PathLike) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable (a run folder's optional records)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def read_jsonl(path: PathLike, repair: bool = True) -> list[Any]:
     """Read a JSONL file. A torn final line (a kill mid-write: no newline, bad JSON) is
     dropped and, with ``repair``, cut from the file so that later appends stay valid."""

@@ -30,7 +30,6 @@ shows the reward per stretch); the trainer logs the event counts of each round's
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -131,7 +130,6 @@ def describe(stretches: list[dict], mix: float) -> str:
 
 def read_curriculum(output_dir: str) -> dict | None:
     """``OUTPUT_DIR/curriculum.json`` of a GRPO run, or None."""
-    try:
-        return json.loads((Path(output_dir) / CURRICULUM_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    from scheduler_solver.io import read_json
+
+    return read_json(Path(output_dir) / CURRICULUM_FILE)
