@@ -1,0 +1,104 @@
+"""Where a GRPO round's time goes in the static decoder: per-step cost by batch and attention length, and the
+kernels that take it.
+
+Shapes, not weights, set the cost, so this builds a random model of SmolLM2-135M's shape (no download) and forces
+every completion to its full length (no EOS can be drawn). A GRPO round of the gpu preset is 384 completions of
+~850 tokens after ~420 prompt tokens.
+
+    python benchmarks/profile_static_decode.py --output prof.txt          # GPU
+    python benchmarks/profile_static_decode.py --device cpu --batch 4 --new 8 --prompt 16   # plumbing check
+
+Prints one line per timed shape (seconds, ms per decoding step, tokens/s) and the profiler's kernel tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SMOLLM2_135M = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                    num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192, rope_theta=100000.0,
+                    rms_norm_eps=1e-5, tie_word_embeddings=True)
+
+
+def build_model(device: str):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M)).to(device)
+    return model.eval()
+
+
+def prompts(batch: int, length: int, vocab: int, seed: int = 0):
+    import random
+
+    rng = random.Random(seed)
+    return [[rng.randrange(vocab) for _ in range(length - rng.randrange(0, max(1, length // 5)))]
+            for _ in range(batch)]
+
+
+def timed(decoder, batch, prompt, new, temperature, sync):
+    p = prompts(batch, prompt, SMOLLM2_135M["vocab_size"])
+    sync()
+    t0 = time.perf_counter()
+    out = decoder.generate(p, max_new_tokens=new, eos_ids=[10**9], temperature=temperature)
+    sync()
+    secs = time.perf_counter() - t0
+    tokens = sum(len(o) for o in out)
+    assert tokens == batch * new, f"forced lengths: {tokens} != {batch * new}"
+    return secs, tokens
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batch", type=int, default=384)
+    ap.add_argument("--prompt", type=int, default=420)
+    ap.add_argument("--new", type=int, default=850)
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args(argv)
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from generation.static_decode import StaticDecoder
+
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    model = build_model(args.device)
+    lines = []
+
+    def say(s):
+        print(s, flush=True)
+        lines.append(s)
+
+    if cuda:
+        say(f"device {torch.cuda.get_device_name()} torch {torch.__version__}")
+    dec = StaticDecoder(model)
+    timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up
+    shapes = [(args.batch, args.new), (args.batch, args.new), (args.batch, max(args.new // 4, 1)),
+              (max(args.batch // 6, 1), args.new), (max(args.batch // 48, 1), args.new)]
+    for batch, new in shapes:
+        secs, tokens = timed(dec, batch, args.prompt, new, 1.0, sync)
+        say(f"batch {batch:4d} prompt {args.prompt} new {new:5d}: {secs:7.2f} s  {1000 * secs / new:6.2f} ms/step  "
+            f"{tokens / secs:9.0f} tokens/s")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    for label, graphs, new in (("eager", False, 48), ("graphs", None, min(args.new, 600))):
+        dec = StaticDecoder(model, cuda_graph=graphs)
+        timed(dec, args.batch, args.prompt, 16, 1.0, sync)
+        with profile(activities=acts) as prof:
+            timed(dec, args.batch, args.prompt, new, 1.0, sync)
+        key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        say(f"--- profile: {label}, batch {args.batch}, new {new}")
+        say(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=70))
+    if args.output:
+        args.output.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
