@@ -8,7 +8,9 @@ every completion to its full length (no EOS can be drawn). A GRPO round of the g
     python benchmarks/profile_static_decode.py --output prof.txt          # GPU
     python benchmarks/profile_static_decode.py --device cpu --batch 4 --new 8 --prompt 16   # plumbing check
 
-Prints one line per timed shape (seconds, ms per decoding step, tokens/s) and the profiler's kernel tables.
+Prints one line per variant and timed shape (seconds, ms per decoding step, tokens/s) and the profiler's kernel
+tables. Variants: ``plain`` (the default step), ``fused`` (``StaticDecoder(fused=True)``: one attention kernel per
+layer, the pointwise work compiled), ``sdpa`` (the fused attention without compiling).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=384)
     ap.add_argument("--prompt", type=int, default=420)
     ap.add_argument("--new", type=int, default=850)
+    ap.add_argument("--variants", default="plain,fused", help="comma-separated: plain, fused, sdpa")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args(argv)
     import torch
@@ -78,22 +81,29 @@ def main(argv=None) -> int:
 
     if cuda:
         say(f"device {torch.cuda.get_device_name()} torch {torch.__version__}")
-    dec = StaticDecoder(model)
-    timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up
+    options = {"plain": {}, "fused": {"fused": True}, "sdpa": {"fused": True, "compile": False}}
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(options))
+    if unknown:
+        print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)
+        return 2
     shapes = [(args.batch, args.new), (args.batch, args.new), (args.batch, max(args.new // 4, 1)),
               (max(args.batch // 6, 1), args.new), (max(args.batch // 48, 1), args.new)]
-    for batch, new in shapes:
-        secs, tokens = timed(dec, batch, args.prompt, new, 1.0, sync)
-        say(f"batch {batch:4d} prompt {args.prompt} new {new:5d}: {secs:7.2f} s  {1000 * secs / new:6.2f} ms/step  "
-            f"{tokens / secs:9.0f} tokens/s")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    for label, graphs, new in (("eager", False, 48), ("graphs", None, min(args.new, 600))):
-        dec = StaticDecoder(model, cuda_graph=graphs)
-        timed(dec, args.batch, args.prompt, 16, 1.0, sync)
+    for variant in variants:
+        dec = StaticDecoder(model, **options[variant])
+        t0 = time.perf_counter()
+        timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up (and compilation)
+        say(f"{variant}: first call (warm-up, compilation) {time.perf_counter() - t0:.1f} s")
+        for batch, new in shapes:
+            secs, tokens = timed(dec, batch, args.prompt, new, 1.0, sync)
+            say(f"{variant:6s} batch {batch:4d} prompt {args.prompt} new {new:5d}: {secs:7.2f} s  "
+                f"{1000 * secs / new:6.2f} ms/step  {tokens / secs:9.0f} tokens/s")
+        new = min(args.new, 600)
         with profile(activities=acts) as prof:
             timed(dec, args.batch, args.prompt, new, 1.0, sync)
         key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-        say(f"--- profile: {label}, batch {args.batch}, new {new}")
+        say(f"--- profile: {variant}, batch {args.batch}, new {new}")
         say(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=70))
     if args.output:
         args.output.write_text("\n".join(lines) + "\n")

@@ -15,6 +15,13 @@ module, grouped-query attention, SiLU MLP) with
   rows marked ``greedy`` take the argmax while the others sample: GRPO's greedy anchor),
 * a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
 
+``fused=True`` runs the same step with fewer, larger kernels: attention through one
+``scaled_dot_product_attention`` call per layer (a group's query heads as the query positions of its KV head), and,
+on CUDA, the work before and after attention (norms, rotary embeddings, casts, residual adds, the MLP's activation)
+compiled by ``torch.compile`` into a few fused kernels shared by every layer. It is off by default until its
+speed is measured on a GPU (``benchmarks/profile_static_decode.py`` times both); on CPU it runs eagerly and must
+give the same tokens.
+
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
 shares its tensors, except the fused q/k/v and gate/up matrices: about two thirds of the layer weights).
@@ -77,10 +84,11 @@ def unsupported_reason(model) -> str | None:
 class StaticDecoder:
     """Batched sampling/greedy decoding of one model (see the module docstring).
 
-    ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere.
+    ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused``: see the module docstring
+    (``compile=None`` compiles the fused step's pointwise work on CUDA only).
     """
 
-    def __init__(self, model, cuda_graph: bool | None = None):
+    def __init__(self, model, cuda_graph: bool | None = None, fused: bool = False, compile: bool | None = None):
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"StaticDecoder cannot run {reason}")
@@ -98,6 +106,11 @@ class StaticDecoder:
         self.min_p: float | None = None
         self.greedy = None  # during a call: the rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
+        self.fused = fused
+        self._before, self._after = self._attn_in, self._attn_out
+        if fused and (self.device.type == "cuda" if compile is None else compile):
+            self._before = torch.compile(self._attn_in, dynamic=True, fullgraph=True)
+            self._after = torch.compile(self._attn_out, dynamic=True, fullgraph=True)
 
     # ------------------------------------------------------------ weights
 
@@ -154,11 +167,11 @@ class StaticDecoder:
         half = x.shape[-1] // 2
         return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
-    def _qkv(self, w, h, cos, sin):
+    def _qkv(self, qkv_w, qkv_b, h, cos, sin):
         """Projections with rotary embeddings; h: [..., hidden] -> q [..., H, d], k/v [..., KV, d]."""
         import torch.nn.functional as F
 
-        qkv = F.linear(h, w["qkv"], w["qkv_b"])
+        qkv = F.linear(h, qkv_w, qkv_b)
         nq, nk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         q, k, v = qkv.split([nq, nk, nk], dim=-1)
         shape = q.shape[:-1]
@@ -168,12 +181,17 @@ class StaticDecoder:
         cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)
         return self._rotate(q, cos, sin).to(self.dtype), self._rotate(k, cos, sin).to(self.dtype), v
 
-    def _mlp_and_out(self, w, x, attn):
+    def _attn_in(self, x, ln1, qkv, qkv_b, cos, sin):
+        """A decoding step's work before attention (one layer): q [B, H, d], k and v [B, KV, d]."""
+        return self._qkv(qkv, qkv_b, self._rms(x, ln1), cos, sin)
+
+    def _attn_out(self, x, attn, o, o_b, ln2, gu, down):
+        """The work after attention (one layer): output projection, residual, MLP, residual."""
         import torch.nn.functional as F
 
-        x = x + F.linear(attn, w["o"], w["o_b"]).float()
-        gate, up = F.linear(self._rms(x, w["ln2"]), w["gu"]).chunk(2, dim=-1)
-        return x + F.linear(F.silu(gate) * up, w["down"]).float()
+        x = x + F.linear(attn, o, o_b).float()
+        gate, up = F.linear(self._rms(x, ln2), gu).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, down).float()
 
     def _prefill(self, ids, pad):
         """Run left-padded prompts [B, P] through the model, fill cache[:, :, :P]; logits of the last position."""
@@ -190,13 +208,13 @@ class StaticDecoder:
         x = self.embed[ids].float()
         rep = self.n_heads // self.n_kv
         for w, (kc, vc) in zip(self.weights, self.cache):
-            q, k, v = self._qkv(w, self._rms(x, w["ln1"]), cos, sin)  # [B, P, H, d]
+            q, k, v = self._attn_in(x, w["ln1"], w["qkv"], w["qkv_b"], cos, sin)  # [B, P, H, d]
             kc[:, :, :P] = k.transpose(1, 2)
             vc[:, :, :P] = v.transpose(1, 2)
             kk = k.transpose(1, 2).repeat_interleave(rep, dim=1)
             vv = v.transpose(1, 2).repeat_interleave(rep, dim=1)
             o = F.scaled_dot_product_attention(q.transpose(1, 2), kk, vv, attn_mask=keep)
-            x = self._mlp_and_out(w, x, o.transpose(1, 2).reshape(B, P, -1))
+            x = self._attn_out(x, o.transpose(1, 2).reshape(B, P, -1), w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
         last = self._rms(x[:, -1], self.norm)
         return F.linear(last, self.lm_head).float()
 
@@ -232,19 +250,23 @@ class StaticDecoder:
         B = self.tok.shape[0]
         cos, sin = self.cos_t[self.pos], self.sin_t[self.pos]  # [B, d]
         keep = (self.ar[:length] <= self.cur) & self.valid[:, :length]  # [B, L]
-        bias = torch.zeros(keep.shape, device=self.device, dtype=torch.float32).masked_fill_(~keep, -math.inf)
-        bias = bias[:, None, None]  # [B, 1, 1, L]
+        if not self.fused:
+            bias = torch.zeros(keep.shape, device=self.device, dtype=torch.float32).masked_fill_(~keep, -math.inf)
+            bias = bias[:, None, None]  # [B, 1, 1, L]
         x = self.embed[self.tok].float()
         g = self.n_heads // self.n_kv
         scale = 1.0 / math.sqrt(self.head_dim)
         for w, (kc, vc) in zip(self.weights, self.cache):
-            q, k, v = self._qkv(w, self._rms(x, w["ln1"]), cos, sin)  # q [B, H, d], k/v [B, KV, d]
+            q, k, v = self._before(x, w["ln1"], w["qkv"], w["qkv_b"], cos, sin)  # q [B, H, d], k/v [B, KV, d]
             kc.index_copy_(2, self.cur, k[:, :, None])
             vc.index_copy_(2, self.cur, v[:, :, None])
-            q = q.reshape(B, self.n_kv, g, self.head_dim)
-            att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias  # [B, KV, g, L]
-            o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
-            x = self._mlp_and_out(w, x, o.reshape(B, -1))
+            q = q.reshape(B, self.n_kv, g, self.head_dim)  # a group's query heads share one KV head and one mask
+            if self.fused:
+                o = F.scaled_dot_product_attention(q, kc[:, :, :length], vc[:, :, :length], attn_mask=keep[:, None, None])
+            else:
+                att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias  # [B, KV, g, L]
+                o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
+            x = self._after(x, o.reshape(B, -1), w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
         logits = F.linear(self._rms(x, self.norm), self.lm_head).float()
         self._emit(self._pick(logits), self.cur - (self.P - 1))  # the token after cache index cur
         self.pos.add_(1)
@@ -287,7 +309,7 @@ class StaticDecoder:
 
         dev = self.device
         B, P = len(prompts), max(len(p) for p in prompts)
-        total = P + max_new_tokens
+        total = -(-(P + max_new_tokens) // 16) * 16  # cache positions, rounded up so that mask rows stay aligned
         self.P, self.temperature, self.pad_id = P, float(temperature), int(pad_id)
         mixed = greedy is not None and temperature > 0 and any(greedy)  # at temperature 0 every row is greedy
         self.greedy = torch.tensor([bool(g) for g in greedy], device=dev) if mixed else None

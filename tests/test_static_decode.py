@@ -43,11 +43,12 @@ def _hf_greedy(model, prompts, max_new, eos, pad=0):
 PROMPTS = [[5, 17, 33, 2, 9, 41, 7], [12, 3], [60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70], [8, 8, 8, 8]]
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
 @pytest.mark.parametrize("kind,tied", [("qwen2", False), ("llama", False), ("qwen2", True)])
-def test_greedy_equals_transformers_generate(kind, tied):
+def test_greedy_equals_transformers_generate(kind, tied, fused):
     model = _model(kind, tied=tied)
     eos = [1]
-    ours = StaticDecoder(model).generate(PROMPTS, max_new_tokens=40, eos_ids=eos, temperature=0.0)
+    ours = StaticDecoder(model, fused=fused).generate(PROMPTS, max_new_tokens=40, eos_ids=eos, temperature=0.0)
     assert ours == _hf_greedy(model, PROMPTS, 40, eos)
     if not tied:  # (a tied random model mostly repeats its last token)
         assert any(len(set(row)) > 3 for row in ours)
@@ -75,14 +76,28 @@ def test_each_row_independent_of_its_batch():
     assert batch == alone
 
 
-def test_crosses_attention_buckets():
+@pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
+def test_crosses_attention_buckets(fused):
     """Decoding past one bucket of attention length (recorded steps switch length there)."""
     model = _model("qwen2", seed=3)
     n = BUCKET + 20 - len(PROMPTS[0])
-    ours = StaticDecoder(model).generate([PROMPTS[0]], max_new_tokens=n, eos_ids=[96])
+    ours = StaticDecoder(model, fused=fused).generate([PROMPTS[0]], max_new_tokens=n, eos_ids=[96])
     ref = _hf_greedy(model, [PROMPTS[0]], n, [96])
     assert ours == ref
     assert len(ours[0]) > BUCKET - len(PROMPTS[0])  # really went past the first bucket
+
+
+def test_compiled_fused_step_equals_transformers_generate():
+    """The fused step's pointwise work compiled by torch.compile (inductor, as on a GPU) gives the same tokens,
+    for prompts of several lengths in one batch and with the sequences' lengths crossing a bucket."""
+    model = _model("qwen2", seed=6)
+    from torch._dynamo.utils import counters
+
+    dec = StaticDecoder(model, fused=True, compile=True)
+    captured = counters["stats"]["calls_captured"]
+    n = BUCKET + 8 - len(PROMPTS[2])
+    assert dec.generate(PROMPTS, max_new_tokens=n, eos_ids=[96]) == _hf_greedy(model, PROMPTS, n, [96])
+    assert counters["stats"]["calls_captured"] > captured  # dynamo traced the step's functions: it really compiled
 
 
 def test_sampling_matches_temperature_distribution():
