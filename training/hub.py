@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from scheduler_solver.errors import UserError
+from scheduler_solver.io import read_json
 
 
 def _load_yaml(path: Path) -> dict:
@@ -47,8 +48,8 @@ def evaluation_table(summary_path: Path) -> Optional[str]:
 def model_card(folder: str, run_dir: Optional[str] = None, summary_path: Optional[str] = None) -> str:
     """The card's Markdown text (YAML front matter included)."""
     f, run = Path(folder), Path(run_dir or folder)
-    adapter = _load_json(f / "adapter_config.json")
-    merged_check = _load_json(f / "merge_check.json")
+    adapter = read_json(f / "adapter_config.json") or {}
+    merged_check = read_json(f / "merge_check.json") or {}
     cfg = _load_yaml(run / "run_config.yaml")
     script, model, train = cfg.get("script", {}), cfg.get("model", {}), cfg.get("training", {})
     base = adapter.get("base_model_name_or_path") or merged_check.get("base") or model.get("model_name_or_path") or "unknown"
@@ -86,13 +87,6 @@ def model_card(folder: str, run_dir: Optional[str] = None, summary_path: Optiona
               "--output results/", "```",
               "", "Made with `qwen-scheduler train grpo` (qwen-scheduler-grpo)."]
     return "\n".join(front + lines) + "\n"
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 #: What ``push`` uploads from a folder (top-level files only): the weights, configs and tokenizer of the model or
