@@ -108,7 +108,8 @@ class StaticDecoder:
         self.weights: list[dict] = []
         self.fused = fused
         self._before, self._after = self._attn_in, self._attn_out
-        if fused and (self.device.type == "cuda" if compile is None else compile):
+        self.compiled = bool(fused and (self.device.type == "cuda" if compile is None else compile))
+        if self.compiled:
             self._before = torch.compile(self._attn_in, dynamic=True, fullgraph=True)
             self._after = torch.compile(self._attn_out, dynamic=True, fullgraph=True)
 
@@ -338,23 +339,36 @@ class StaticDecoder:
             if steps % CHECK_EVERY == 0 and bool(self.done.all()):
                 break
             length = min(total, -(-(P + steps) // BUCKET) * BUCKET)
-            if self.cuda_graph:
-                try:
-                    graph = self._graph(length)
-                except RuntimeError as e:  # e.g. an op this torch build cannot record: same step, run eagerly
-                    import sys
-
-                    print(f"static decoder: CUDA graph recording failed ({str(e).splitlines()[0][:200]}); "
-                          f"decoding without graphs", file=sys.stderr, flush=True)
-                    self.cuda_graph, self.graphs = False, {}
-                    self._step(length)
-                else:
-                    graph.replay()
-            else:
-                self._step(length)
+            self._advance(length)
             steps += 1
         stop = set(eos_ids)
         return [row[:generated_length(row, stop)[0]] for row in self.out[:, :steps].tolist()]
+
+    def _advance(self, length: int) -> None:
+        """One decoding step: the recorded graph for this attention length, or the eager step. A step that fails to
+        compile or to record (an op this torch build cannot compile or record) is run again without compiling,
+        then without graphs, with one line on stderr; a failure of the plain eager step is raised."""
+        import sys
+
+        while True:
+            try:
+                if self.cuda_graph:
+                    self._graph(length).replay()
+                else:
+                    self._step(length)
+                return
+            except RuntimeError as e:
+                if self.compiled:
+                    what, then = "compiling the fused step", "running it uncompiled"
+                    self._before, self._after, self.compiled = self._attn_in, self._attn_out, False
+                    self.graphs = {}
+                elif self.cuda_graph:
+                    what, then = "CUDA graph recording", "decoding without graphs"
+                    self.cuda_graph, self.graphs = False, {}
+                else:
+                    raise
+                print(f"static decoder: {what} failed ({str(e).splitlines()[0][:200]}); {then}", file=sys.stderr,
+                      flush=True)
 
     def _graph(self, length: int):
         """The recorded decoding step for this attention length (recorded on first use)."""

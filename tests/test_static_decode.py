@@ -100,6 +100,26 @@ def test_compiled_fused_step_equals_transformers_generate():
     assert counters["stats"]["calls_captured"] > captured  # dynamo traced the step's functions: it really compiled
 
 
+def test_a_step_that_fails_to_compile_runs_uncompiled(capsys):
+    """A compiled function that raises (as a backend that cannot compile an op does) costs one stderr line: the
+    same call finishes with the uncompiled step and gives the same tokens; a failing plain step is raised."""
+    model = _model("llama", seed=7)
+
+    def broken(*args):
+        raise RuntimeError("backend compiler failed\nsecond line")
+
+    dec = StaticDecoder(model, fused=True, compile=True)
+    dec._after = broken
+    assert dec.generate(PROMPTS, max_new_tokens=12, eos_ids=[1]) == _hf_greedy(model, PROMPTS, 12, [1])
+    err = capsys.readouterr().err
+    assert "compiling the fused step failed (backend compiler failed); running it uncompiled" in err
+    assert not dec.compiled and dec._after.__name__ == "_attn_out"
+    plain = StaticDecoder(model)
+    plain._after = broken
+    with pytest.raises(RuntimeError, match="backend compiler failed"):
+        plain.generate(PROMPTS, max_new_tokens=4, eos_ids=[1])
+
+
 def test_sampling_matches_temperature_distribution():
     """Gumbel-max sampling: the first token's frequencies follow softmax(logits / T)."""
     model = _model("qwen2", seed=4)
