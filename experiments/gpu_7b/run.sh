@@ -103,7 +103,7 @@ fits() {  # fits ITEM SECONDS: false (and says so) when SECONDS from now is past
 }
 
 chain() {  # chain [--left S] ITEM...
-  local deadline="" item config items=()
+  local deadline="" item config need items=()
   if [ "${1:-}" = --left ]; then deadline=$(( $(now) + $2 )); shift 2; fi
   for item in "$@"; do [ "$item" = after ] && items+=("${AFTER[@]}") || items+=("$item"); done
   for item in "${items[@]}"; do
@@ -117,13 +117,11 @@ chain() {  # chain [--left S] ITEM...
         once "run-${item/:/-}" run_one "$item" ;;
       adapter|merge-bf16|merge-fp32|eval-vllm|eval-transformers)
         once data build_data || { say "$item: no data, stopped"; return 1; }
-        if [ ! -f "$W/done/adapter" ]; then
-          fits adapter $(( ${BUDGET[adapter]} + 60 )) || continue
-          once adapter after_one adapter || { say "$item: no adapter, stopped"; return 1; }
-        fi
-        [ "$item" = adapter ] && continue
-        fits "$item" $(( ${BUDGET[$item]} + 60 )) || continue
-        once "run-$item" recorded after_one "$item" ;;
+        need=$(( ${BUDGET[$item]} + 60 ))
+        [ "$item" = adapter ] || [ -f "$W/done/adapter" ] || need=$(( need + ${BUDGET[adapter]} + 60 ))
+        fits "$item" "$need" || continue
+        once adapter after_one adapter || { say "$item: no adapter, stopped"; return 1; }
+        [ "$item" = adapter ] || once "run-$item" recorded after_one "$item" ;;
       *) say "unknown item '$item' (model, data, a, b, c, d, CONFIG:CARD_GIB, adapter, ${AFTER[*]} or after)"
          return 2 ;;
     esac
