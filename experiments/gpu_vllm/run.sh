@@ -1,43 +1,15 @@
 #!/usr/bin/env bash
 # vLLM on one GPU host, side by side with the other engines (evaluation and GRPO rollouts). Runs ON the host after
 # the bundles are staged (scripts/gpu_bundle.sh trl smollm2 -> /tmp/bundle-a; scripts/gpu_bundle.sh vllm ->
-# /tmp/bundle-b). Every stage runs once (a finished stage is skipped), logs to $W/logs/STAGE.log and appends
-# {stage, rc, wall_s, peak_mib} to $W/results.jsonl (peak_mib: nvidia-smi's used memory, all processes).
-#
-#   bash experiments/gpu_vllm/run.sh bg STAGE...   # copy the repo to /tmp/repo, run the stages there, detached
-#   bash experiments/gpu_vllm/run.sh fg STAGE...   # the same in the foreground
-#   bash experiments/gpu_vllm/run.sh status        # results so far and the running stage's last lines
-#   bash experiments/gpu_vllm/run.sh collect DIR   # results + logs + evaluation summaries into DIR/results.tar.gz
-set -uo pipefail
-W=${W:-/tmp/w}
-REPO=/tmp/repo
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TQDM_DISABLE=1
-export VLLM_NO_USAGE_STATS=1 NCCL_NVLS_ENABLE=0
+# /tmp/bundle-b). bg|fg STAGE..., status and collect DIR as experiments/lib.sh says.
 SITES=/tmp/site-vllm:/tmp/site
-q() { PYTHONPATH=$REPO:$SITES python3 -m qwen_scheduler "$@"; }
+source "$(dirname "$0")/../lib.sh"
+COLLECT_DIRS=(ev g p)
+COLLECT_NAMES=(summary.json report.md completions.jsonl trainer_state.json plan.txt run_summary.json metrics.jsonl)
 sft() { if [ -f "$W/p/sft/merged/config.json" ]; then echo "$W/p/sft/merged"; else echo "$W/p/sft"; fi; }
 D100=$W/p/data
 D2K=$W/d2k
 EV="--max-new-tokens 1280 --rules strict"
-
-stage() {  # stage NAME: run the function st_NAME once
-  local name=$1 t0 t1 rc peak
-  [ -f "$W/done/$name" ] && { echo "== $name: done before"; return 0; }
-  mkdir -p "$W/logs" "$W/done"
-  echo "== $name: start $(date +%T)"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$W/logs/$name.mem" 2>/dev/null &
-  local smi=$!
-  t0=$(date +%s.%N)
-  ( cd "$REPO" && "st_$name" ) > "$W/logs/$name.log" 2>&1
-  rc=$?
-  t1=$(date +%s.%N)
-  kill $smi 2>/dev/null; wait $smi 2>/dev/null
-  peak=$(sort -n "$W/logs/$name.mem" | tail -1)
-  printf '{"stage": "%s", "rc": %d, "wall_s": %.1f, "peak_mib": %s}\n' "$name" $rc "$(awk "BEGIN {print $t1 - $t0}")" "${peak:-null}" \
-    >> "$W/results.jsonl"
-  [ $rc = 0 ] && touch "$W/done/$name"
-  echo "== $name: rc=$rc $(tail -1 "$W/results.jsonl")"
-}
 
 # waits (up to 15 min) for the vLLM site that `SITE=/tmp/site-vllm bash scripts/gpu_setup.sh` finishes while earlier stages run
 st_wait_vllm() { for _ in $(seq 900); do [ -f /tmp/site-vllm/.gpu_setup ] && return 0; sleep 1; done; echo "no /tmp/site-vllm"; return 1; }
@@ -92,19 +64,4 @@ st_grpo_server() {
   kill $pid; wait $pid 2>/dev/null; return $rc
 }
 
-case "${1:-}" in
-  bg) shift
-      rm -rf "$REPO.new"; mkdir -p "$W"; rsync -a --exclude .bundle --exclude '.bundle*' ./ "$REPO.new/" 2>/dev/null \
-        || { mkdir -p "$REPO.new"; tar --exclude='./.bundle*' -cf - . | tar -xf - -C "$REPO.new"; }
-      rm -rf "$REPO"; mv "$REPO.new" "$REPO"
-      setsid nohup bash "$REPO/experiments/gpu_vllm/run.sh" fg "$@" > "$W/driver.log" 2>&1 < /dev/null &
-      echo "started in the background: $* (log $W/driver.log)" ;;
-  fg) shift; for s in "$@"; do stage "$s"; done; echo "== all done: $*" ;;
-  status) cat "$W/results.jsonl" 2>/dev/null; tail -3 "$W/driver.log" 2>/dev/null
-          cur=$(ls -t "$W"/logs/*.log 2>/dev/null | head -1); [ -n "$cur" ] && { echo "-- $cur"; tail -4 "$cur" | cut -c1-300; } ;;
-  collect) out=${2:?collect DIR}; mkdir -p "$out"
-           (cd "$W" && tar czf "$out/results.tar.gz" results.jsonl driver.log logs \
-              $(find ev g p -maxdepth 3 \( -name 'summary.json' -o -name 'report.md' -o -name 'completions.jsonl' -o -name 'trainer_state.json' -o -name 'plan.txt' -o -name 'run_summary.json' -o -name 'metrics.jsonl' \) 2>/dev/null) 2>/dev/null)
-           ls -la "$out" ;;
-  *) echo "usage: run.sh bg|fg STAGE... | status | collect DIR" >&2; exit 2 ;;
-esac
+main "$@"

@@ -1,0 +1,87 @@
+"""The hard preset's one-session run (issue 28): experiments/ablations/hard-session.yaml is the planned run (12 GRPO
+rounds of 8-16-event prompts, three updates each, the paired test set of 400 rows), and its host driver
+experiments/gpu_hard/run.sh (on experiments/lib.sh) runs a pipeline once, resumes, and brings back its report."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from conftest import write_pipeline_config
+from qwen_scheduler.pipeline_config import check_datasets, load_config
+from test_pipeline_hard import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION = ROOT / "experiments" / "ablations" / "hard-session.yaml"
+
+
+def test_the_session_config_is_the_planned_run():
+    cfg = load_config(None, str(SESSION))
+    check_datasets(cfg)
+    recipe = yaml.safe_load(Path(cfg["grpo"]["recipe"]).read_text())
+    grpo = {**recipe, **cfg["grpo"]["overrides"]}
+    per_round = grpo["steps_per_generation"] * grpo["per_device_train_batch_size"] // grpo["num_generations"]
+    assert grpo["limit"] // per_round == 12  # generation rounds of 48 prompts
+    assert grpo["steps_per_generation"] // grpo["gradient_accumulation_steps"] == 3  # updates per round
+    assert grpo["save_steps"] == 2 * 3 and grpo["curriculum"] is True
+    assert cfg["grpo"]["data"]["set"]["min_events"] == 8 and cfg["grpo"]["data"]["preset"] == "hard"
+    assert cfg["sft"]["overrides"]["max_events"] == 8  # SFT as the preset: no trace past 8 events
+    tests = cfg["evaluate"]["tests"]
+    assert tests["hard400"] == {"preset": "hard", "seed": 21, "test_size": 400, "holdout_name_sources": True}
+    assert {s["seed"] for s in tests.values()} | {cfg["grpo"]["data"]["seed"], cfg["generate"]["seed"]} == \
+        {0, 1, 11, 13, 21}  # every dataset its own seed
+    assert cfg["evaluate"]["batch_size"] >= tests["hard400"]["test_size"]  # one decoding batch per model
+
+
+def _driver(tmp_path, *args, **env_extra):
+    shim = tmp_path / "bin" / "python3"  # the driver runs python3: the one with torch
+    shim.parent.mkdir(exist_ok=True)
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "W": str(tmp_path / "w"), "REPO": str(ROOT), "SITES": "",
+           "PATH": f"{shim.parent}:{os.environ['PATH']}", **env_extra}
+    return subprocess.run(["bash", str(ROOT / "experiments" / "gpu_hard" / "run.sh"), *args], env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_the_driver_runs_the_pipeline_once_and_brings_back_its_report(tmp_path):
+    config = write_pipeline_config(tmp_path, TINY)
+    r = _driver(tmp_path, "fg", "pipeline", CONFIG=config)
+    assert r.returncode == 0 and "== all done: pipeline" in r.stdout, r.stdout + r.stderr
+    w = tmp_path / "w"
+    [line] = [json.loads(x) for x in (w / "results.jsonl").read_text().splitlines()]
+    assert (line["stage"], line["rc"]) == ("pipeline", 0) and line["wall_s"] > 0
+    assert (w / "p" / "report.md").is_file() and (w / "done" / "pipeline").is_file()
+
+    again = _driver(tmp_path, "fg", "pipeline", CONFIG=config)
+    assert "== pipeline: done before" in again.stdout and len((w / "results.jsonl").read_text().splitlines()) == 1
+
+    status = _driver(tmp_path, "status")
+    assert '"stage": "pipeline", "rc": 0' in status.stdout and "-- " in status.stdout
+
+    r = _driver(tmp_path, "collect", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(tmp_path / "back" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    for name in ("results.jsonl", "logs/pipeline.log", "p/report.md", "p/eval-hard/summary.json",
+                 "p/grpo/curriculum.json", "p/grpo/trainer_state.json", "p/eval-realworld/sft/completions.jsonl", "p/timings.json",
+                 "p/grpo/grpo_summary.json"):
+        assert name in names, sorted(n for n in names if not n.endswith(".png"))
+    assert not any(n.endswith(".safetensors") for n in names)  # the report and its figures, not the models
+
+
+def test_a_failed_stage_is_recorded_and_run_again(tmp_path):
+    r = _driver(tmp_path, "fg", "pipeline", CONFIG=str(tmp_path / "missing.yaml"))
+    assert r.returncode == 1 and "== pipeline: rc=2" in r.stdout
+    assert "Traceback" not in (tmp_path / "w" / "logs" / "pipeline.log").read_text()
+    assert not (tmp_path / "w" / "done" / "pipeline").exists()
+    r = _driver(tmp_path, "fg", "pipeline", CONFIG=str(tmp_path / "missing.yaml"))
+    assert len((tmp_path / "w" / "results.jsonl").read_text().splitlines()) == 2  # not marked done: it ran again
+    r = _driver(tmp_path, "fg", "nope")
+    assert r.returncode == 1 and "== nope: no such stage" in r.stdout
+    r = _driver(tmp_path, "launch")
+    assert r.returncode == 2 and "usage: experiments/gpu_hard/run.sh" in r.stderr
