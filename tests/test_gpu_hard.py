@@ -1,4 +1,4 @@
-"""The hard preset's one-session run (issue 28): experiments/ablations/hard-session.yaml is the planned run (9 GRPO
+"""The hard preset's one-session run (issue 28): experiments/ablations/hard-session.yaml is the planned run (6 GRPO
 rounds of 8-16-event prompts, three updates each, the paired test set of 400 rows), and its host driver
 experiments/gpu_hard/run.sh (on experiments/lib.sh) runs a pipeline once, resumes, and brings back its report."""
 
@@ -25,7 +25,7 @@ def test_the_session_config_is_the_planned_run():
     recipe = yaml.safe_load(Path(cfg["grpo"]["recipe"]).read_text())
     grpo = {**recipe, **cfg["grpo"]["overrides"]}
     per_round = grpo["steps_per_generation"] * grpo["per_device_train_batch_size"] // grpo["num_generations"]
-    assert grpo["limit"] // per_round == 9  # generation rounds of 48 prompts
+    assert grpo["limit"] // per_round == 6  # generation rounds of 48 prompts
     assert grpo["steps_per_generation"] // grpo["gradient_accumulation_steps"] == 3  # updates per round
     assert grpo["save_steps"] == 2 * 3 and grpo["curriculum"] is True
     assert cfg["grpo"]["data"]["set"]["min_events"] == 8 and cfg["grpo"]["data"]["preset"] == "hard"
