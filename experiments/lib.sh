@@ -7,6 +7,8 @@
 #   bash experiments/NAME/run.sh fg STAGE...   # the same in the foreground, from $REPO
 #   bash experiments/NAME/run.sh status        # results so far and the running stage's last lines
 #   bash experiments/NAME/run.sh collect DIR   # results, logs and the collected files into DIR/results.tar.gz
+#   bash experiments/NAME/run.sh watch S DIR   # wait up to S seconds for a bg run to end, collecting into DIR every
+#                                              # minute (a call cut short still brings back the latest), then status
 #
 # Each stage runs once (a finished one is skipped; a stopped one runs again and resumes as its command does), logs to
 # $W/logs/STAGE.log and appends {stage, rc, wall_s, peak_mib} to $W/results.jsonl (peak_mib: nvidia-smi's used
@@ -49,8 +51,15 @@ stage() {  # stage NAME: run the function st_NAME once
 main() {
   case "${1:-}" in
     bg) shift
+        local d
+        for d in "$REPO" "$REPO.new"; do  # the copy is replaced only where an earlier bg made it
+          if [ -e "$d" ] && [ ! -f "$d/.run_copy" ]; then
+            echo "$DRIVER: $d exists and is not a copy made by bg: set REPO to a new folder" >&2; return 2
+          fi
+        done
         rm -rf "$REPO.new"; mkdir -p "$W" "$REPO.new"
         tar -C "$ROOT" --exclude='./.bundle*' --exclude='./.venv' --exclude='./.git' -cf - . | tar -xf - -C "$REPO.new"
+        touch "$REPO.new/.run_copy"
         rm -rf "$REPO"; mv "$REPO.new" "$REPO"
         setsid nohup bash "$REPO/$DRIVER" fg "$@" > "$W/driver.log" 2>&1 < /dev/null &
         echo "started in the background: $* (log $W/driver.log)" ;;
@@ -63,9 +72,17 @@ main() {
     collect) local out=${2:?collect DIR}; mkdir -p "$out"
              local n names=()
              for n in "${COLLECT_NAMES[@]}"; do names+=(-name "$n" -o); done
-             (cd "$W" && tar czf "$out/results.tar.gz" results.jsonl logs $( [ -f driver.log ] && echo driver.log ) \
-                $(find "${COLLECT_DIRS[@]}" -maxdepth 3 \( "${names[@]}" -false \) 2>/dev/null))
+             (cd "$W" && tar czf "$out/results.tar.gz.tmp" results.jsonl logs $( [ -f driver.log ] && echo driver.log ) \
+                $(find "${COLLECT_DIRS[@]}" -maxdepth 3 \( "${names[@]}" -false \) 2>/dev/null)) &&
+               mv "$out/results.tar.gz.tmp" "$out/results.tar.gz"
              ls -la "$out" ;;
-    *) echo "usage: $DRIVER bg|fg STAGE... | status | collect DIR" >&2; return 2 ;;
+    watch) local secs=${2:?watch SECONDS DIR} dir=${3:?watch SECONDS DIR} end last=0
+           end=$(( $(date +%s) + secs ))
+           while [ "$(date +%s)" -lt "$end" ] && ! grep -q '^== all done' "$W/driver.log" 2>/dev/null; do
+             [ $(( $(date +%s) - last )) -ge 60 ] && { main collect "$dir" > /dev/null; last=$(date +%s); }
+             sleep 5
+           done
+           main collect "$dir" > /dev/null; main status ;;
+    *) echo "usage: $DRIVER bg|fg STAGE... | status | collect DIR | watch SECONDS DIR" >&2; return 2 ;;
   esac
 }

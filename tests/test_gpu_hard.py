@@ -42,7 +42,7 @@ def _driver(tmp_path, *args, **env_extra):
     shim.parent.mkdir(exist_ok=True)
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "W": str(tmp_path / "w"), "REPO": str(ROOT), "SITES": "",
+    env = {**os.environ, "W": str(tmp_path / "w"), "REPO": str(tmp_path / "repo"), "SITES": "",
            "PATH": f"{shim.parent}:{os.environ['PATH']}", **env_extra}
     return subprocess.run(["bash", str(ROOT / "experiments" / "gpu_hard" / "run.sh"), *args], env=env,
                           capture_output=True, text=True, timeout=900)
@@ -50,9 +50,14 @@ def _driver(tmp_path, *args, **env_extra):
 
 def test_the_driver_runs_the_pipeline_once_and_brings_back_its_report(tmp_path):
     config = write_pipeline_config(tmp_path, TINY)
-    r = _driver(tmp_path, "fg", "pipeline", CONFIG=config)
-    assert r.returncode == 0 and "== all done: pipeline" in r.stdout, r.stdout + r.stderr
+    r = _driver(tmp_path, "bg", "pipeline", CONFIG=config)  # a copy of the checkout in $REPO, detached
+    assert r.returncode == 0 and "started in the background: pipeline" in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "repo" / "experiments" / "gpu_hard" / "run.sh").is_file()
+    r = _driver(tmp_path, "watch", "600", str(tmp_path / "back"))
     w = tmp_path / "w"
+    assert "== all done: pipeline" in (w / "driver.log").read_text(), r.stdout + r.stderr
+    assert '"stage": "pipeline", "rc": 0' in r.stdout and (tmp_path / "back" / "results.tar.gz").is_file()
+    assert not (tmp_path / "back" / "results.tar.gz.tmp").exists()
     [line] = [json.loads(x) for x in (w / "results.jsonl").read_text().splitlines()]
     assert (line["stage"], line["rc"]) == ("pipeline", 0) and line["wall_s"] > 0
     assert (w / "p" / "report.md").is_file() and (w / "done" / "pipeline").is_file()
@@ -63,8 +68,6 @@ def test_the_driver_runs_the_pipeline_once_and_brings_back_its_report(tmp_path):
     status = _driver(tmp_path, "status")
     assert '"stage": "pipeline", "rc": 0' in status.stdout and "-- " in status.stdout
 
-    r = _driver(tmp_path, "collect", str(tmp_path / "back"))
-    assert r.returncode == 0, r.stderr
     with tarfile.open(tmp_path / "back" / "results.tar.gz") as tar:
         names = set(tar.getnames())
     for name in ("results.jsonl", "logs/pipeline.log", "p/report.md", "p/eval-hard/summary.json",
@@ -75,13 +78,24 @@ def test_the_driver_runs_the_pipeline_once_and_brings_back_its_report(tmp_path):
 
 
 def test_a_failed_stage_is_recorded_and_run_again(tmp_path):
-    r = _driver(tmp_path, "fg", "pipeline", CONFIG=str(tmp_path / "missing.yaml"))
+    missing = {"CONFIG": str(tmp_path / "missing.yaml"), "REPO": str(ROOT)}  # fg runs in the checkout it is given
+    r = _driver(tmp_path, "fg", "pipeline", **missing)
     assert r.returncode == 1 and "== pipeline: rc=2" in r.stdout
     assert "Traceback" not in (tmp_path / "w" / "logs" / "pipeline.log").read_text()
     assert not (tmp_path / "w" / "done" / "pipeline").exists()
-    r = _driver(tmp_path, "fg", "pipeline", CONFIG=str(tmp_path / "missing.yaml"))
+    r = _driver(tmp_path, "fg", "pipeline", **missing)
     assert len((tmp_path / "w" / "results.jsonl").read_text().splitlines()) == 2  # not marked done: it ran again
     r = _driver(tmp_path, "fg", "nope")
     assert r.returncode == 1 and "== nope: no such stage" in r.stdout
     r = _driver(tmp_path, "launch")
     assert r.returncode == 2 and "usage: experiments/gpu_hard/run.sh" in r.stderr
+
+
+def test_bg_never_replaces_a_folder_it_did_not_make(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    r = _driver(tmp_path, "bg", "pipeline", REPO=str(mine))
+    assert r.returncode == 2 and r.stderr.strip() == (f"experiments/gpu_hard/run.sh: {mine} exists and is not a copy "
+                                                      "made by bg: set REPO to a new folder")
+    assert (mine / "notes.txt").read_text() == "keep" and not (tmp_path / "w" / "driver.log").exists()
