@@ -12,7 +12,11 @@ name with a word of the made-up shape ``synthetic``. The ``words`` source (opt-i
 English words together in shapes the themed lists rarely use ("Ability Agent Review", "Session: federal nice
 image", "Attorney, leg", "Economy of the Truth"): real words in an order no phrase prior predicts, against
 held-out names miscopied into familiar ones ("Refugee Welcome Dinner" -> "Ride #1", "Talk: X" -> "X", "Coat
-Drive" -> "Coats Drive"). A name whose every word is in that list (and the event nouns) is ``words``. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
+Drive" -> "Coats Drive"). A name whose every word is in that list (and the event nouns) is ``words``. The
+``decorated`` source (opt-in too) writes made-up names the way real calendars punctuate theirs: parentheses, times,
+"w/" and "@", dashes, quotes, commas, apostrophes and made-up people with accented letters ("Vorlan Sync (Brenika)",
+"Quelmo Fair @ 9:15pm", "Skaira Review w/ Zélmo van Dráthis"), so that a model learns to copy such names whole;
+none of its names is a ``realworld`` one, which stay held out. Faker is slow (up to ~0.3 ms a name), so Faker names come from small
 pools built once per generation chunk with a seeded Faker instance (``Faker.seed_instance``):
 deterministic for a given Faker version (pinned in constraints.txt).
 
@@ -24,7 +28,8 @@ with their accents and particles) are for held-out test splits (``--test-name-so
 draws them unless ``--name-sources`` names them.
 
 Every name is a clean one-liner, in Unicode NFC: no ``<``/``>`` (tags), no newlines, tabs or other control/format
-characters, no outer spaces, at most 60 characters; no parentheses except in ``realworld`` names, and never a
+characters, no outer spaces, at most 60 characters; no parentheses except in ``realworld`` and ``decorated``
+names, and never a
 ``(HH:MM - HH:MM)`` group, which is how prompts and solver traces write an event's times. Sources never share a name
 (a listed name never looks like a Faker template), so holding a source out of training really holds its names out.
 
@@ -34,6 +39,8 @@ characters, no outer spaces, at most 60 characters; no parentheses except in ``r
     ('faker_people', 'office', 'synthetic')
     >>> source_of("Economy of the Truth"), source_of("BTS concert (Seoul)"), source_of("1:1 w/ Zoë Ní Bhriain")
     ('words', 'realworld_culture', 'realworld_intl')
+    >>> source_of("Vorlan Sync (Brenika)"), source_of("Vorlan Sync Brenika")
+    ('decorated', 'synthetic')
 """
 
 from __future__ import annotations
@@ -60,9 +67,10 @@ FAKER_SOURCES: dict[str, tuple[str, str]] = {
 }
 #: Sources the ``--holdout-name-sources`` option reserves for the test split.
 DEFAULT_HOLDOUT = ("arts_culture", "community_volunteer", "faker_jobs", "faker_catch_phrases")
-#: Opt-in sources, outside the ``all`` group: made-up words (``synthetic``) and random combinations of common
-#: English words (``words``, from Faker's static en_US lorem list; seeded, no Faker instance).
-SYNTHETIC_SOURCES = ("synthetic", "words")
+#: Opt-in sources, outside the ``all`` group: made-up words (``synthetic``), random combinations of common English
+#: words (``words``, from Faker's static en_US lorem list; seeded, no Faker instance) and made-up names punctuated
+#: as real calendars do (``decorated``).
+SYNTHETIC_SOURCES = ("synthetic", "words", "decorated")
 #: The ``realworld`` group's Faker source: template and the locales its people's names come from, in turn.
 REALWORLD_FAKER: dict[str, tuple[str, tuple[str, ...]]] = {
     "realworld_intl": ("1:1 w/ {}", ("de_DE", "fr_FR", "es_ES", "pt_BR", "pl_PL", "tr_TR", "cs_CZ", "sv_SE", "it_IT",
@@ -255,15 +263,15 @@ def _fill_template(rng, templates, fill) -> str:
     return re.sub(r"\{(\w)\}", lambda m: fill[m.group(1)](), rng.choice(templates))
 
 
-def _seeded_pool(seed: int, size: int, make, keep=None) -> tuple[str, ...]:
-    """``size`` distinct clean names ``make(rng)`` from ``random.Random(seed)``, none a themed or Faker name (and
-    each passing ``keep``, if given)."""
+def _seeded_pool(seed: int, size: int, make, keep=None, parentheses: bool = False) -> tuple[str, ...]:
+    """``size`` distinct clean names ``make(rng)`` from ``random.Random(seed)``, none a listed (themed, realworld) or
+    Faker-template name (and each passing ``keep``, if given)."""
     import random
 
     rng, out = random.Random(seed), {}
     listed = _list_index()
     while len(out) < size:
-        name = clean_name(make(rng))
+        name = clean_name(make(rng), parentheses)
         if name and name not in listed and _faker_source(name) is None and (keep is None or keep(name)):
             out[name] = None
     return tuple(out)
@@ -280,6 +288,47 @@ def synthetic_pool(seed: int, size: int) -> tuple[str, ...]:
 
 def _is_synthetic(name: str) -> bool:
     return any(_SYNTH_WORD.fullmatch(w) for w in re.split(r"[ \-'#:&]+", name)) and not _is_words(name)
+
+
+# ``decorated``: every template holds a made-up word ({W}) and a mark that ``synthetic`` names never have.
+_DECOR_TEMPLATES = ("{W} {N} ({W})", "{N} ({w}: {W})", "{W} {N} w/ {P}", "{W} {N} @ {T}", "{W} – {N}",
+                    "{P}'s {W} {N}", "\"{W}\" {N}", "{W} {N}, day {d}/{D}", "{W} {N} (moved to {T})",
+                    "{W} {N} (x{d})", "{W} & {P}", "{W} {N} – {P}", "{N}: {W} ({W})", "{W} {N}!", "{W} {N} @ {W}'s",
+                    "{W} {N} ({P})")
+_ACCENTS = {"a": "áàäâå", "e": "éèëê", "i": "íï", "o": "óöøô", "u": "úüû", "n": "ñ", "c": "ç", "s": "š", "z": "ž",
+            "y": "ý"}
+_PARTICLES = ("", "", "", "", "de ", "van ", "O'", "Mc", "al-", "di ", "von ")
+_DECOR_MARK = re.compile(r"[()@–\"/,!]|[^\x00-\x7f]")
+
+
+def _accented(word: str, rng) -> str:
+    return "".join(rng.choice(_ACCENTS[c]) if c in _ACCENTS and rng.random() < 0.3 else c for c in word)
+
+
+def decorated_name(rng) -> str:
+    """One made-up name punctuated as real calendars do, from a ``random.Random``; see :data:`SYNTHETIC_SOURCES`."""
+    word = lambda: _pseudo_word(rng).capitalize()  # noqa: E731
+    hour, minute = rng.randint(1, 12), rng.choice((0, 15, 30, 45))
+    times = (f"{hour}am", f"{hour}pm", f"{hour}:{minute:02d}", f"{hour}:{minute:02d}pm", f"{hour + 8:02d}:{minute:02d}")
+    fill = {"W": word, "w": lambda: _pseudo_word(rng), "N": lambda: rng.choice(_NOUNS),
+            "d": lambda: str(rng.randint(1, 4)), "D": lambda: str(rng.randint(4, 9)),
+            "T": lambda: rng.choice(times),
+            "P": lambda: f"{_accented(word(), rng)} {rng.choice(_PARTICLES)}{_accented(word(), rng)}"}
+    return _fill_template(rng, _DECOR_TEMPLATES, fill)
+
+
+def decorated_pool(seed: int, size: int) -> tuple[str, ...]:
+    """``size`` distinct ``decorated`` names, fully determined by ``seed``; none a listed or Faker-template name.
+
+    >>> decorated_pool(7, 3) == decorated_pool(7, 3), len(set(decorated_pool(7, 50)))
+    (True, 50)
+    """
+    return _seeded_pool(seed, size, decorated_name, _is_decorated, parentheses=True)
+
+
+def _is_decorated(name: str) -> bool:
+    plain = unicodedata.normalize("NFD", name).encode("ascii", "ignore").decode()
+    return bool(_DECOR_MARK.search(name)) and any(_SYNTH_WORD.fullmatch(w) for w in re.split(r"[^A-Za-z]+", plain))
 
 
 _WORD_TEMPLATES = ("{W} {W}", "{W} {W} {N}", "{W} {W} {W}", "{N}: {W} {w} {w}", "{W}, {w}", "{W} {w}-{w} {w}",
@@ -330,7 +379,7 @@ class NamePools:
     def __getitem__(self, source: str) -> tuple[str, ...]:
         pool = self._pools.get(source)
         if pool is None and source in SYNTHETIC_SOURCES:
-            make = synthetic_pool if source == "synthetic" else words_pool
+            make = {"synthetic": synthetic_pool, "words": words_pool, "decorated": decorated_pool}[source]
             pool = self._pools[source] = make(derive_seed(*self.seed_parts, source), self.pool_size)
         if pool is None:
             seed = derive_seed(*self.seed_parts, source)
@@ -353,6 +402,8 @@ def source_of(name: str) -> Optional[str]:
         return faker
     if _is_words(name):
         return "words"
+    if _is_decorated(name):
+        return "decorated"
     return "synthetic" if _is_synthetic(name) else None
 
 
@@ -381,7 +432,8 @@ def describe_sources() -> list[str]:
     lines = [f"{k} (themed, {len(v)} names: {', '.join(v[:3])}, ...)" for k, v in themed_lists().items()]
     lines += [f"{k} (Faker {m}: {t.format('...')!r})" for k, (m, t) in FAKER_SOURCES.items()]
     lines += [f"synthetic (made-up words, opt-in: {', '.join(synthetic_pool(0, 3))}, ...)",
-              f"words (common English words, opt-in: {', '.join(words_pool(0, 3))}, ...)"]
+              f"words (common English words, opt-in: {', '.join(words_pool(0, 3))}, ...)",
+              f"decorated (made-up names punctuated as real calendars do, opt-in: {', '.join(decorated_pool(0, 3))}, ...)"]
     lines += [f"{k} (realworld, held out, {len(v)} names: {', '.join(v[:3])}, ...)"
               for k, v in realworld_lists().items()]
     lines += [f"{k} (realworld, held out, Faker name in {len(locs)} locales: {t.format('...')!r})"

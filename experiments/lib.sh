@@ -72,7 +72,7 @@ main() {
     collect) local out=${2:?collect DIR}; mkdir -p "$out"
              local n names=()
              for n in "${COLLECT_NAMES[@]}"; do names+=(-name "$n" -o); done
-             (cd "$W" && tar czf "$out/results.tar.gz.tmp" results.jsonl logs $( [ -f driver.log ] && echo driver.log ) \
+             (cd "$W" && tar czf "$out/results.tar.gz.tmp" $(ls -d results.jsonl logs driver.log 2>/dev/null) \
                 $(find "${COLLECT_DIRS[@]}" -maxdepth 3 \( "${names[@]}" -false \) 2>/dev/null)) &&
                mv "$out/results.tar.gz.tmp" "$out/results.tar.gz"
              ls -la "$out" ;;

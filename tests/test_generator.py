@@ -3,6 +3,7 @@
 import json
 import math
 import random
+import re
 import statistics
 
 import pytest
@@ -201,12 +202,14 @@ def test_held_out_name_sources_are_disjoint_from_train():
     assert {s for s, _ in cfg.sources_for("train")} == set(names.all_sources()) - set(names.DEFAULT_HOLDOUT)
 
 
-@pytest.mark.parametrize("source, pool_of, size", [("synthetic", "synthetic_pool", 200), ("words", "words_pool", 300)])
+@pytest.mark.parametrize("source, pool_of, size", [("synthetic", "synthetic_pool", 200), ("words", "words_pool", 300),
+                                                   ("decorated", "decorated_pool", 300)])
 def test_opt_in_name_pools_are_seeded_clean_and_never_themed(source, pool_of, size):
     make = getattr(names, pool_of)
     pool = make(5, size)
     assert len(set(pool)) == size and pool == make(5, size) and pool != make(6, size)
-    assert all(names.clean_name(n) == n and names.source_of(n) == source for n in pool)
+    parentheses = source == "decorated"
+    assert all(names.clean_name(n, parentheses) == n and names.source_of(n) == source for n in pool)
     themed = {n for v in names.themed_lists().values() for n in v}
     assert not set(pool) & themed
     assert source not in names.all_sources()  # `all` (the default) keeps the reference's sources
@@ -225,6 +228,18 @@ def test_word_names_take_several_shapes_and_never_claim_themed_names():
     assert both == [("synthetic", 5.0), ("words", 5.0)]
 
 
+def test_decorated_names_carry_what_real_calendars_write_and_no_realworld_name():
+    pool = names.decorated_pool(9, 600)
+    share = lambda pattern: sum(bool(re.search(pattern, n)) for n in pool) / len(pool)  # noqa: E731
+    assert share(r"\(") > 0.25 and share(r"[^\x00-\x7f]") > 0.2 and share(r"\d:\d\d") > 0.05
+    assert share(r"'") > 0.1 and share(r"[@–\",!/]") > 0.3
+    realworld = {n for v in names.realworld_lists().values() for n in v}
+    assert not set(pool) & realworld
+    assert not any(n.startswith(t.partition("{}")[0]) for n in pool for t, _ in names.REALWORLD_FAKER.values())
+    assert all(names.source_of(n) != "decorated" for n in realworld | set(names.synthetic_pool(9, 300)))
+    assert "decorated" not in names.groups()["realworld"] + names.all_sources()
+
+
 def test_synthetic_names_join_train_and_leave_the_held_out_test_split_unchanged():
     base = GenerationConfig(seed=3, train_size=400, test_size=60, test_name_sources=names.DEFAULT_HOLDOUT)
     plain, mixed = generate_rows(base.validate()), generate_rows(base.replace(name_sources=("all", "synthetic=5")).validate())
@@ -237,6 +252,10 @@ def test_synthetic_names_join_train_and_leave_the_held_out_test_split_unchanged(
     assert words["test"] == plain["test"]
     used = [names.source_of(n) for r in words["train"] for n, _, _ in r["events"]]
     assert 0.1 < used.count("words") / len(used) < 0.35 and 0.1 < used.count("synthetic") / len(used) < 0.35
+    decorated = generate_rows(base.replace(name_sources=("all", "synthetic=5", "decorated=5")).validate())
+    assert decorated["test"] == plain["test"]
+    used = [names.source_of(n) for r in decorated["train"] for n, _, _ in r["events"]]
+    assert 0.1 < used.count("decorated") / len(used) < 0.35 and not set(used) & set(names.DEFAULT_HOLDOUT)
 
 
 def test_name_lists_and_faker_pools():

@@ -37,6 +37,20 @@ def test_the_session_config_is_the_planned_run():
     assert cfg["evaluate"]["batch_size"] >= tests["hard400"]["test_size"]  # one decoding batch per model
 
 
+def test_the_names_config_changes_only_the_training_names_and_the_rounds():
+    base, names = load_config(None, str(SESSION)), load_config(None, str(SESSION.with_name("hard-session-names.yaml")))
+    check_datasets(names)
+    for cfg in (base, names):
+        cfg["generate"]["set"].pop("name_sources")
+        cfg["grpo"]["data"]["set"].pop("name_sources")
+        cfg["grpo"]["overrides"].pop("limit")
+        cfg["grpo"]["overrides"].pop("time_budget_s")
+    assert names == base  # the same SFT recipe, GRPO settings, seeds and test sets (the same test rows)
+    names = load_config(None, str(SESSION.with_name("hard-session-names.yaml")))
+    assert "decorated=5" in names["generate"]["set"]["name_sources"] and names["grpo"]["overrides"]["limit"] == 576
+    assert "realworld" in names["evaluate"]["tests"]["realworld"]["test_name_sources"]
+
+
 def _driver(tmp_path, *args, **env_extra):
     shim = tmp_path / "bin" / "python3"  # the driver runs python3: the one with torch
     shim.parent.mkdir(exist_ok=True)

