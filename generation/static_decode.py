@@ -18,9 +18,9 @@ module, grouped-query attention, SiLU MLP) with
 ``fused=True`` runs the same step with fewer, larger kernels: attention through one
 ``scaled_dot_product_attention`` call per layer (a group's query heads as the query positions of its KV head), and,
 on CUDA, the work before and after attention (norms, rotary embeddings, casts, residual adds, the MLP's activation)
-compiled by ``torch.compile`` into a few fused kernels shared by every layer. It is off by default until its
-speed is measured on a GPU (``benchmarks/profile_static_decode.py`` times both); on CPU it runs eagerly and must
-give the same tokens.
+compiled by ``torch.compile`` into a few fused kernels shared by every layer. It is the default on CUDA (faster
+at every batch size ``benchmarks/profile_static_decode.py`` times; figures in docs/benchmarks.md) and off
+elsewhere unless asked; on CPU it runs eagerly and must give the same tokens.
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
@@ -84,11 +84,11 @@ def unsupported_reason(model) -> str | None:
 class StaticDecoder:
     """Batched sampling/greedy decoding of one model (see the module docstring).
 
-    ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused``: see the module docstring
-    (``compile=None`` compiles the fused step's pointwise work on CUDA only).
+    ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused=None`` fuses on CUDA only (see the
+    module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only.
     """
 
-    def __init__(self, model, cuda_graph: bool | None = None, fused: bool = False, compile: bool | None = None):
+    def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None):
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"StaticDecoder cannot run {reason}")
@@ -106,7 +106,7 @@ class StaticDecoder:
         self.min_p: float | None = None
         self.greedy = None  # during a call: the rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
-        self.fused = fused
+        self.fused = fused = (self.device.type == "cuda") if fused is None else fused
         self._before, self._after = self._attn_in, self._attn_out
         self.compiled = bool(fused and (self.device.type == "cuda" if compile is None else compile))
         if self.compiled:

@@ -87,6 +87,14 @@ def test_crosses_attention_buckets(fused):
     assert len(ours[0]) > BUCKET - len(PROMPTS[0])  # really went past the first bucket
 
 
+def test_the_fused_step_is_the_default_on_cuda_only():
+    model = _model("qwen2", seed=6)
+    dec = StaticDecoder(model)  # this machine's CPU: the plain step, uncompiled
+    assert (dec.fused, dec.compiled, dec.cuda_graph) == (False, False, False)
+    dec = StaticDecoder(model, fused=True)
+    assert (dec.fused, dec.compiled) == (True, False)  # compiling is for CUDA unless asked
+
+
 def test_compiled_fused_step_equals_transformers_generate():
     """The fused step's pointwise work compiled by torch.compile (inductor, as on a GPU) gives the same tokens,
     for prompts of several lengths in one batch and with the sequences' lengths crossing a bucket."""
