@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 # A list line's times are its last "(HH:MM - HH:MM)": an event name may hold one too.
 _LIST = re.compile(r"^(\d+)\. .*\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
+_LISTED = re.compile(r"^\d+\. (.*\(\d\d:\d\d - \d\d:\d\d\))", re.M)
 _VALUE = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\) (\d+)(?:x(\d+) = (\d+))?[ \t]*$", re.M)
 _CLOSE = re.compile(r"^Close ((?:#\d+ ?)+): (.*)$", re.M)
 _OPTION = re.compile(r"(#\d+(?: \+ #\d+)*) = (\d+(?: \+ \d+)*)(?: = (\d+))?")
@@ -84,6 +85,17 @@ def _split_sweep(text: str) -> tuple[str, str] | None:
     when it has no sweep."""
     head, sep, sweep = text.split("</think>", 1)[0].partition("Sweep by start")
     return (head, sweep) if sep else None
+
+
+def listed_events(text: str) -> list[str] | None:
+    r"""The event list of the sweep trace in ``text`` as written, one "Name (HH:MM - HH:MM)" per line (the number and
+    the value left out); None without a sweep.
+
+    >>> listed_events("<think>\n1. A (09:00 - 10:00) 60\n2. B (x) (09:30 - 11:00) 45x2 = 90\nSweep by start ...")
+    ['A (09:00 - 10:00)', 'B (x) (09:30 - 11:00)']
+    """
+    parts = _split_sweep(text)
+    return [m.group(1) for m in _LISTED.finditer(parts[0])] if parts else None
 
 
 def audit(text: str) -> Audit:

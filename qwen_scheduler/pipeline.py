@@ -32,8 +32,8 @@ from typing import Optional
 from scheduler_solver.io import read_json
 from scheduler_solver.secrets import scrub
 
-from .pipeline_config import (STAGES, Layout, check_config, check_datasets, datasets, generate_argv, load_config,
-                              parse_stages, preset_names, sampled_settings)
+from .pipeline_config import (STAGES, Layout, check_config, check_datasets, check_sft_from, datasets, generate_argv,
+                              load_config, parse_stages, preset_names, sampled_settings)
 
 
 class Pipeline:
@@ -54,6 +54,8 @@ class Pipeline:
         src, base = self.cfg["model"]["source"], self.layout.base
         if src not in ("smollm2", "tiny") or (Path(base) / "config.json").exists():
             return None
+        if self.cfg["sft"].get("from") and not self.cfg["evaluate"].get("base", True):
+            return None  # no stage of this run reads the base model
         return ["model", "prepare", "--output", base, "--source", src]
 
     def _train(self, kind: str, done: bool, model: str, run_dir: Path, data: Path):
@@ -211,6 +213,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     cfg = load_config(args.preset, args.config)
     sampled_settings(cfg)  # a bad evaluate.sampled, grpo.data or test set stops here, before any stage
     check_datasets(cfg)
+    check_sft_from(cfg)
     stages = parse_stages(args.stages)
     check_config(Path(args.output), cfg, args.config)
     return Pipeline(cfg, args.output).run(stages)

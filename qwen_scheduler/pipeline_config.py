@@ -8,7 +8,8 @@ its sections key by key:
 * ``generate``: train_size, test_size, seed, holdout_name_sources, workers, set {setting: value};
 * ``model``: source: smollm2 | tiny | a model folder or Hub id used as is;
 * ``sft`` / ``grpo``: recipe (a YAML path; a relative one is read next to the file that names it) and
-  overrides {key: value};
+  overrides {key: value}; ``sft.from``: the folder of another run's finished SFT stage (``DIR/sft``), which GRPO
+  then starts from instead of training one (GRPO arms side by side from one SFT model; read, never written);
 * ``grpo.data``: null (GRPO trains on ``data/``'s train split, as SFT) or a dataset of its own, generated into
   ``data-grpo/`` (SFT keeps ``data/``);
 * ``evaluate``: limit, max_new_tokens, batch_size, baselines, rules, engine, base (false leaves the base
@@ -45,7 +46,7 @@ STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "training" / "recipes" / "presets"
 SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
 #: Keys a section may hold beyond those its preset sets.
-EXTRA_KEYS = {"generate": ("workers",)}
+EXTRA_KEYS = {"generate": ("workers",), "sft": ("from",)}
 #: The settings of a dataset of its own (``grpo.data``, ``evaluate.tests.NAME``): ``qwen-scheduler generate``'s.
 DATASET_KEYS = ("preset", "train_size", "test_size", "seed", "holdout_name_sources", "test_name_sources", "set")
 TEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -157,6 +158,17 @@ def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[
     return argv
 
 
+def check_sft_from(cfg: dict) -> None:
+    """Refuse an ``sft.from`` that is not a finished SFT run."""
+    from training.run import summary_file
+
+    src = cfg["sft"].get("from")
+    if src is None:
+        return
+    if not isinstance(src, str) or not (Path(src) / summary_file("sft")).is_file():
+        raise UserError(f"sft.from: {src!r} is not the folder of a finished SFT run (no {summary_file('sft')} in it)")
+
+
 def check_datasets(cfg: dict) -> None:
     """Refuse a ``grpo.data`` or ``evaluate.tests`` that ``generate`` would refuse or that could not work, before any
     stage runs; and GRPO prompts whose names could come from the sources ``data/``'s test split holds out."""
@@ -250,6 +262,8 @@ class Layout:
         self.out = Path(out)
         self.data, self.eval_dir, self.sampled_dir = self.out / "data", self.out / "eval", self.out / "eval-sampled"
         self.sft_dir, self.grpo_dir, self.plots = self.out / "sft", self.out / "grpo", self.out / "plots"
+        if cfg["sft"].get("from"):  # another run's finished SFT: read, never written
+            self.sft_dir = Path(cfg["sft"]["from"])
         self.timings = self.out / "timings.json"
         # GRPO's prompts: a dataset of their own (grpo.data) or data/'s train split
         self.grpo_data = self.out / ("data-grpo" if cfg["grpo"].get("data") else "data")

@@ -29,7 +29,8 @@ def _score_section(summary: dict, head: list[str], after_table: list[str], paire
 
 
 def _sft_line(cfg: dict, sft: dict) -> str:
-    line = f"- SFT: `{cfg['sft']['recipe']}` {cfg['sft'].get('overrides') or ''}"
+    line = (f"- SFT: from `{cfg['sft']['from']}` (another run's)" if cfg["sft"].get("from")
+            else f"- SFT: `{cfg['sft']['recipe']}` {cfg['sft'].get('overrides') or ''}")
     if isinstance(sft.get("train_loss"), (int, float)):
         planned = sft.get("planned_steps")
         steps = (f"{sft['steps']} of {planned} steps (stopped by its time budget)"

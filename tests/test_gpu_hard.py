@@ -37,18 +37,24 @@ def test_the_session_config_is_the_planned_run():
     assert cfg["evaluate"]["batch_size"] >= tests["hard400"]["test_size"]  # one decoding batch per model
 
 
-def test_the_names_config_changes_only_the_training_names_and_the_rounds():
-    base, names = load_config(None, str(SESSION)), load_config(None, str(SESSION.with_name("hard-session-names.yaml")))
-    check_datasets(names)
+def test_the_next_arms_change_one_thing_each():
+    """hard-session-names: hard-session with `decorated` training names; hard-session-coverage: its SFT model, its
+    GRPO with trace_coverage added. The same seeds and test sets throughout (the same test rows)."""
+    base, names, coverage = (load_config(None, str(SESSION.with_name(f"{n}.yaml"))) for n in
+                             ("hard-session", "hard-session-names", "hard-session-coverage"))
+    for cfg in (names, coverage):
+        check_datasets(cfg)
+        assert "decorated=5" in cfg["generate"]["set"]["name_sources"]
+        assert cfg["generate"]["set"]["name_sources"] == cfg["grpo"]["data"]["set"]["name_sources"]
+    assert coverage["sft"]["from"] == "runs/hard-session-names/sft"
+    recipe = yaml.safe_load(Path(coverage["grpo"]["recipe"]).read_text())
+    assert coverage["grpo"]["overrides"].pop("rewards") == recipe["rewards"] + ["trace_coverage"]
+    coverage["sft"].pop("from")
+    assert coverage == names
     for cfg in (base, names):
         cfg["generate"]["set"].pop("name_sources")
         cfg["grpo"]["data"]["set"].pop("name_sources")
-        cfg["grpo"]["overrides"].pop("limit")
-        cfg["grpo"]["overrides"].pop("time_budget_s")
-    assert names == base  # the same SFT recipe, GRPO settings, seeds and test sets (the same test rows)
-    names = load_config(None, str(SESSION.with_name("hard-session-names.yaml")))
-    assert "decorated=5" in names["generate"]["set"]["name_sources"] and names["grpo"]["overrides"]["limit"] == 576
-    assert "realworld" in names["evaluate"]["tests"]["realworld"]["test_name_sources"]
+    assert names == base
 
 
 def _driver(tmp_path, *args, **env_extra):
@@ -89,6 +95,21 @@ def test_the_driver_runs_the_pipeline_once_and_brings_back_its_report(tmp_path):
                  "p/grpo/grpo_summary.json"):
         assert name in names, sorted(n for n in names if not n.endswith(".png"))
     assert not any(n.endswith(".safetensors") for n in names)  # the report and its figures, not the models
+
+
+def test_the_two_arms_share_one_sft_model_through_the_driver(tmp_path):
+    names = write_pipeline_config(tmp_path, TINY)
+    coverage = write_pipeline_config(tmp_path, TINY, sft={"from": "runs/hard-session-names/sft"})
+    r = _driver(tmp_path, "fg", "names", "coverage", NAMES=names, COVERAGE=coverage, REPO=str(ROOT))
+    assert r.returncode == 0 and "== all done: names coverage" in r.stdout, r.stdout + r.stderr
+    runs = tmp_path / "w" / "runs"
+    assert (runs / "hard-session-names" / "sft" / "sft_summary.json").is_file()
+    assert not (runs / "hard-session-coverage" / "sft").exists()
+    assert (runs / "hard-session-coverage" / "report.md").is_file()
+    r = _driver(tmp_path, "collect", str(tmp_path / "back"))
+    with tarfile.open(tmp_path / "back" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"runs/hard-session-names/report.md", "runs/hard-session-coverage/eval-hard/summary.json"} <= names
 
 
 def test_a_failed_stage_is_recorded_and_run_again(tmp_path):

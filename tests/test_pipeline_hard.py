@@ -13,6 +13,7 @@ from qwen_scheduler.cli import main as cli
 from qwen_scheduler.pipeline_config import STAGES, load_config, load_preset
 
 PRESET = load_preset("hard")
+PRESET_RECIPE_REWARDS = yaml.safe_load(Path(PRESET["grpo"]["recipe"]).read_text())["rewards"]
 TINY = {
     "preset": "hard",
     "scale": "tiny",
@@ -110,6 +111,39 @@ def test_a_rerun_skips_every_finished_stage(run, capsys):
     assert cli(["pipeline", "--config", config, "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert all(f"== pipeline: {stage}: output exists, skipped" in printed for stage in STAGES[:-1])
+
+
+def test_a_second_grpo_arm_starts_from_the_first_runs_sft_model(run, tmp_path, capsys):
+    """``sft.from``: another run's finished SFT stage, read and never written; the arm trains GRPO with other
+    rewards, and its evaluation of that SFT model gives the first run's completions (same model, rows, decoding)."""
+    _, first = run
+    before = sorted(p.name for p in (first / "sft").iterdir())
+    rewards = PRESET_RECIPE_REWARDS + ["trace_coverage"]
+    config = _config(tmp_path, sft={"from": str(first / "sft")},
+                     grpo={**TINY["grpo"], "overrides": {**TINY["grpo"]["overrides"], "rewards": rewards}},
+                     evaluate={**TINY["evaluate"], "base": False})
+    arm = tmp_path / "arm"
+    assert cli(["pipeline", "--config", config, "--output", str(arm)]) == 0
+    printed = capsys.readouterr().out
+    assert "== pipeline: sft: output exists, skipped" in printed and not (arm / "sft").exists()
+    assert not (arm / "models").exists()  # nothing of this run reads the base model
+    assert sorted(p.name for p in (first / "sft").iterdir()) == before
+    assert yaml.safe_load((arm / "grpo" / "run_config.yaml").read_text())["model"]["model_name_or_path"] == str(
+        first / "sft")
+    metrics = (arm / "grpo" / "metrics.jsonl").read_text()
+    assert "rewards/trace_coverage/mean" in metrics
+    def texts(folder):
+        return [json.loads(line)["completion"] for line in (folder / "sft" / "completions.jsonl").open()]
+
+    for name in ("eval", "eval-hard"):
+        assert texts(arm / name) == texts(first / name)
+    assert f"- SFT: from `{first / 'sft'}` (another run's)" in (arm / "report.md").read_text()
+
+    bad = _config(tmp_path, sft={"from": str(tmp_path / "none")})
+    assert cli(["pipeline", "--config", bad, "--output", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"qwen-scheduler pipeline: error: sft.from: '{tmp_path / 'none'}' is not the folder of a finished "
+                   "SFT run (no sft_summary.json in it)"]
 
 
 def test_sft_refuses_a_dataset_with_a_larger_problem(run, tmp_path, tiny_model_dir, capsys):

@@ -21,7 +21,8 @@ from training.rewards import DEFAULT_REWARDS, OVERLAP_AWARE_REWARDS, REFERENCE_R
 A, B, C, D = ["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"], ["D", "13:00", "13:30"]
 ROW = {"events": [A, B, C, D], "priority_events": ["B"], "optimal_score": 270}
 MAX = {"format": 10, "chronological": 20, "score": 70, "strict_format": 10, "strict_score": 70, "feasible": 10,
-       "optimal": 10, "overlap_penalty": 0, "trace_overlaps": 0, "trace_decisions": 0}
+       "optimal": 10, "overlap_penalty": 0, "trace_overlaps": 0, "trace_decisions": 0,
+       "trace_coverage": 0}
 FUNCS, WEIGHTS = build_reward_funcs(DEFAULT_REWARDS)
 
 

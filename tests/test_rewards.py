@@ -200,3 +200,44 @@ def test_reward_command(tmp_path, sample_rows, capsys):
     comps.write_text(json.dumps({"index": 9, "completion": optimal}) + "\n")
     assert main(["reward", "--dataset", str(data), "--completions", str(comps)]) == 2
     assert "completion index 9 has no dataset row" in capsys.readouterr().err
+
+
+def _trace_of(n_events: int, names=None):
+    """A 12-event problem (or ``n_events``) of the `hard` generator and its solver trace (`pairs`)."""
+    from dataset_generation.build import generate_rows
+    from dataset_generation.config import GenerationConfig
+    from scheduler_solver.events import Problem
+    from training.traces import trace_completion
+
+    cfg = GenerationConfig(seed=5, train_size=40, test_size=0, preset="hard",
+                           min_events=n_events, max_events=n_events, **({"name_sources": names} if names else {}))
+    row = generate_rows(cfg.validate())["train"][0]
+    return row, trace_completion(Problem.from_row(row), "pairs")
+
+
+def _list_lines(text):
+    return [line for line in text.split("Sweep by start")[0].splitlines() if line[:1].isdigit()]
+
+
+@pytest.mark.parametrize("names", [None, ("decorated",)], ids=["names", "decorated-names"])
+@pytest.mark.parametrize("cut, expected", [(0, 0.0), (1, -10.0), (4, -40.0), (12, -80.0)])
+def test_trace_coverage_counts_the_events_a_trace_leaves_out(names, cut, expected):
+    """A trace that lists the first 12 - cut events of 12 loses 10 a missing event, down to -80; names with
+    parentheses and times of their own (``decorated``) are read by the list line's last times."""
+    row, full = _trace_of(12, names)
+    kept = _list_lines(full)[:12 - cut]
+    head, _, rest = full.partition("Sweep by start")
+    text = "\n".join(line for line in head.splitlines() if not line[:1].isdigit() or line in kept) + "\nSweep by start" + rest
+    cols = {k: [row[k]] for k in ("events", "priority_events", "optimal_score")}
+    assert get_reward("trace_coverage")(completions=[text], **cols) == [expected]
+
+
+def test_trace_coverage_wants_each_event_as_given():
+    row, full = _trace_of(9)
+    first = _list_lines(full)[0]
+    name_end = first.rindex(" (")
+    moved = first[:name_end] + " (00:00 - 00:01)" + first[first.index(")", name_end) + 1:]
+    cols = {k: [row[k]] * 3 for k in ("events", "priority_events", "optimal_score")}
+    reward = get_reward("trace_coverage", points=3, max_penalty=100)
+    assert reward(completions=[full, full.replace(first, moved), render_answer(row["events"][:2], "r")], **cols) == [
+        0.0, -3.0, 0.0]  # a changed time is a missing event; no trace, no claim (the answer rewards judge it)

@@ -19,6 +19,7 @@ optimal          0 / 10     a valid schedule worth the optimum
 overlap_penalty  -30 - 0    -10 per overlapping pair (or per minute) in the answer
 trace_overlaps   -30 - 0    -10 per wrong overlap claim in a sweep trace's reasoning
 trace_decisions  -30 - 0    -10 per wrong listed value or Close decision in a sweep trace's reasoning
+trace_coverage   -80 - 0    -10 per input event that a sweep trace's event list leaves out
 ===============  =========  ===================================================================================
 
 ``build_reward_funcs(["format", {"name": "score", "weight": 2.0}])`` returns ``(funcs, weights)`` for
@@ -42,14 +43,15 @@ from scheduler_solver.prompts import render_answer
 from scheduler_solver.rules import Verdict, answer_region, check, find_events, minutes_or_none, parse, training_format_ok
 from scheduler_solver.scoring import row_optimum
 
-from evaluation.trace_audit import audit, audit_decisions
+from evaluation.trace_audit import audit, audit_decisions, listed_events
 
 #: The reference project's rewards (max total 100).
 REFERENCE_REWARDS = ("format", "chronological", "score")
 #: This project's overlap-aware set (max total 100, min -30).
 OVERLAP_AWARE_REWARDS = ("strict_format", "strict_score", "feasible", "optimal", "overlap_penalty")
-#: Rewards on the reasoning itself (max 0): wrong overlap claims, values and Close decisions in a sweep trace.
-PROCESS_REWARDS = ("trace_overlaps", "trace_decisions")
+#: Rewards on the reasoning itself (max 0): wrong overlap claims, values and Close decisions in a sweep trace, and
+#: the input events its list leaves out.
+PROCESS_REWARDS = ("trace_overlaps", "trace_decisions", "trace_coverage")
 #: What ``qwen-scheduler reward`` computes by default.
 DEFAULT_REWARDS = REFERENCE_REWARDS + OVERLAP_AWARE_REWARDS + PROCESS_REWARDS
 _REASONING_KEYS = ("reasoning_content", "thinking")
@@ -416,10 +418,41 @@ class TraceDecisions(TraceOverlaps):
     _audit = staticmethod(audit_decisions)
 
 
+class TraceCoverage(Reward):
+    r"""``-points`` per event of the problem that the event list of a ``sweep``/``pairs`` trace leaves out (an event
+    counts as listed when a line writes its name and times exactly, "Name (HH:MM - HH:MM)"), floored at
+    ``-max_penalty``; 0 without such a trace, as the other process rewards. A process reward for problems larger than
+    the demonstrations: a model trained on traces of at most 8 events lists 8 and schedules from those, which the
+    answer rewards still pay for when the schedule is valid.
+
+    >>> from scheduler_solver.events import Problem
+    >>> from training.traces import trace_completion
+    >>> full = trace_completion(Problem.build([tuple(_A), tuple(_B), tuple(_C)], ["B"]), "pairs")
+    >>> short = full.replace("3. C (11:00 - 12:00) 60\n", "")
+    >>> TraceCoverage()(**{**_example([_A], [_A], [_A]), "completions": [full, short, "no trace"]})
+    [0.0, -10.0, 0.0]
+    """
+
+    name = "trace_coverage"
+
+    def __init__(self, points: float = 10.0, max_penalty: float = 80.0) -> None:
+        super().__init__()
+        self.points = _positive("points", points)
+        self.max_penalty = _positive("max_penalty", max_penalty)
+
+    def score(self, text, problem, optimum):
+        listed = listed_events(text)
+        if listed is None:
+            return 0.0
+        listed = set(listed)
+        missing = sum(f"{e.name} ({e.start_text} - {e.end_text})" not in listed for e in problem.events)
+        return -min(self.max_penalty, self.points * missing) if missing else 0.0
+
+
 REWARDS: dict[str, type] = {
     cls.name: cls
     for cls in (FormatReward, ChronologicalReward, ScoreReward, StrictFormatReward, StrictScoreReward,
-                FeasibleReward, OptimalReward, OverlapPenalty, TraceOverlaps, TraceDecisions)
+                FeasibleReward, OptimalReward, OverlapPenalty, TraceOverlaps, TraceDecisions, TraceCoverage)
 }
 
 
@@ -431,7 +464,7 @@ def get_reward(name: str, **params: Any) -> Reward:
     >>> get_reward("scor")
     Traceback (most recent call last):
     ...
-    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty, trace_overlaps, trace_decisions
+    scheduler_solver.errors.UserError: unknown reward 'scor'; known rewards: format, chronological, score, strict_format, strict_score, feasible, optimal, overlap_penalty, trace_overlaps, trace_decisions, trace_coverage
     """
     if not isinstance(name, str) or name not in REWARDS:
         raise UserError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}")
