@@ -117,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override any setting, e.g. --set max_events=10 durations=[30,60,90]")
     p.add_argument("--name-sources", action="list", metavar="SRC[=W]", default=None,
                    help="name sources and weights (groups: all, themed, faker, realworld; default all; the opt-in "
-                        "synthetic, words and realworld sources only when named)")
+                        "synthetic, words, decorated and realworld sources only when named)")
     p.add_argument("--exclude-name-sources", action="list", metavar="SRC", default=None, help="sources to drop")
     p.add_argument("--test-name-sources", action="list", metavar="SRC[=W]", default=None,
                    help="test split names only from these; the train split never uses them. 'realworld' gives the "
