@@ -42,7 +42,8 @@ from typing import NamedTuple
 
 # A list line's times are its last "(HH:MM - HH:MM)": an event name may hold one too.
 _LIST = re.compile(r"^(\d+)\. .*\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
-_LISTED = re.compile(r"^\d+\. (.*\(\d\d:\d\d - \d\d:\d\d\))", re.M)
+_LISTED = re.compile(r"^(\d+)\. (.*\((\d\d:\d\d) - (\d\d:\d\d)\))", re.M)
+_STEP = re.compile(r"^#(\d+) (\d\d:\d\d)-(\d\d:\d\d)[ :]", re.M)  # a sweep line: "#3 08:48-10:03 vs 08:38: ..."
 _VALUE = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\) (\d+)(?:x(\d+) = (\d+))?[ \t]*$", re.M)
 _CLOSE = re.compile(r"^Close ((?:#\d+ ?)+): (.*)$", re.M)
 _OPTION = re.compile(r"(#\d+(?: \+ #\d+)*) = (\d+(?: \+ \d+)*)(?: = (\d+))?")
@@ -95,7 +96,23 @@ def listed_events(text: str) -> list[str] | None:
     ['A (09:00 - 10:00)', 'B (x) (09:30 - 11:00)']
     """
     parts = _split_sweep(text)
-    return [m.group(1) for m in _LISTED.finditer(parts[0])] if parts else None
+    return [m.group(2) for m in _LISTED.finditer(parts[0])] if parts else None
+
+
+def swept_events(text: str) -> list[str] | None:
+    r"""The listed events (as :func:`listed_events` writes them) that the sweep also steps through: a line "#k
+    HH:MM-HH:MM" with the list's number and times; None without a sweep. A list padded with events the sweep never
+    reaches does not count them.
+
+    >>> swept_events("1. A (09:00 - 10:00) 60\n2. B (09:30 - 11:00) 90\nSweep by start, ...:\n#1 09:00-10:00: group #1")
+    ['A (09:00 - 10:00)']
+    """
+    parts = _split_sweep(text)
+    if parts is None:
+        return None
+    steps = {(int(m.group(1)), m.group(2), m.group(3)) for m in _STEP.finditer(parts[1])}
+    return [m.group(2) for m in _LISTED.finditer(parts[0])
+            if (int(m.group(1)), m.group(3), m.group(4)) in steps]
 
 
 def audit(text: str) -> Audit:

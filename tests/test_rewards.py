@@ -241,3 +241,14 @@ def test_trace_coverage_wants_each_event_as_given():
     reward = get_reward("trace_coverage", points=3, max_penalty=100)
     assert reward(completions=[full, full.replace(first, moved), render_answer(row["events"][:2], "r")], **cols) == [
         0.0, -3.0, 0.0]  # a changed time is a missing event; no trace, no claim (the answer rewards judge it)
+
+
+def test_trace_coverage_counts_only_events_the_sweep_steps_through():
+    """Listing all 12 events of a problem but sweeping 8 (the steps of #9-#12 gone) loses 40, as listing 8 does."""
+    import re
+
+    row, full = _trace_of(12)
+    head, sep, sweep = full.partition("Sweep by start")
+    cut = sep + "\n".join(line for line in sweep.split("\n") if not re.match(r"#(9|1[0-2]) \d", line))
+    cols = {k: [row[k]] * 2 for k in ("events", "priority_events", "optimal_score")}
+    assert get_reward("trace_coverage")(completions=[full, head + cut], **cols) == [0.0, -40.0]

@@ -19,7 +19,7 @@ optimal          0 / 10     a valid schedule worth the optimum
 overlap_penalty  -30 - 0    -10 per overlapping pair (or per minute) in the answer
 trace_overlaps   -30 - 0    -10 per wrong overlap claim in a sweep trace's reasoning
 trace_decisions  -30 - 0    -10 per wrong listed value or Close decision in a sweep trace's reasoning
-trace_coverage   -80 - 0    -10 per input event that a sweep trace's event list leaves out
+trace_coverage   -80 - 0    -10 per input event that a sweep trace does not list and step through
 ===============  =========  ===================================================================================
 
 ``build_reward_funcs(["format", {"name": "score", "weight": 2.0}])`` returns ``(funcs, weights)`` for
@@ -43,7 +43,7 @@ from scheduler_solver.prompts import render_answer
 from scheduler_solver.rules import Verdict, answer_region, check, find_events, minutes_or_none, parse, training_format_ok
 from scheduler_solver.scoring import row_optimum
 
-from evaluation.trace_audit import audit, audit_decisions, listed_events
+from evaluation.trace_audit import audit, audit_decisions, swept_events
 
 #: The reference project's rewards (max total 100).
 REFERENCE_REWARDS = ("format", "chronological", "score")
@@ -419,9 +419,10 @@ class TraceDecisions(TraceOverlaps):
 
 
 class TraceCoverage(Reward):
-    r"""``-points`` per event of the problem that the event list of a ``sweep``/``pairs`` trace leaves out (an event
-    counts as listed when a line writes its name and times exactly, "Name (HH:MM - HH:MM)"), floored at
-    ``-max_penalty``; 0 without such a trace, as the other process rewards. A process reward for problems larger than
+    r"""``-points`` per event of the problem that a ``sweep``/``pairs`` trace leaves out: an event counts when a list
+    line writes its name and times exactly, "Name (HH:MM - HH:MM)", and the sweep has a step of that number and
+    those times (``evaluation.trace_audit.swept_events``); floored at ``-max_penalty``; 0 without such a trace, as
+    the other process rewards. A process reward for problems larger than
     the demonstrations: a model trained on traces of at most 8 events lists 8 and schedules from those, which the
     answer rewards still pay for when the schedule is valid.
 
@@ -429,8 +430,9 @@ class TraceCoverage(Reward):
     >>> from training.traces import trace_completion
     >>> full = trace_completion(Problem.build([tuple(_A), tuple(_B), tuple(_C)], ["B"]), "pairs")
     >>> short = full.replace("3. C (11:00 - 12:00) 60\n", "")
-    >>> TraceCoverage()(**{**_example([_A], [_A], [_A]), "completions": [full, short, "no trace"]})
-    [0.0, -10.0, 0.0]
+    >>> padded = full.replace("#3 11:00-12:00", "#4 11:00-12:00")  # listed, never stepped through
+    >>> TraceCoverage()(**{**_example([_A], [_A], [_A], [_A]), "completions": [full, short, padded, "no trace"]})
+    [0.0, -10.0, -10.0, 0.0]
     """
 
     name = "trace_coverage"
@@ -441,7 +443,7 @@ class TraceCoverage(Reward):
         self.max_penalty = _positive("max_penalty", max_penalty)
 
     def score(self, text, problem, optimum):
-        listed = listed_events(text)
+        listed = swept_events(text)
         if listed is None:
             return 0.0
         listed = set(listed)
