@@ -41,9 +41,9 @@ import re
 from typing import NamedTuple
 
 # A list line's times are its last "(HH:MM - HH:MM)": an event name may hold one too.
-_LIST = re.compile(r"^(\d+)\. .*\((\d\d):(\d\d) - (\d\d):(\d\d)\)", re.M)
-_LISTED = re.compile(r"^(\d+)\. (.*\((\d\d:\d\d) - (\d\d:\d\d)\))", re.M)
-_STEP = re.compile(r"^#(\d+) (\d\d:\d\d)-(\d\d:\d\d)[ :]", re.M)  # a sweep line: "#3 08:48-10:03 vs 08:38: ..."
+# Groups: the number, "Name (HH:MM - HH:MM)", then the times' hours and minutes.
+_LIST = re.compile(r"^(\d+)\. (.*\((\d\d):(\d\d) - (\d\d):(\d\d)\))", re.M)
+_STEP = re.compile(r"^#(\d+) (\d\d):(\d\d)-(\d\d):(\d\d)[ :]", re.M)  # a sweep line: "#3 08:48-10:03 vs 08:38: ..."
 _VALUE = re.compile(r"^(\d+)\. .*?\((\d\d):(\d\d) - (\d\d):(\d\d)\) (\d+)(?:x(\d+) = (\d+))?[ \t]*$", re.M)
 _CLOSE = re.compile(r"^Close ((?:#\d+ ?)+): (.*)$", re.M)
 _OPTION = re.compile(r"(#\d+(?: \+ #\d+)*) = (\d+(?: \+ \d+)*)(?: = (\d+))?")
@@ -96,7 +96,7 @@ def listed_events(text: str) -> list[str] | None:
     ['A (09:00 - 10:00)', 'B (x) (09:30 - 11:00)']
     """
     parts = _split_sweep(text)
-    return [m.group(2) for m in _LISTED.finditer(parts[0])] if parts else None
+    return [m.group(2) for m in _LIST.finditer(parts[0])] if parts else None
 
 
 def swept_events(text: str) -> list[str] | None:
@@ -110,9 +110,8 @@ def swept_events(text: str) -> list[str] | None:
     parts = _split_sweep(text)
     if parts is None:
         return None
-    steps = {(int(m.group(1)), m.group(2), m.group(3)) for m in _STEP.finditer(parts[1])}
-    return [m.group(2) for m in _LISTED.finditer(parts[0])
-            if (int(m.group(1)), m.group(3), m.group(4)) in steps]
+    steps = {m.groups() for m in _STEP.finditer(parts[1])}
+    return [m.group(2) for m in _LIST.finditer(parts[0]) if m.group(1, 3, 4, 5, 6) in steps]
 
 
 def audit(text: str) -> Audit:
@@ -123,7 +122,7 @@ def audit(text: str) -> Audit:
     head, sweep = parts
     spans = {}
     for m in _LIST.finditer(head):
-        n, h1, m1, h2, m2 = (int(g) for g in m.groups())
+        n, h1, m1, h2, m2 = (int(g) for g in m.group(1, 3, 4, 5, 6))
         spans.setdefault(n, (h1 * 60 + m1, h2 * 60 + m2))
 
     def clash(a: int, b: int) -> bool | None:

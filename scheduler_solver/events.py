@@ -85,6 +85,11 @@ class Event:
     def end_text(self) -> str:
         return format_time(self.end)
 
+    @property
+    def text(self) -> str:
+        """``Name (HH:MM - HH:MM)``: how prompts and solver traces write the event."""
+        return f"{self.name} ({self.start_text} - {self.end_text})"
+
     def as_row(self) -> list[str]:
         """``[name, "HH:MM", "HH:MM"]``, the public schema's form."""
         return [self.name, self.start_text, self.end_text]
@@ -176,6 +181,6 @@ class Problem:
 
     def prompt_text(self) -> str:
         """The public schema's ``prompt`` column: events then priorities, no trailing newline."""
-        lines = ["Events:"] + [f"- {e.name} ({e.start_text} - {e.end_text})" for e in self.events]
+        lines = ["Events:"] + [f"- {e.text}" for e in self.events]
         lines += ["", "Priorities:"] + [f"- {name}" for name in self.priorities]
         return "\n".join(lines)

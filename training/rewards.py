@@ -443,11 +443,10 @@ class TraceCoverage(Reward):
         self.max_penalty = _positive("max_penalty", max_penalty)
 
     def score(self, text, problem, optimum):
-        listed = swept_events(text)
-        if listed is None:
+        swept = swept_events(text)
+        if swept is None:
             return 0.0
-        listed = set(listed)
-        missing = sum(f"{e.name} ({e.start_text} - {e.end_text})" not in listed for e in problem.events)
+        missing = len({e.text for e in problem.events} - set(swept))
         return -min(self.max_penalty, self.points * missing) if missing else 0.0
 
 

@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evaluation.trace_audit import listed_events  # noqa: E402
+from scheduler_solver.events import Problem  # noqa: E402
 
 
 def listed_counts(rows: Sequence[Mapping], completions: Iterable[tuple[int, str]]) -> dict:
@@ -34,7 +35,7 @@ def listed_counts(rows: Sequence[Mapping], completions: Iterable[tuple[int, str]
         if listed is None:
             out["no_list"] += 1
             continue
-        wanted = {f"{name} ({start} - {end})" for name, start, end in rows[index]["events"]}
+        wanted = {e.text for e in Problem.from_row(rows[index]).events}
         gone = len(wanted - set(listed))
         missing.append(gone)
         out["all_listed" if gone == 0 else "fewer"] += 1
