@@ -70,11 +70,15 @@ main() {
             local cur; cur=$(ls -t "$W"/logs/*.log 2>/dev/null | head -1)
             [ -n "$cur" ] && { echo "-- $cur"; tail -4 "$cur" | cut -c1-300; } ;;
     collect) local out=${2:?collect DIR}; mkdir -p "$out"
+             if [ -e "$out/results.tar.gz" ] && [ ! -f "$out/.collected" ]; then  # replaces only its own archive
+               echo "$DRIVER: $out/results.tar.gz exists and was not written by collect: choose another DIR" >&2
+               return 2
+             fi
              local n names=()
              for n in "${COLLECT_NAMES[@]}"; do names+=(-name "$n" -o); done
              (cd "$W" && tar czf "$out/results.tar.gz.tmp" $(ls -d results.jsonl logs driver.log 2>/dev/null) \
                 $(find "${COLLECT_DIRS[@]}" -maxdepth 3 \( "${names[@]}" -false \) 2>/dev/null)) &&
-               mv "$out/results.tar.gz.tmp" "$out/results.tar.gz"
+               touch "$out/.collected" && mv "$out/results.tar.gz.tmp" "$out/results.tar.gz"
              ls -la "$out" ;;
     watch) local secs=${2:?watch SECONDS DIR} dir=${3:?watch SECONDS DIR} end last=0
            end=$(( $(date +%s) + secs ))

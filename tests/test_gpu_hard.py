@@ -110,6 +110,12 @@ def test_the_two_arms_share_one_sft_model_through_the_driver(tmp_path):
     with tarfile.open(tmp_path / "back" / "results.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"runs/hard-session-names/report.md", "runs/hard-session-coverage/eval-hard/summary.json"} <= names
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "results.tar.gz").write_text("keep")
+    r = _driver(tmp_path, "collect", str(theirs))
+    assert r.returncode == 2 and "results.tar.gz exists and was not written by collect" in r.stderr
+    assert (theirs / "results.tar.gz").read_text() == "keep"
 
 
 def test_a_failed_stage_is_recorded_and_run_again(tmp_path):
