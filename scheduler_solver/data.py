@@ -149,8 +149,17 @@ def load_rows(spec: str, split: Optional[str] = None) -> list[dict]:
     return load_split(spec, split)[0]
 
 
-def load_completions(path: str) -> dict[int, str]:
-    """``{row index: completion text}`` from a folder of ``<i>.txt`` files or an ``index``/``completion`` JSONL."""
+def load_completions(path: str, rows: Optional[int] = None) -> dict[int, str]:
+    """``{row index: completion text}`` from a folder of ``<i>.txt`` files or an ``index``/``completion`` JSONL;
+    with ``rows`` (the dataset's row count), an index outside it is refused."""
+    out = _read_completions(path)
+    outside = sorted(i for i in out if rows is not None and not 0 <= i < rows)
+    if outside:
+        raise UserError(f"{path}: row index {outside[0]} is not in the dataset ({rows} rows)")
+    return out
+
+
+def _read_completions(path: str) -> dict[int, str]:
     p = Path(path)
     if p.is_dir():
         out: dict[int, str] = {}

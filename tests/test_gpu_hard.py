@@ -47,8 +47,10 @@ def test_the_next_arms_change_one_thing_each():
         assert "decorated=5" in cfg["generate"]["set"]["name_sources"]
         assert cfg["generate"]["set"]["name_sources"] == cfg["grpo"]["data"]["set"]["name_sources"]
     assert coverage["sft"]["from"] == "runs/hard-session-names/sft"
-    recipe = yaml.safe_load(Path(coverage["grpo"]["recipe"]).read_text())
-    assert coverage["grpo"]["overrides"].pop("rewards") == recipe["rewards"] + ["trace_coverage"]
+    graded = [{"name": "strict_score", "max_points": 100}, {"name": "optimal", "points": 20}]
+    assert base["grpo"]["overrides"]["rewards"] == names["grpo"]["overrides"]["rewards"] == ["strict_format", *graded]
+    assert coverage["grpo"]["overrides"].pop("rewards") == ["strict_format", *graded, "trace_coverage"]
+    names["grpo"]["overrides"].pop("rewards"), base["grpo"]["overrides"].pop("rewards")
     coverage["sft"].pop("from")
     assert coverage == names
     for cfg in (base, names):

@@ -52,15 +52,35 @@ def run(tmp_path_factory):
 def test_the_preset_keeps_sft_on_small_problems_and_grpo_on_its_own_prompts():
     cfg = load_config("hard", None)
     assert cfg["sft"]["overrides"]["max_events"] == 8 and "max_events" not in (cfg["generate"].get("set") or {})
-    assert cfg["grpo"]["data"]["set"]["min_events"] == 4 and cfg["grpo"]["data"]["preset"] == "hard"
-    assert set(cfg["evaluate"]["tests"]) == {"hard", "realworld"} and cfg["evaluate"]["max_new_tokens"] == 2560
+    assert cfg["grpo"]["data"]["set"]["min_events"] == 8 and cfg["grpo"]["data"]["preset"] == "hard"
+    tests = cfg["evaluate"]["tests"]
+    assert list(tests) == ["hard400", "hard", "sizes", "realworld"] and cfg["evaluate"]["max_new_tokens"] == 2560
+    assert tests["sizes"]["set"]["min_events"] == 4 and tests["hard400"]["test_size"] == 400
+    assert cfg["evaluate"]["batch_size"] >= tests["hard400"]["test_size"]  # one decoding batch per model
+    assert {s["seed"] for s in tests.values()} | {cfg["grpo"]["data"]["seed"], cfg["generate"]["seed"]} == \
+        {0, 1, 11, 13, 21, 31}  # every dataset its own seed
+
+
+def test_the_preset_is_the_measured_names_and_coverage_run():
+    """experiments/ablations/hard-session-names-coverage.yaml ran on one H100 (experiments/runs/
+    names-coverage-2026-12-07); the preset is those settings with the `sizes` test set added."""
+    from qwen_scheduler.pipeline_config import load_config as load
+
+    preset = load("hard", None)
+    ran = load(None, "experiments/ablations/hard-session-names-coverage.yaml")
+    recipe = yaml.safe_load(Path(preset["grpo"]["recipe"]).read_text())
+    assert {**recipe, **ran["grpo"]["overrides"]} == {**recipe, **preset["grpo"]["overrides"]}
+    assert preset["evaluate"]["tests"].pop("sizes")["seed"] == 31
+    for section in ("generate", "sft", "grpo", "evaluate"):
+        preset[section].pop("overrides", None), ran[section].pop("overrides", None)
+    assert preset == ran
 
 
 def test_sft_data_stays_small_and_grpo_prompts_go_past_it(run):
     _, out = run
     assert max(len(r["events"]) for r in _rows(out / "data", "train")) <= 8
     grpo = _rows(out / "data-grpo", "train")
-    assert max(len(r["events"]) for r in grpo) > 8 and min(len(r["events"]) for r in grpo) == 4
+    assert max(len(r["events"]) for r in grpo) > 8 and min(len(r["events"]) for r in grpo) == 8
     summary = json.loads((out / "sft" / "sft_summary.json").read_text())
     assert f"{out / 'data'} [train]" in summary["plan"][2]  # SFT read data/, never data-grpo/
     config = yaml.safe_load((out / "grpo" / "run_config.yaml").read_text())
@@ -97,7 +117,7 @@ def test_every_test_set_is_evaluated_and_reported(run):
         assert (out / f"eval-{name}" / "event_counts.png").stat().st_size > 1000
     realworld = _rows(out / "tests" / "realworld", "test")
     assert len(realworld) == 2 and max(len(r["events"]) for r in realworld) <= 8
-    assert report.count("Validity by event count") == 3  # eval/ and both test sets
+    assert report.count("Validity by event count") == 1 + len(PRESET["evaluate"]["tests"])  # eval/ and each test set
     assert "## GRPO curriculum" in report and "| events | rows | drawn again | steps | reward |" in report
     first = json.loads((out / "grpo" / "curriculum.json").read_text())["stretches"][0]
     row = next(line for line in report.splitlines() if line.startswith(f"| {first['events']} | {first['rows']} | 0 |"))
@@ -118,7 +138,8 @@ def test_a_second_grpo_arm_starts_from_the_first_runs_sft_model(run, tmp_path, c
     rewards, and its evaluation of that SFT model gives the first run's completions (same model, rows, decoding)."""
     _, first = run
     before = sorted(p.name for p in (first / "sft").iterdir())
-    rewards = PRESET_RECIPE_REWARDS + ["trace_coverage"]
+    assert "trace_coverage" in PRESET_RECIPE_REWARDS
+    rewards = [r for r in PRESET_RECIPE_REWARDS if r != "trace_coverage"]
     config = _config(tmp_path, sft={"from": str(first / "sft")},
                      grpo={**TINY["grpo"], "overrides": {**TINY["grpo"]["overrides"], "rewards": rewards}},
                      evaluate={**TINY["evaluate"], "base": False})
@@ -130,8 +151,8 @@ def test_a_second_grpo_arm_starts_from_the_first_runs_sft_model(run, tmp_path, c
     assert sorted(p.name for p in (first / "sft").iterdir()) == before
     assert yaml.safe_load((arm / "grpo" / "run_config.yaml").read_text())["model"]["model_name_or_path"] == str(
         first / "sft")
-    metrics = (arm / "grpo" / "metrics.jsonl").read_text()
-    assert "rewards/trace_coverage/mean" in metrics
+    assert "rewards/trace_coverage/mean" in (first / "grpo" / "metrics.jsonl").read_text()
+    assert "rewards/trace_coverage/mean" not in (arm / "grpo" / "metrics.jsonl").read_text()
     def texts(folder):
         return [json.loads(line)["completion"] for line in (folder / "sft" / "completions.jsonl").open()]
 

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The hard preset's one-session run (issue 28) on one GPU host: the pipeline of experiments/ablations/hard-session.yaml
-# (SFT on 4-8 events, GRPO on 8-16, the evaluation with the planned paired test set), then its report and evaluation
-# files brought back. Runs ON the host once `bash scripts/gpu_setup.sh /tmp/bundle-a` has installed the
-# `trl smollm2` bundle (scripts/gpu_bundle.sh trl smollm2). bg|fg STAGE..., status and collect DIR as
-# experiments/lib.sh says; each stage is one pipeline, which resumes where a stopped one left off (finished stages are
-# kept, GRPO continues from its last checkpoint).
+# The hard preset (issue 28) on one GPU host: `qwen-scheduler pipeline --preset hard` (or CONFIG=another pipeline
+# config), then its report and evaluation files brought back. Runs ON the host once `bash scripts/gpu_setup.sh
+# /tmp/bundle-a` has installed the `trl smollm2` bundle (scripts/gpu_bundle.sh trl smollm2). bg|fg STAGE..., status
+# and collect DIR as experiments/lib.sh says; each stage is one pipeline, which resumes where a stopped one left off
+# (finished stages are kept, GRPO continues from its last checkpoint).
 #
-#   bash experiments/gpu_hard/run.sh bg pipeline; bash experiments/gpu_hard/run.sh status
+#   bash experiments/gpu_hard/run.sh bg pipeline; bash experiments/gpu_hard/run.sh watch 560 DIR
 #   bash experiments/gpu_hard/run.sh bg names coverage     # the two arms of hard-session-names / -coverage
-#   CONFIG=other.yaml bash experiments/gpu_hard/run.sh fg pipeline   # another pipeline config, same mechanics
+#   CONFIG=experiments/ablations/hard-long.yaml bash experiments/gpu_hard/run.sh fg pipeline   # another config
 source "$(dirname "$0")/../lib.sh"
-CONFIG=${CONFIG:-experiments/ablations/hard-session.yaml}
+CONFIG=${CONFIG:-}
 COLLECT_DIRS=(p runs/hard-session-names runs/hard-session-coverage)
 COLLECT_NAMES=(report.md '*.png' summary.json completions.jsonl metrics.jsonl curriculum.json trainer_state.json
                '*_summary.json' run_config.yaml completion_samples.txt pipeline_config.json timings.json warnings.log)
 
-st_pipeline() { q pipeline --config "$CONFIG" --output "$W/p"; }
+st_pipeline() {
+  if [ -n "$CONFIG" ]; then q pipeline --config "$CONFIG" --output "$W/p"; else q pipeline --preset hard --output "$W/p"; fi
+}
 # two GRPO arms from one SFT model (experiments/runs/hard/PLAN.md): names trains it, coverage starts from it
 NAMES=${NAMES:-$REPO/experiments/ablations/hard-session-names.yaml}
 COVERAGE=${COVERAGE:-$REPO/experiments/ablations/hard-session-coverage.yaml}
