@@ -69,7 +69,11 @@ def test_the_preset_is_the_measured_names_and_coverage_run():
     preset = load("hard", None)
     ran = load(None, "experiments/ablations/hard-session-names-coverage.yaml")
     recipe = yaml.safe_load(Path(preset["grpo"]["recipe"]).read_text())
-    assert {**recipe, **ran["grpo"]["overrides"]} == {**recipe, **preset["grpo"]["overrides"]}
+    trained = {**recipe, **preset["grpo"]["overrides"]}
+    logged = [r for r in trained["rewards"] if isinstance(r, dict) and r.get("weight") == 0]  # logged, not trained
+    assert [r["alias"] for r in logged] == ["trace_incomplete"]
+    trained["rewards"] = [r for r in trained["rewards"] if r not in logged]
+    assert {**recipe, **ran["grpo"]["overrides"]} == trained
     assert preset["evaluate"]["tests"].pop("sizes")["seed"] == 31
     for section in ("generate", "sft", "grpo", "evaluate"):
         preset[section].pop("overrides", None), ran[section].pop("overrides", None)
@@ -139,7 +143,7 @@ def test_a_second_grpo_arm_starts_from_the_first_runs_sft_model(run, tmp_path, c
     _, first = run
     before = sorted(p.name for p in (first / "sft").iterdir())
     assert "trace_coverage" in PRESET_RECIPE_REWARDS
-    rewards = [r for r in PRESET_RECIPE_REWARDS if r != "trace_coverage"]
+    rewards = [r for r in PRESET_RECIPE_REWARDS if "trace_coverage" not in (r, isinstance(r, dict) and r["name"])]
     config = _config(tmp_path, sft={"from": str(first / "sft")},
                      grpo={**TINY["grpo"], "overrides": {**TINY["grpo"]["overrides"], "rewards": rewards}},
                      evaluate={**TINY["evaluate"], "base": False})
@@ -151,6 +155,9 @@ def test_a_second_grpo_arm_starts_from_the_first_runs_sft_model(run, tmp_path, c
     assert sorted(p.name for p in (first / "sft").iterdir()) == before
     assert yaml.safe_load((arm / "grpo" / "run_config.yaml").read_text())["model"]["model_name_or_path"] == str(
         first / "sft")
+    first_metrics = [json.loads(line) for line in (first / "grpo" / "metrics.jsonl").open()]
+    logged = [m["rewards/trace_incomplete/mean"] for m in first_metrics if "rewards/trace_incomplete/mean" in m]
+    assert logged and all(-1 <= x <= 0 for x in logged)  # minus the share of traces leaving an event out
     assert "rewards/trace_coverage/mean" in (first / "grpo" / "metrics.jsonl").read_text()
     assert "rewards/trace_coverage/mean" not in (arm / "grpo" / "metrics.jsonl").read_text()
     def texts(folder):
