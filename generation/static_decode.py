@@ -13,7 +13,9 @@ module, grouped-query attention, SiLU MLP) with
 * sampling inside the graph (Gumbel-max = sampling from ``softmax(logits / T)``; greedy when ``T == 0``;
   with ``min_p`` only tokens of probability at least ``min_p`` times the top token's, as transformers' min-p;
   rows marked ``greedy`` take the argmax while the others sample: GRPO's greedy anchor),
-* a stop as soon as every sequence has emitted an EOS (checked every 16 steps).
+* a stop as soon as every sequence has emitted an EOS (checked every 16 steps), and, in a batch of at least 32
+  sequences, the finished ones dropped once at most a quarter of them still runs: the few long completions of a
+  round then decode in a small batch (graphs recorded anew for it) instead of dragging the whole batch along.
 
 ``fused=True`` runs the same step with fewer, larger kernels: attention through one
 ``scaled_dot_product_attention`` call per layer (a group's query heads as the query positions of its KV head), and,
@@ -45,6 +47,7 @@ _ARCHS = ("llama", "qwen2", "mistral")
 _ROPE_TYPES = ("default", "linear", "llama3")
 BUCKET = 256  # attention-length granularity of the recorded decoding steps
 CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
+COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most a quarter still runs
 
 
 def _rope_type(cfg) -> str:
@@ -85,10 +88,13 @@ class StaticDecoder:
     """Batched sampling/greedy decoding of one model (see the module docstring).
 
     ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused=None`` fuses on CUDA only (see the
-    module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only.
+    module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only; ``compact=False``
+    keeps finished rows in the batch to the end. After a call, ``compactions`` lists ``(tokens chosen, rows kept)``
+    for every time finished rows were dropped.
     """
 
-    def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None):
+    def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None,
+                 compact: bool = True):
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"StaticDecoder cannot run {reason}")
@@ -106,6 +112,8 @@ class StaticDecoder:
         self.min_p: float | None = None
         self.greedy = None  # during a call: the rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
+        self.compact = compact
+        self.compactions: list[tuple[int, int]] = []
         self.fused = fused = (self.device.type == "cuda") if fused is None else fused
         self._before, self._after = self._attn_in, self._attn_out
         self.compiled = bool(fused and (self.device.type == "cuda" if compile is None else compile))
@@ -334,15 +342,40 @@ class StaticDecoder:
         logits = self._prefill(ids, pad)
         self._emit(self._pick(logits), torch.zeros(1, dtype=torch.long, device=dev))
         self.graphs, self.pool = {}, None
+        self.compactions = []
+        final, rows = self.out, torch.arange(B, device=dev)  # every row's tokens; the original row of each row run
         steps = 1  # tokens chosen so far; the next step reads cache indices 0 .. P + steps - 1
         while steps < max_new_tokens:
-            if steps % CHECK_EVERY == 0 and bool(self.done.all()):
-                break
+            if steps % CHECK_EVERY == 0:
+                running = int((~self.done).sum())
+                if running == 0:
+                    break
+                if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) // 4:
+                    final, rows = self._drop_finished(final, rows)
+                    self.compactions.append((steps, len(rows)))
             length = min(total, -(-(P + steps) // BUCKET) * BUCKET)
             self._advance(length)
             steps += 1
+        if final is not self.out:
+            final[rows] = self.out
         stop = set(eos_ids)
-        return [row[:generated_length(row, stop)[0]] for row in self.out[:, :steps].tolist()]
+        return [row[:generated_length(row, stop)[0]] for row in final[:, :steps].tolist()]
+
+    def _drop_finished(self, final, rows):
+        """Keep only the rows still running: their state and KV cache sliced out, the finished rows' tokens kept in
+        ``final`` ([all rows, max_new_tokens]); the graphs recorded for the larger batch are dropped."""
+        if final is self.out:
+            final = self.out.clone()
+        else:
+            final[rows] = self.out
+        keep = (~self.done).nonzero().squeeze(1)
+        self.out, self.tok, self.pos, self.done, self.valid = (t[keep] for t in (self.out, self.tok, self.pos,
+                                                                                 self.done, self.valid))
+        if self.greedy is not None:
+            self.greedy = self.greedy[keep]
+        self.graphs, self.pool = {}, None
+        self.cache = [(k[keep], v[keep]) for k, v in self.cache]
+        return final, rows[keep]
 
     def _advance(self, length: int) -> None:
         """One decoding step: the recorded graph for this attention length, or the eager step. A step that fails to
