@@ -248,3 +248,23 @@ def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
     assert ours == StaticDecoder(model, fused=fused, compact=False).generate(prompts, max_new_tokens=80, eos_ids=eos)
     assert ours == _hf_greedy(model, prompts, 80, eos)
     assert max(len(r) for r in ours) > dec.compactions[0][0] > min(len(r) for r in ours)
+
+
+def test_the_compaction_benchmark_stops_each_row_at_its_drawn_length():
+    """benchmarks/static_compaction.py times rounds whose rows stop at drawn lengths: each row must hold exactly its
+    length of tokens (pads after), with and without compaction alike."""
+    from conftest import load_script
+
+    bench = load_script("benchmarks/static_compaction.py")
+    model = _model("qwen2", seed=7)
+    lengths = bench.round_lengths(40, (3, 8), 30, 0.1)
+    prompts = [PROMPTS[i % 4] for i in range(40)]
+    outs = []
+    for compact in (False, True):
+        dec = bench.StoppingDecoder(model, lengths, compact=compact)
+        outs.append(dec.generate(prompts, max_new_tokens=30, eos_ids=[10**9], temperature=1.0))
+        assert bool(dec.compactions) == compact
+        for row, n in zip(outs[-1], lengths):
+            assert len(row) == 30 and row[n:] == [0] * (30 - n)
+    greedy = [bench.StoppingDecoder(model, lengths, compact=c).generate(prompts, 30, [10**9]) for c in (False, True)]
+    assert greedy[0] == greedy[1]
