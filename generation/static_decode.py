@@ -363,10 +363,9 @@ class StaticDecoder:
 
     def _drop_finished(self, final, rows):
         """Keep only the rows still running: their state and KV cache sliced out, the finished rows' tokens kept in
-        ``final`` ([all rows, max_new_tokens]); the graphs recorded for the larger batch are dropped."""
-        if final is self.out:
-            final = self.out.clone()
-        else:
+        ``final`` ([all rows, max_new_tokens]: the batch's first output tensor, never written again once the batch
+        shrinks); the graphs recorded for the larger batch are dropped."""
+        if final is not self.out:
             final[rows] = self.out
         keep = (~self.done).nonzero().squeeze(1)
         self.out, self.tok, self.pos, self.done, self.valid = (t[keep] for t in (self.out, self.tok, self.pos,
