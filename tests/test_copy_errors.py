@@ -49,3 +49,17 @@ def test_the_command_reads_files_and_refuses_bad_input(ce, tmp_path, capsys):
     comp.write_text(json.dumps({"index": 5, "sample": 0, "completion": "x"}) + "\n")
     assert ce.main(["--dataset", str(data), str(comp)]) == 2
     assert "row index 5 is not in the dataset (1 rows)" in capsys.readouterr().err
+
+
+def test_a_torn_last_line_is_skipped_and_the_file_left_as_it_is(tmp_path, capsys):
+    """The script only reads: a completions file cut mid-line by a killed evaluation keeps its bytes."""
+    from qwen_scheduler.cli import main
+
+    ce = load_script("experiments/analysis/copy_errors.py")
+    assert main(["generate", "--output", str(tmp_path / "d"), "--train-size", "0", "--test-size", "1", "--seed", "2",
+                 "--no-progress"]) == 0
+    torn = tmp_path / "c.jsonl"
+    torn.write_text(json.dumps({"index": 0, "completion": "no answer"}) + '\n{"index": 0, "compl')
+    before = torn.read_bytes()
+    assert ce.main(["--dataset", str(tmp_path / "d"), "--split", "test", str(torn)]) == 0
+    assert torn.read_bytes() == before

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         for path in args.completions:
             if not Path(path).is_file():
                 raise UserError(f"no completions file {path}")
-            recs = read_jsonl(path)
+            recs = read_jsonl(path, repair=False)  # read only: a torn last line is skipped, the file left as it is
             bad = [r for r in recs if not 0 <= r.get("index", -1) < len(rows)]
             if bad:
                 raise UserError(f"{path}: row index {bad[0].get('index')} is not in the dataset ({len(rows)} rows)")
