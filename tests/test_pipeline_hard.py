@@ -213,3 +213,11 @@ def test_bad_datasets_stop_before_any_stage(tmp_path, capsys, section, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "o" / "data").exists()
+
+
+def test_the_shifted_ablation_changes_only_the_trace_numbering():
+    preset = load_config("hard", None)
+    shifted = load_config(None, "experiments/ablations/hard-shifted.yaml")
+    assert shifted["sft"]["overrides"] == {**preset["sft"]["overrides"], "trace_style": "pairs-shifted"}
+    shifted["sft"]["overrides"] = preset["sft"]["overrides"]
+    assert shifted == preset

@@ -67,7 +67,8 @@ def test_only_the_reasoning_is_audited():
     assert audit("<think>\n" + PAIRS + "\n</think>\n" + bad).wrong == 0
 
 
-@pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-quote-keep", "pairs-respell"])
+@pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-quote-keep", "pairs-respell",
+                                   "pairs-shifted"])
 def test_solver_traces_audit_clean(style):
     rng = random.Random(7)
     claimed = 0

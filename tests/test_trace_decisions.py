@@ -82,7 +82,7 @@ def test_text_without_a_sweep_in_the_reasoning_has_no_claims(text):
     assert audit_decisions(text) == Audit(0, 0)
 
 
-@pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-respell"])
+@pytest.mark.parametrize("style", ["sweep", "pairs", "pairs-quote-list", "pairs-respell", "pairs-shifted"])
 def test_solver_traces_audit_clean(style):
     rng = random.Random(11)
     closes = 0

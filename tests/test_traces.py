@@ -255,3 +255,34 @@ def test_spelling_styles_change_only_how_names_are_written(problems, style, list
                                      for e in solve(p).events]
         # the decision lines are the `pairs` trace's, word for word
         assert head.split("so far:")[1] == plain.split("\nKeep:\n")[0].split("so far:")[1]
+
+
+def _renumbered(trace: str, shift: int) -> str:
+    """``trace`` with every event number (list lines "3." and, in sweep and Close lines, "#3") moved down by
+    ``shift``; names ("Deploy #3") left alone."""
+    lines = []
+    for line in trace.splitlines():
+        if line.startswith(("#", "Close ")):
+            line = re.sub(r"#(\d+)", lambda m: f"#{int(m.group(1)) - shift}", line)
+        lines.append(re.sub(r"^(\d+)\. ", lambda m: f"{int(m.group(1)) - shift}. ", line))
+    return "\n".join(lines)
+
+
+def test_shifted_numbering_is_pairs_renumbered_within_the_ceiling(problems):
+    firsts, last_labels = set(), set()
+    for p in problems:
+        shifted, plain = build_trace(p, "pairs-shifted"), build_trace(p, "pairs")
+        numbers = [int(n) for n in re.findall(r"^(\d+)\. ", shifted.split("\nKeep:\n")[0], flags=re.M)]
+        assert numbers == list(range(numbers[0], numbers[0] + len(p.events)))  # consecutive, one per event
+        assert numbers[-1] <= 16 and _renumbered(shifted, numbers[0] - 1) == plain
+        firsts.add(numbers[0])
+        last_labels.add(numbers[-1])
+    assert 1 in firsts and len(firsts) > 8  # shifted for most problems, not all
+    assert set(range(9, 17)) <= last_labels  # the numbers 9-16 end lists of at most 9 events
+
+
+def test_shifted_numbering_keeps_sixteen_events_and_more_from_one():
+    events = [(f"E{k}", format_time(8 * 60 + 40 * k), format_time(8 * 60 + 40 * k + 30)) for k in range(17)]
+    for n in (16, 17):
+        trace = build_trace(Problem.build(events[:n]), "pairs-shifted")
+        assert trace == build_trace(Problem.build(events[:n]), "pairs") and f"\n{n}. E{n - 1} " in trace

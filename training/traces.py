@@ -13,6 +13,8 @@ It is deterministic. Styles:
   it has after ``<name>`` and the schedule copies token for token (``SPELLINGS``). They move the respelling slips to
   the quoted step rather than remove them; practising the respelling does that (``train sft --first_word_noise``,
   ``training/name_noise.py``).
+* ``pairs-shifted`` -- ``pairs`` with the events numbered from :func:`first_label` (up to 16) instead of 1, so that
+  traces of at most 8 events still show the numbers 9-16 and a list's length is not tied to its last number.
 * ``sweep`` -- the decision as one left-to-right pass in which every step reads only the
   line above it or the event's own list line. Events numbered in start order, names and times
   copied verbatim, value = minutes (x2 for priorities). Each sweep line carries the event's times,
@@ -63,6 +65,7 @@ Preview traces and their token counts (tokenizer optional):
 
 from __future__ import annotations
 
+import zlib
 from functools import partial
 from itertools import combinations
 from typing import Callable, Mapping, Optional, Sequence, Union
@@ -82,6 +85,23 @@ MAX_OPTIONS = 4  # choices listed per group (the best and the most valuable othe
 
 def _order(events) -> list[Event]:
     return sorted(events, key=lambda e: (e.start, e.end, e.name))
+
+
+def first_label(problem: Problem, ceiling: Optional[int] = None) -> int:
+    """The number of a trace's first event: 1, or with a ``ceiling`` a number drawn from the problem (the same
+    problem, the same number) such that its last event is numbered at most ``ceiling``. Traces of 4-8 events
+    numbered from 1 never write a number above 8, and a model trained on them stops its list there; shifted, they
+    show every number up to the ceiling, so the end of the list has to come from the events left to copy.
+
+    >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "10:00", "11:00")])
+    >>> first_label(p), 1 <= first_label(p, 16) <= 15, first_label(p, 16) == first_label(p, 16), first_label(p, 2)
+    (1, True, True, 1)
+    """
+    room = 0 if ceiling is None else ceiling - len(problem.events)
+    if room <= 0:
+        return 1
+    key = "\n".join(e.text for e in _order(problem.events)) + "|" + ",".join(sorted(problem.priorities))
+    return 1 + zlib.crc32(key.encode()) % (room + 1)
 
 
 def _value_line(problem: Problem, e: Event, label: str, quote: bool = False) -> str:
@@ -173,7 +193,8 @@ def full_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
-def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spelling: str = "plain") -> str:
+def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spelling: str = "plain",
+                label_ceiling: Optional[int] = None) -> str:
     """One pass in start order that decides each group of overlapping events as soon as it closes.
 
     Every step reads only the line just above it or the event's own list line: the sweep line carries
@@ -186,7 +207,8 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spell
     ``pairs=True`` (style ``pairs``) also names, on each overlap line, which earlier members of the
     group the event overlaps and which it does not ("overlap with #6, not #5"), so that a ``Close``
     line can tell a chain (#5 and #7 compatible) from a dense group (all three clash): the failure
-    ``sweep`` leaves (module docstring).
+    ``sweep`` leaves (module docstring). ``label_ceiling`` numbers the events from :func:`first_label` instead of 1
+    (style ``pairs-shifted``).
 
     >>> from scheduler_solver.events import Problem
     >>> p = Problem.build([("A", "09:00", "10:00"), ("B", "09:30", "11:00"), ("C", "10:30", "11:30")])
@@ -200,7 +222,7 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spell
     3. C (10:30 - 11:30)
     """
     order = _order(problem.events)
-    num = {e: i for i, e in enumerate(order, 1)}
+    num = {e: i for i, e in enumerate(order, first_label(problem, label_ceiling))}
     kept = set(solution.events)
     ref = lambda events: " + ".join(f"#{num[e]}" for e in events)  # noqa: E731
 
@@ -219,7 +241,8 @@ def sweep_trace(problem: Problem, solution: Solution, pairs: bool = False, spell
 
     if spelling not in SPELLINGS:
         raise ValueError(f"unknown spelling {spelling!r} (one of: {', '.join(SPELLINGS)})")
-    lines = _event_list(problem, quote=spelling == "list") + ["Sweep by start, against the latest end so far:"]
+    lines = _event_list(problem, quote=spelling == "list", first=num[order[0]] if order else 1)
+    lines.append("Sweep by start, against the latest end so far:")
     group: list[Event] = []
     reach = None
     for e in order:
@@ -286,9 +309,9 @@ def compact_trace(problem: Problem, solution: Solution) -> str:
     return "\n".join(lines)
 
 
-def _event_list(problem: Problem, quote: bool = False) -> list[str]:
+def _event_list(problem: Problem, quote: bool = False, first: int = 1) -> list[str]:
     lines = ["Events by start, value = minutes x weight:"]
-    return lines + [_value_line(problem, e, f"{i}.", quote) for i, e in enumerate(_order(problem.events), 1)]
+    return lines + [_value_line(problem, e, f"{i}.", quote) for i, e in enumerate(_order(problem.events), first)]
 
 
 def minimal_trace(problem: Problem, solution: Solution) -> str:
@@ -306,6 +329,7 @@ TRACE_STYLES: dict[str, Callable[[Problem, Solution], str]] = {
     "pairs-quote-list": partial(sweep_trace, pairs=True, spelling="list"),
     "pairs-quote-keep": partial(sweep_trace, pairs=True, spelling="keep"),
     "pairs-respell": partial(sweep_trace, pairs=True, spelling="respell"),
+    "pairs-shifted": partial(sweep_trace, pairs=True, label_ceiling=16),
     "full": full_trace,
     "compact": compact_trace,
     "minimal": minimal_trace,
