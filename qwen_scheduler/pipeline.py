@@ -58,7 +58,7 @@ class Pipeline:
             return None  # no stage of this run reads the base model
         return ["model", "prepare", "--output", base, "--source", src]
 
-    def _train(self, kind: str, done: bool, model: str, run_dir: Path, data: Path):
+    def _train(self, kind: str, done: bool, model: str, run_dir: Path, data: Path, extra: Optional[Path] = None):
         if done:
             return None
         from evaluation.checkpoints import last_checkpoint
@@ -68,6 +68,8 @@ class Pipeline:
         argv = ["train", kind, "--config", section["recipe"], "--model_name_or_path", model,
                 "--dataset", str(data), "--dataset_split", "train", "--output_dir", str(run_dir),
                 *recipe_flags(section.get("overrides"))]
+        if extra is not None:
+            argv += ["--extra_dataset", str(extra)]
         if last_checkpoint(str(run_dir)):
             argv.append("--resume")
         return argv
@@ -77,7 +79,7 @@ class Pipeline:
 
         sft_dir = self.layout.sft_dir
         return self._train("sft", (sft_dir / summary_file("sft")).exists(), self.layout.base, sft_dir,
-                           self.layout.data)
+                           self.layout.data, self.layout.sft_data)
 
     def sft_model(self) -> str:
         from training.run import final_model

@@ -10,6 +10,8 @@ its sections key by key:
 * ``sft`` / ``grpo``: recipe (a YAML path; a relative one is read next to the file that names it) and
   overrides {key: value}; ``sft.from``: the folder of another run's finished SFT stage (``DIR/sft``), which GRPO
   then starts from instead of training one (GRPO arms side by side from one SFT model; read, never written);
+* ``sft.data``: more SFT rows of their own settings (e.g. denser problems of the same sizes), generated into
+  ``data-sft/`` and trained on together with ``data/``'s train split (shuffled together, then ``limit``);
 * ``grpo.data``: null (GRPO trains on ``data/``'s train split, as SFT) or a dataset of its own, generated into
   ``data-grpo/`` (SFT keeps ``data/``);
 * ``evaluate``: limit, max_new_tokens, batch_size, baselines, rules, engine, base (false leaves the base
@@ -17,8 +19,9 @@ its sections key by key:
   into ``eval-sampled/``, paired sample by sample in the report), tests ({NAME: dataset}: more test sets,
   generated into ``tests/NAME/`` and evaluated like ``data/``'s test split into ``eval-NAME/``).
 
-A dataset of its own (``grpo.data``, ``evaluate.tests.NAME``) holds ``qwen-scheduler generate``'s settings
-(``DATASET_KEYS``): seed (required), train_size (``grpo.data``) or test_size (a test set), and optionally preset,
+A dataset of its own (``sft.data``, ``grpo.data``, ``evaluate.tests.NAME``) holds ``qwen-scheduler generate``'s
+settings (``DATASET_KEYS``): seed (required), train_size (``sft.data``, ``grpo.data``) or test_size (a test set),
+and optionally preset,
 holdout_name_sources, test_name_sources and set {setting: value}; a section's ``data`` or ``tests`` is replaced
 whole by a config that sets it.
 
@@ -46,8 +49,9 @@ STAGES = ("generate", "model", "sft", "grpo", "evaluate", "plot", "report")
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "training" / "recipes" / "presets"
 SAMPLED_KEYS = {"temperature": 1.0, "samples": 4, "seed": 0}
 #: Keys a section may hold beyond those its preset sets.
-EXTRA_KEYS = {"generate": ("workers",), "sft": ("from",)}
-#: The settings of a dataset of its own (``grpo.data``, ``evaluate.tests.NAME``): ``qwen-scheduler generate``'s.
+EXTRA_KEYS = {"generate": ("workers",), "sft": ("from", "data")}
+#: The settings of a dataset of its own (``sft.data``, ``grpo.data``, ``evaluate.tests.NAME``): ``qwen-scheduler
+#: generate``'s.
 DATASET_KEYS = ("preset", "train_size", "test_size", "seed", "holdout_name_sources", "test_name_sources", "set")
 TEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -127,8 +131,10 @@ def sampled_settings(cfg: dict) -> Optional[dict]:
 
 def datasets(cfg: dict) -> dict[str, dict]:
     """Every dataset a run generates, by its folder under the run folder: ``data`` (the ``generate`` section),
-    ``data-grpo`` (``grpo.data``) and ``tests/NAME`` (``evaluate.tests``)."""
+    ``data-sft`` (``sft.data``), ``data-grpo`` (``grpo.data``) and ``tests/NAME`` (``evaluate.tests``)."""
     out = {"data": cfg["generate"]}
+    if cfg["sft"].get("data"):
+        out["data-sft"] = cfg["sft"]["data"]
     if cfg["grpo"].get("data"):
         out["data-grpo"] = cfg["grpo"]["data"]
     out.update({f"tests/{name}": spec for name, spec in (cfg["evaluate"].get("tests") or {}).items()})
@@ -136,7 +142,7 @@ def datasets(cfg: dict) -> dict[str, dict]:
 
 
 def generate_argv(spec: dict, out: Path, workers: Optional[int] = None) -> list[str]:
-    """``generate`` of one dataset (the ``generate`` section, ``grpo.data`` or a test set) into ``out``.
+    """``generate`` of one dataset (the ``generate`` section, ``sft.data``, ``grpo.data`` or a test set) into ``out``.
 
     >>> spec = {"preset": "hard", "seed": 11, "test_size": 100, "test_name_sources": ["realworld"]}
     >>> " ".join(generate_argv(spec, Path("t"))[3:])
@@ -165,13 +171,17 @@ def check_sft_from(cfg: dict) -> None:
     src = cfg["sft"].get("from")
     if src is None:
         return
+    if cfg["sft"].get("data"):
+        raise UserError("sft.data and sft.from exclude each other: a run that takes another run's SFT model trains "
+                        "no SFT of its own")
     if not isinstance(src, str) or not (Path(src) / summary_file("sft")).is_file():
         raise UserError(f"sft.from: {src!r} is not the folder of a finished SFT run (no {summary_file('sft')} in it)")
 
 
 def check_datasets(cfg: dict) -> None:
-    """Refuse a ``grpo.data`` or ``evaluate.tests`` that ``generate`` would refuse or that could not work, before any
-    stage runs; and GRPO prompts whose names could come from the sources ``data/``'s test split holds out."""
+    """Refuse an ``sft.data``, ``grpo.data`` or ``evaluate.tests`` that ``generate`` would refuse or that could not
+    work, before any stage runs; and training rows whose names could come from the sources ``data/``'s test split
+    holds out."""
     from dataset_generation.cli import build_config
 
     tests = cfg["evaluate"].get("tests") or {}
@@ -187,21 +197,23 @@ def check_datasets(cfg: dict) -> None:
         if folder != "data":
             _check_dataset(folder, spec)
         build_config(build_parser().parse_args(generate_argv(spec, Path(folder))))
-    grpo = cfg["grpo"].get("data")
-    if grpo and cfg["generate"].get("holdout_name_sources") and not grpo.get("holdout_name_sources"):
-        raise UserError("grpo.data needs holdout_name_sources: true, as generate has: else GRPO's prompts could hold "
-                        "names of the sources data/'s test split holds out")
+    for section, rows in (("sft", "SFT's rows"), ("grpo", "GRPO's prompts")):
+        spec = cfg[section].get("data")
+        if spec and cfg["generate"].get("holdout_name_sources") and not spec.get("holdout_name_sources"):
+            raise UserError(f"{section}.data needs holdout_name_sources: true, as generate has: else {rows} could "
+                            f"hold names of the sources data/'s test split holds out")
 
 
 def _check_dataset(folder: str, spec) -> None:
-    """A dataset of its own (``grpo.data``, a test set): a mapping of known keys, with a seed and rows."""
-    what = "grpo.data" if folder == "data-grpo" else f"evaluate.tests.{folder[len('tests/'):]}"
+    """A dataset of its own (``sft.data``, ``grpo.data``, a test set): a mapping of known keys, with a seed and rows."""
+    train = {"data-sft": "sft.data", "data-grpo": "grpo.data"}
+    what = train.get(folder) or f"evaluate.tests.{folder[len('tests/'):]}"
     if not isinstance(spec, dict):
         raise UserError(f"{what} must be a mapping of generate settings ({', '.join(DATASET_KEYS)})")
     unknown = [k for k in spec if k not in DATASET_KEYS]
     if unknown:
         raise UserError(f"{what}: unknown key {unknown[0]!r} (known: {', '.join(DATASET_KEYS)})")
-    size = "train_size" if folder == "data-grpo" else "test_size"
+    size = "train_size" if folder in train else "test_size"
     for key in ("seed", size):
         if spec.get(key) is None:
             raise UserError(f"{what} needs {key}")
@@ -265,7 +277,8 @@ class Layout:
         if cfg["sft"].get("from"):  # another run's finished SFT: read, never written
             self.sft_dir = Path(cfg["sft"]["from"])
         self.timings = self.out / "timings.json"
-        # GRPO's prompts: a dataset of their own (grpo.data) or data/'s train split
+        # SFT's rows: data/'s train split, and data-sft/'s with sft.data; GRPO's prompts: grpo.data's or data/'s
+        self.sft_data = self.out / "data-sft" if cfg["sft"].get("data") else None
         self.grpo_data = self.out / ("data-grpo" if cfg["grpo"].get("data") else "data")
         self.tests = list(cfg["evaluate"].get("tests") or {})
         src = cfg["model"]["source"]

@@ -40,6 +40,8 @@ def _sft_line(cfg: dict, sft: dict) -> str:
                         if sft.get(key))
         line += (f": {sft['rows']} rows, trace `{sft['trace_style']}`{noise}, {steps}, "
                  f"train loss {sft['train_loss']:.3f}, model `{Path(sft['final_model']).name}`")
+    if cfg["sft"].get("data") and not cfg["sft"].get("from"):
+        line += f"; rows from `data/` and {_data_line('data-sft', cfg['sft']['data'])}"
     return line
 
 

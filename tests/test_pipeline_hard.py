@@ -202,6 +202,11 @@ def test_grpo_rows_carry_no_answer_text(run, tiny_model_dir):
     ({"grpo": {"data": {"seed": 1, "train_size": 5}}}, "grpo.data needs holdout_name_sources: true"),
     ({"grpo": {"data": {"seed": 1, "train_size": 5, "holdout_name_sources": True, "set": {"max_events": 99}}}},
      "max_events must be <= 40"),
+    ({"sft": {"data": {"train_size": 5}}}, "sft.data needs seed"),
+    ({"sft": {"data": {"seed": 2, "test_size": 5}}}, "sft.data needs train_size"),
+    ({"sft": {"data": {"seed": 2, "train_size": 5}}}, "sft.data needs holdout_name_sources: true"),
+    ({"sft": {"data": {"seed": 2, "train_size": 5, "holdout_name_sources": True}, "from": "x"}},
+     "sft.data and sft.from exclude each other"),
     ({"evaluate": {"tests": {"sampled": {"seed": 1, "test_size": 2}}}}, "'sampled' is not a test-set name"),
     ({"evaluate": {"tests": {"hard": {"seed": 1, "test_size": 0}}}}, "tests.hard.test_size must be a positive"),
     ({"evaluate": {"tests": {"x": {"seed": 1, "test_size": 2, "preset": "huge"}}}}, "unknown preset 'huge'"),
@@ -221,3 +226,39 @@ def test_the_shifted_ablation_changes_only_the_trace_numbering():
     assert shifted["sft"]["overrides"] == {**preset["sft"]["overrides"], "trace_style": "pairs-shifted"}
     shifted["sft"]["overrides"] = preset["sft"]["overrides"]
     assert shifted == preset
+
+
+DENSE = {"seed": 2, "train_size": 6, "preset": "hard", "holdout_name_sources": True,
+         "set": {"min_events": 4, "max_events": 8, "overlap_probability": 0.5, "min_overlap_pairs": 2}}
+
+
+def test_sft_data_is_generated_and_trained_on_with_data(tmp_path, capsys, tiny_model_dir):
+    """``sft.data``: generated into data-sft/ with its own settings; SFT's argv adds it to data/'s rows."""
+    from qwen_scheduler.pipeline import Pipeline
+
+    config, out = _config(tmp_path, sft={**TINY["sft"], "data": DENSE}), tmp_path / "o"
+    assert cli(["pipeline", "--config", config, "--output", str(out), "--stages", "generate"]) == 0
+    dense = _rows(out / "data-sft", "train")
+    assert len(dense) == 6 and all(4 <= len(r["events"]) <= 8 for r in dense)
+    assert dense != _rows(out / "data", "train")[:6]
+    argv = Pipeline(load_config(None, config), str(out)).sft()
+    assert argv[argv.index("--dataset") + 1] == str(out / "data")
+    assert argv[argv.index("--extra_dataset") + 1] == str(out / "data-sft")
+    argv[argv.index("--model_name_or_path") + 1] = tiny_model_dir
+    capsys.readouterr()
+    assert cli([*argv, "--dry-run"]) == 0
+    assert f"data:         {out / 'data'} + {out / 'data-sft'} [train]: 14 rows read" in capsys.readouterr().out
+    from qwen_scheduler.pipeline_report import _sft_line
+
+    assert "; rows from `data/` and `data-sft/`, 6 train rows, seed 2, preset `hard`" in _sft_line(
+        load_config(None, config), {})
+
+
+def test_the_dense_ablation_changes_only_sfts_rows():
+    preset = load_config("hard", None)
+    dense = load_config(None, "experiments/ablations/hard-dense.yaml")
+    data = dense["sft"].pop("data")
+    assert data["set"]["max_events"] == 8 and data["holdout_name_sources"] and data["seed"] not in (0, 1, 11, 13, 21, 31)
+    assert dense["sft"]["overrides"] == {**preset["sft"]["overrides"], "limit": preset["generate"]["train_size"]}
+    dense["sft"]["overrides"] = preset["sft"]["overrides"]
+    assert dense == preset

@@ -248,3 +248,32 @@ def test_first_word_noise_in_the_sft_plan_and_out_of_range_is_refused(tiny_model
     assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--first_word_noise", "0.5"),
                 "--dry-run"]) == 0
     assert "0.5 with a new first word" in capsys.readouterr().out
+
+
+def test_an_extra_dataset_is_trained_on_with_the_first(tiny_model_dir, rows_file, tmp_path, capsys):
+    """``extra_dataset``: its rows join the first dataset's before shuffling and limit, and max_events guards both."""
+    from training.sft import build
+
+    def renamed(row, k):
+        return {**row, "events": [[f"Extra{k} {e[0]}", *e[1:]] for e in row["events"]],
+                "priority_events": [f"Extra{k} {p}" for p in row["priority_events"]]}
+
+    main_rows = [json.loads(line) for line in Path(rows_file).read_text().splitlines()]
+    extra = tmp_path / "extra.jsonl"
+    write_jsonl(extra, [renamed(r, k) for k, r in enumerate(main_rows[:3])])
+    argv = [a for a in _argv(tiny_model_dir, rows_file, tmp_path / "o", "--extra_dataset", str(extra))]
+    argv[argv.index("--limit") + 1] = "100"
+    run = build(argv, dry_run=True)
+    assert run.data.read == len(main_rows) + 3 and len(run.data.rows) == run.data.read  # none dropped
+    assert sum(r["events"][0][0].startswith("Extra") for r in run.data.rows) == 3
+    assert f"data:         {rows_file} + {extra} [train]: {len(main_rows) + 3} rows read" in run.plan[2]
+    argv[argv.index("--limit") + 1] = "2"
+    assert len(build(argv, dry_run=True).data.rows) == 2  # the limit applies to both together
+
+    big = {"events": [[f"E{k}", f"{8 + k:02d}:00", f"{8 + k:02d}:30"] for k in range(9)], "priority_events": []}
+    write_jsonl(extra, [big])
+    capsys.readouterr()
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--extra_dataset", str(extra),
+                                     "--max_events", "8"), "--dry-run"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("warning: split")]
+    assert len(err) == 1 and f"{extra}: 1 row(s) with more than max_events=8 events (row 0: 9)" in err[0]

@@ -44,6 +44,9 @@ class SFTScriptArguments:
 
     dataset: Optional[str] = field(default=None, metadata={"help": "Folder or file of rows (generate's output)."})
     dataset_split: Optional[str] = field(default="train", metadata={"help": "Split to train on."})
+    extra_dataset: Optional[str] = field(default=None, metadata={
+        "help": "A second folder or file of rows whose split (dataset_split) is added to the first's before "
+                "shuffling and limit: problems of other settings in the same training, e.g. denser ones."})
     limit: Optional[int] = field(default=None, metadata={"help": "Keep at most N rows (after shuffling)."})
     shuffle_seed: Optional[int] = field(default=0, metadata={"help": "Shuffle rows with this seed before limit."})
     trace_style: str = field(default=DEFAULT_STYLE, metadata={
@@ -104,14 +107,17 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         raise UserError("no dataset: set 'dataset' in the recipe or pass --dataset DIR")
     if script.limit is not None and script.limit < 1:
         raise UserError(f"limit must be a positive number of rows, got {script.limit}")
-    rows, _ = load_split(script.dataset, script.dataset_split, ignore_split=True)  # a single file has no splits
+    rows = []
+    for path in filter(None, (script.dataset, script.extra_dataset)):
+        part, _ = load_split(path, script.dataset_split, ignore_split=True)  # a single file has no splits
+        if script.max_events is not None:
+            over = [i for i, r in enumerate(part) if len(r.get("events") or []) > script.max_events]
+            if over:
+                raise UserError(f"{path}: {len(over)} row(s) with more than max_events={script.max_events} "
+                                f"events (row {over[0]}: {len(part[over[0]]['events'])}); SFT's solver traces stay "
+                                f"on problems up to that size")
+        rows += part
     read = len(rows)
-    if script.max_events is not None:
-        over = [i for i, r in enumerate(rows) if len(r.get("events") or []) > script.max_events]
-        if over:
-            raise UserError(f"{script.dataset}: {len(over)} row(s) with more than max_events={script.max_events} "
-                            f"events (row {over[0]}: {len(rows[over[0]]['events'])}); SFT's solver traces stay on "
-                            f"problems up to that size")
     if script.shuffle_seed is not None:
         random.Random(script.shuffle_seed).shuffle(rows)
     if script.limit is not None:
@@ -142,7 +148,8 @@ def sft_plan(run: Run) -> list[str]:
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     tokens = [p + c for p, c in zip(data.prompt_tokens, data.completion_tokens)]
     return plan_lines(run, [
-        f"data:         {script.dataset} [{script.dataset_split}]: {data.read} rows read, {n} kept, "
+        f"data:         {script.dataset}{f' + {script.extra_dataset}' if script.extra_dataset else ''} "
+        f"[{script.dataset_split}]: {data.read} rows read, {n} kept, "
         f"{data.dropped_long} dropped (> max_length {args.max_length} tokens)",
         f"targets:      trace_style={script.trace_style}"
         + (f", {script.name_noise:g} of the names as near misses" if script.name_noise else "")
