@@ -41,14 +41,18 @@ def _weights(folder):
 
 
 def test_labels_mask_every_prompt_token(tiny_model_dir, rows_file, tmp_path):
-    from training.sft import build, make_trainer, tokenize_examples
+    from training.sft import build, make_trainer
     from training.traces import sft_example
 
     run = build(_argv(tiny_model_dir, rows_file, tmp_path / "out", "--trace_style", "full"))
     trainer = make_trainer(run)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     examples = [sft_example(r, "full") for r in run.data.rows[:2]]
-    prompts, completions = tokenize_examples(examples, trainer.processing_class)
+    tok = trainer.processing_class
+    prompts = [tok(tok.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True),
+                   add_special_tokens=False)["input_ids"] for ex in examples]
+    completions = [tok(tok.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)[len(tok.decode(p)):],
+                       add_special_tokens=False)["input_ids"] for ex, p in zip(examples, prompts)]
     for b in range(2):
         labels, ids = batch["labels"][b], batch["input_ids"][b]
         n_p, n_c = len(prompts[b]), len(completions[b])
@@ -277,3 +281,37 @@ def test_an_extra_dataset_is_trained_on_with_the_first(tiny_model_dir, rows_file
                                      "--max_events", "8"), "--dry-run"]) == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("warning: split")]
     assert len(err) == 1 and f"{extra}: 1 row(s) with more than max_events=8 events (row 0: 9)" in err[0]
+
+
+def test_turns_make_conversations_with_loss_on_every_trace(tiny_model_dir, rows_file, tmp_path, capsys):
+    """``turns: 2``: two problems per training row, the system prompt once, loss on both traces and nothing else."""
+    from transformers import AutoTokenizer
+
+    from training.sft import build, tokenize_turns
+    from training.traces import sft_example
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    argv = _argv(tiny_model_dir, rows_file, tmp_path / "o", "--turns", "2", "--trace_style", "pairs")
+    argv[argv.index("--limit") + 1] = "5"
+    run = build(argv, dry_run=True)
+    ids, mask = run.data.dataset[0]["input_ids"], run.data.dataset[0]["completion_mask"]
+    assert len(run.data.dataset) == 3 and len(run.data.rows) == 5  # 2 + 2 + 1
+    assert "6 rows read, 3 conversations of 2 problems kept" in run.plan[2]  # read before the limit
+    learned, rest = [], []
+    for t, m in zip(ids, mask):
+        (learned if m else rest).append(t)
+    first, second = (sft_example(r)["completion"][0]["content"] for r in run.data.rows[:2])
+    assert tok.decode(learned).count("<think>") == 2 and first in tok.decode(learned) and second in tok.decode(learned)
+    context = tok.decode(rest)
+    assert context.count("Events:") == 2 and context.count("<|im_start|>system") == 1 and "Sweep by start" not in context
+    assert mask.index(1) < len(mask) - mask[::-1].index(0) - 1  # loss, then no loss, then loss again
+    # one problem a row: the chat template's prompt and completion, tokenized as they always were
+    ex = sft_example(run.data.rows[0])
+    prompt = tok.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+    one_ids, one_mask = tokenize_turns([[ex]], tok)
+    p_ids, c_ids = (tok(t, add_special_tokens=False)["input_ids"] for t in (prompt, full[len(prompt):]))
+    assert one_ids == [p_ids + c_ids] and one_mask == [[0] * len(p_ids) + [1] * len(c_ids)]
+
+    assert cli(["train", "sft", *_argv(tiny_model_dir, rows_file, tmp_path / "p", "--turns", "0"), "--dry-run"]) == 2
+    assert "turns must be a positive number of problems per conversation, got 0" in capsys.readouterr().err

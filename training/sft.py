@@ -66,32 +66,49 @@ class SFTScriptArguments:
     time_budget_s: Optional[float] = field(default=None, metadata={
         "help": "Stop (and save the model) before training would run past this many seconds: a safety net "
                 "that keeps a pipeline inside its time on a slower GPU (the cosine schedule is then cut short)."})
+    turns: int = field(default=1, metadata={
+        "help": "Problems per training conversation: with N > 1, every N shuffled rows become one conversation (each "
+                "problem its user turn and its trace, loss on every trace), so that traces also run at the later "
+                "positions a long trace reaches; 1 = one problem per row."})
 
 
 @dataclass
 class SFTData:
-    dataset: object  # datasets.Dataset with input_ids, completion_mask
-    read: int
-    dropped_long: int
-    prompt_tokens: list
-    completion_tokens: list
-    rows: list  # kept source rows
+    dataset: object  # datasets.Dataset with input_ids, completion_mask: one training row (conversation) each
+    read: int  # source rows
+    dropped_long: int  # training rows over max_length
+    prompt_tokens: list  # per training row: tokens without loss
+    completion_tokens: list  # ... and with loss
+    rows: list  # the source rows kept
 
 
-def tokenize_examples(examples: list[dict], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
-    """``(prompt ids, completion ids)`` per example; ``prompt + completion`` is the chat-templated conversation."""
-    prompts, completions = [], []
-    for ex in examples:
-        prompt = tokenizer.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
-        if not full.startswith(prompt):
-            raise UserError("the chat template renders the prompt differently inside the full conversation; "
-                            "SFT needs a template where it is a prefix (ChatML-style)")
-        prompts.append(prompt)
-        completions.append(full[len(prompt):])
-    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
-    return p_ids, c_ids
+def tokenize_turns(groups: list[list[dict]], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """``(input ids, completion mask)`` per group of examples (``traces.sft_example``): one conversation holding each
+    example's prompt (the first's whole, the others' without the system message) and completion in turn, the mask 1
+    on the completions' tokens only. A group of one is the example's ``prompt + completion`` as the chat template
+    renders it."""
+    texts, masks = [], []
+    for group in groups:
+        messages, done, pieces = [], "", []
+        for k, ex in enumerate(group):
+            messages += ex["prompt"] if k == 0 else [m for m in ex["prompt"] if m["role"] != "system"]
+            prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            messages += ex["completion"]
+            full = tokenizer.apply_chat_template(messages, tokenize=False)
+            if not (prompt.startswith(done) and full.startswith(prompt)):
+                raise UserError("the chat template renders the prompt differently inside the full conversation; "
+                                "SFT needs a template where it is a prefix (ChatML-style)")
+            pieces += [(prompt[len(done):], 0), (full[len(prompt):], 1)]
+            done = full
+        texts += [text for text, _ in pieces]
+        masks.append([loss for _, loss in pieces])
+    tokens = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])
+    ids, mask = [], []
+    for flags in masks:
+        pieces = [(next(tokens), flag) for flag in flags]
+        ids.append([t for piece, _ in pieces for t in piece])
+        mask.append([flag for piece, flag in pieces for _ in piece])
+    return ids, mask
 
 
 def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[int]) -> SFTData:
@@ -107,6 +124,8 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
         raise UserError("no dataset: set 'dataset' in the recipe or pass --dataset DIR")
     if script.limit is not None and script.limit < 1:
         raise UserError(f"limit must be a positive number of rows, got {script.limit}")
+    if isinstance(script.turns, bool) or not isinstance(script.turns, int) or script.turns < 1:
+        raise UserError(f"turns must be a positive number of problems per conversation, got {script.turns!r}")
     rows = []
     for path in filter(None, (script.dataset, script.extra_dataset)):
         part, _ = load_split(path, script.dataset_split, ignore_split=True)  # a single file has no splits
@@ -128,16 +147,14 @@ def load_sft_data(script: SFTScriptArguments, tokenizer, max_length: Optional[in
 
     rows = noised_rows(rows, tokenizer, script.name_noise, script.first_word_noise, script.shuffle_seed)
     examples = [sft_example(r, script.trace_style) for r in rows]
-    p_ids, c_ids = tokenize_examples(examples, tokenizer)
-    keep = [i for i in range(len(rows)) if max_length is None or len(p_ids[i]) + len(c_ids[i]) <= max_length]
+    groups = [list(range(i, min(i + script.turns, len(rows)))) for i in range(0, len(rows), script.turns)]
+    ids, masks = tokenize_turns([[examples[i] for i in g] for g in groups], tokenizer)
+    keep = [k for k in range(len(groups)) if max_length is None or len(ids[k]) <= max_length]
     if not keep:
         raise UserError(f"every row is longer than max_length={max_length} tokens; raise max_length")
-    data = Dataset.from_dict({
-        "input_ids": [p_ids[i] + c_ids[i] for i in keep],
-        "completion_mask": [[0] * len(p_ids[i]) + [1] * len(c_ids[i]) for i in keep],
-    })
-    return SFTData(data, read, len(rows) - len(keep), [len(p_ids[i]) for i in keep], [len(c_ids[i]) for i in keep],
-                   [rows[i] for i in keep])
+    data = Dataset.from_dict({"input_ids": [ids[k] for k in keep], "completion_mask": [masks[k] for k in keep]})
+    return SFTData(data, read, len(groups) - len(keep), [masks[k].count(0) for k in keep],
+                   [masks[k].count(1) for k in keep], [rows[i] for k in keep for i in groups[k]])
 
 
 def sft_plan(run: Run) -> list[str]:
@@ -149,8 +166,9 @@ def sft_plan(run: Run) -> list[str]:
     tokens = [p + c for p, c in zip(data.prompt_tokens, data.completion_tokens)]
     return plan_lines(run, [
         f"data:         {script.dataset}{f' + {script.extra_dataset}' if script.extra_dataset else ''} "
-        f"[{script.dataset_split}]: {data.read} rows read, {n} kept, "
-        f"{data.dropped_long} dropped (> max_length {args.max_length} tokens)",
+        f"[{script.dataset_split}]: {data.read} rows read, "
+        + (f"{n} conversations of {script.turns} problems kept, " if script.turns > 1 else f"{n} kept, ")
+        + f"{data.dropped_long} dropped (> max_length {args.max_length} tokens)",
         f"targets:      trace_style={script.trace_style}"
         + (f", {script.name_noise:g} of the names as near misses" if script.name_noise else "")
         + (f", {script.first_word_noise:g} with a new first word" if script.first_word_noise else "")
