@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scheduler_solver.rules import NOT_IN_INPUT, check  # noqa: E402
 from scheduler_solver.scoring import row_problem  # noqa: E402
+from scheduler_solver.errors import UserError, script_main  # noqa: E402
 
 KEYS = ("failed_rows", "wrong_events", "keep_line_right", "keep_line_wrong", "no_keep_line", "name_wrong",
         "times_wrong", "first", "middle", "last")
@@ -72,9 +73,9 @@ def copy_errors(rows: Sequence[Mapping], completions: Iterable[tuple[int, str]])
     return counts
 
 
+@script_main
 def main(argv=None) -> int:
     from scheduler_solver.data import load_rows
-    from scheduler_solver.errors import UserError
     from scheduler_solver.io import read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,22 +83,18 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default=None)
     ap.add_argument("completions", nargs="+", help="completions.jsonl files of `qwen-scheduler evaluate`")
     args = ap.parse_args(argv)
-    try:
-        rows = load_rows(args.dataset, args.split)
-        total = dict.fromkeys(KEYS, 0)
-        for path in args.completions:
-            if not Path(path).is_file():
-                raise UserError(f"no completions file {path}")
-            recs = read_jsonl(path, repair=False)  # read only: a torn last line is skipped, the file left as it is
-            bad = [r for r in recs if not 0 <= r.get("index", -1) < len(rows)]
-            if bad:
-                raise UserError(f"{path}: row index {bad[0].get('index')} is not in the dataset ({len(rows)} rows)")
-            counts = copy_errors(rows, ((r["index"], r["completion"]) for r in recs if r.get("sample", 0) == 0))
-            print(path, json.dumps(counts))
-            total = {k: total[k] + counts[k] for k in KEYS}
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = load_rows(args.dataset, args.split)
+    total = dict.fromkeys(KEYS, 0)
+    for path in args.completions:
+        if not Path(path).is_file():
+            raise UserError(f"no completions file {path}")
+        recs = read_jsonl(path, repair=False)  # read only: a torn last line is skipped, the file left as it is
+        bad = [r for r in recs if not 0 <= r.get("index", -1) < len(rows)]
+        if bad:
+            raise UserError(f"{path}: row index {bad[0].get('index')} is not in the dataset ({len(rows)} rows)")
+        counts = copy_errors(rows, ((r["index"], r["completion"]) for r in recs if r.get("sample", 0) == 0))
+        print(path, json.dumps(counts))
+        total = {k: total[k] + counts[k] for k in KEYS}
     if len(args.completions) > 1:
         print("total", json.dumps(total))
     return 0

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evaluation.trace_audit import listed_events  # noqa: E402
 from scheduler_solver.events import Problem  # noqa: E402
+from scheduler_solver.errors import script_main  # noqa: E402
 
 
 def listed_counts(rows: Sequence[Mapping], completions: Iterable[tuple[int, str]]) -> dict:
@@ -44,23 +45,19 @@ def listed_counts(rows: Sequence[Mapping], completions: Iterable[tuple[int, str]
     return out
 
 
+@script_main
 def main(argv=None) -> int:
     from scheduler_solver.data import load_completions, load_rows
-    from scheduler_solver.errors import UserError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", required=True, help="the rows the completions answer")
     ap.add_argument("--split", default=None)
     ap.add_argument("completions", nargs="+", help="completions.jsonl files of a greedy `qwen-scheduler evaluate`")
     args = ap.parse_args(argv)
-    try:
-        rows = load_rows(args.dataset, args.split)
-        for path in args.completions:
-            texts = load_completions(path, len(rows))
-            print(path, json.dumps(listed_counts(rows, sorted(texts.items()))))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = load_rows(args.dataset, args.split)
+    for path in args.completions:
+        texts = load_completions(path, len(rows))
+        print(path, json.dumps(listed_counts(rows, sorted(texts.items()))))
     return 0
 
 

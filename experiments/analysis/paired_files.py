@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evaluation.paired import compare, mean_test  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
+from scheduler_solver.errors import script_main  # noqa: E402
 
 
 def verdicts(rows: Sequence[Mapping], texts: Mapping[int, str]) -> dict[int, tuple[str, float]]:
@@ -36,9 +37,9 @@ def paired(a: Mapping[int, tuple[str, float]], b: Mapping[int, tuple[str, float]
             "broken": c["broken"], "sign_p": c["p"]}
 
 
+@script_main
 def main(argv=None) -> int:
     from scheduler_solver.data import load_completions, load_rows
-    from scheduler_solver.errors import UserError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", required=True, help="the rows both files answer")
@@ -46,13 +47,9 @@ def main(argv=None) -> int:
     ap.add_argument("a", help="completions.jsonl of model A (the baseline)")
     ap.add_argument("b", help="completions.jsonl of model B")
     args = ap.parse_args(argv)
-    try:
-        rows = load_rows(args.dataset, args.split)
-        a, b = (verdicts(rows, load_completions(path, len(rows))) for path in (args.a, args.b))
-        print(json.dumps(paired(a, b)))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = load_rows(args.dataset, args.split)
+    a, b = (verdicts(rows, load_completions(path, len(rows))) for path in (args.a, args.b))
+    print(json.dumps(paired(a, b)))
     return 0
 
 

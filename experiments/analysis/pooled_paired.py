@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.paired import compare, mean_test, row_level, sign_test_p  # noqa: E402
-from scheduler_solver.errors import UserError  # noqa: E402
+from scheduler_solver.errors import UserError, script_main  # noqa: E402
 from scheduler_solver.io import read_jsonl  # noqa: E402
 from scheduler_solver.rules import parse  # noqa: E402
 from scheduler_solver.scoring import score_completions  # noqa: E402
@@ -112,6 +112,7 @@ def flip_categories(a: dict, b: dict) -> str:
                      for what, counts in (("fixed", fixed), ("broken", broken)) if counts) or "-"
 
 
+@script_main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eval", action="append", required=True, metavar="SUBDIR=DATASET")
@@ -122,59 +123,55 @@ def main(argv=None) -> int:
                     help="pool only epochs 1..N of every run (runs trained longer are cut here, by name; a run "
                          "with fewer is refused)")
     args = ap.parse_args(argv)
-    try:
-        if args.epochs is not None and args.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {args.epochs}")
-        from datasets import load_from_disk
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
+    from datasets import load_from_disk
 
-        evals = {}
-        for spec in args.eval:
-            sub, _, ds = spec.partition("=")
-            if not ds:
-                raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
-            evals[sub] = load_from_disk(ds)["test"]
-        extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
-        unit = "units" if args.all_samples else "rows"
-        header = (f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | "
-                  f"broken | p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
-                  f"wrong overlap claims in traces: SFT → GRPO | wrong Close decisions / values: SFT → GRPO | "
-                  f"flips by category | Δ per run |{extra}")
-        print(header)
-        print("|---" * (header.count("|") - 1) + "|")
-        for spec in args.group:
-            name, _, runs = spec.partition("=")
-            found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
-            if args.epochs is not None:
-                short = [f"{r}: {len(steps)}" for r, (_, steps) in found.items() if len(steps) < args.epochs]
-                if short:
-                    raise UserError(f"group {name}: --epochs {args.epochs} but runs with fewer checkpoints ("
-                                    + ", ".join(short) + ")")
-                found = {r: (m[:args.epochs + 1], steps[:args.epochs]) for r, (m, steps) in found.items()}
-            counts = {r: len(steps) for r, (_, steps) in found.items()}
-            if len(set(counts.values())) > 1:
-                raise UserError(f"group {name}: runs with different numbers of checkpoints ("
-                                + ", ".join(f"{r}: {n}" for r, n in counts.items()) + ")")
-            per_run = [m for m, _ in found.values()]
-            for k in range(1, len(per_run[0])):
-                step = ", ".join(str(x) for x in sorted({steps[k - 1] for _, steps in found.values()}))
-                a = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[0].items()}
-                b = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[k].items()}
-                c = compare(a, b)
-                mt = mean_test(a, b, unit=lambda key: key[1:3])  # (eval subdir, row): one prompt, all runs/samples
-                each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
-                print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | "
-                      f"{mt['low']:+.2f} to {mt['high']:+.2f} ({mt['p']:.2g}) | {c['fixed']} | "
-                      f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
-                      f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
-                      f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "
-                      f"events) | {sum(v[3] for v in a.values())} → {sum(v[3] for v in b.values())} | "
-                      f"{sum(v[4] for v in a.values())} → {sum(v[4] for v in b.values())} | "
-                      f"{flip_categories(a, b)} | {each} |"
-                      + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
-                         if args.all_samples else ""))
-    except UserError as e:
-        print(f"pooled_paired: error: {e}", file=sys.stderr)
-        return 2
+    evals = {}
+    for spec in args.eval:
+        sub, _, ds = spec.partition("=")
+        if not ds:
+            raise UserError(f"--eval {spec!r}: expected SUBDIR=DATASET")
+        evals[sub] = load_from_disk(ds)["test"]
+    extra = " rows by mean of samples: better / worse (p) |" if args.all_samples else ""
+    unit = "units" if args.all_samples else "rows"
+    header = (f"| group | epoch | step | runs | {unit} | Δ mean score | Δ by prompt: 95% CI (p) | fixed | "
+              f"broken | p (flips) | better | worse | p (better/worse) | valid in both: better / worse (p) | "
+              f"wrong overlap claims in traces: SFT → GRPO | wrong Close decisions / values: SFT → GRPO | "
+              f"flips by category | Δ per run |{extra}")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for spec in args.group:
+        name, _, runs = spec.partition("=")
+        found = {r: run_epochs(Path(r), evals, args.all_samples) for r in runs.split(",")}
+        if args.epochs is not None:
+            short = [f"{r}: {len(steps)}" for r, (_, steps) in found.items() if len(steps) < args.epochs]
+            if short:
+                raise UserError(f"group {name}: --epochs {args.epochs} but runs with fewer checkpoints ("
+                                + ", ".join(short) + ")")
+            found = {r: (m[:args.epochs + 1], steps[:args.epochs]) for r, (m, steps) in found.items()}
+        counts = {r: len(steps) for r, (_, steps) in found.items()}
+        if len(set(counts.values())) > 1:
+            raise UserError(f"group {name}: runs with different numbers of checkpoints ("
+                            + ", ".join(f"{r}: {n}" for r, n in counts.items()) + ")")
+        per_run = [m for m, _ in found.values()]
+        for k in range(1, len(per_run[0])):
+            step = ", ".join(str(x) for x in sorted({steps[k - 1] for _, steps in found.values()}))
+            a = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[0].items()}
+            b = {(j,) + key: v for j, m in enumerate(per_run) for key, v in m[k].items()}
+            c = compare(a, b)
+            mt = mean_test(a, b, unit=lambda key: key[1:3])  # (eval subdir, row): one prompt, all runs/samples
+            each = " / ".join(f"{compare(m[0], m[k])['delta_mean_score']:+.2f}" for m in per_run)
+            print(f"| {name} | {k} | {step} | {len(per_run)} | {c['rows']} | {c['delta_mean_score']:+.2f} | "
+                  f"{mt['low']:+.2f} to {mt['high']:+.2f} ({mt['p']:.2g}) | {c['fixed']} | "
+                  f"{c['broken']} | {c['p']:.3g} | {c['better']} | {c['worse']} | "
+                  f"{sign_test_p(c['better'], c['worse']):.3g} | {c['valid_better']} / {c['valid_worse']} "
+                  f"({sign_test_p(c['valid_better'], c['valid_worse']):.3g}; {fewer_events(a, b)} worse with fewer "
+                  f"events) | {sum(v[3] for v in a.values())} → {sum(v[3] for v in b.values())} | "
+                  f"{sum(v[4] for v in a.values())} → {sum(v[4] for v in b.values())} | "
+                  f"{flip_categories(a, b)} | {each} |"
+                  + (" {rows_better} / {rows_worse} ({rows_p:.3g}) |".format(**row_level(a, b))
+                     if args.all_samples else ""))
     return 0
 
 

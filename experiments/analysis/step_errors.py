@@ -22,6 +22,7 @@ from typing import Iterable
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evaluation.trace_audit import audit  # noqa: E402
+from scheduler_solver.errors import UserError, script_main  # noqa: E402
 
 
 def errors_by_step(text: str) -> list[tuple[int, int]]:
@@ -51,23 +52,19 @@ def by_step(texts: Iterable[str]) -> dict[int, list[int]]:
     return out
 
 
+@script_main
 def main(argv=None) -> int:
-    from scheduler_solver.errors import UserError
     from scheduler_solver.io import read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("completions", nargs="+", help="completions.jsonl files of `qwen-scheduler evaluate`")
     args = ap.parse_args(argv)
-    try:
-        for path in args.completions:
-            if not Path(path).is_file():
-                raise UserError(f"{path}: no such completions file")
-            steps = by_step(r["completion"] for r in read_jsonl(path, repair=False) if "completion" in r)
-            print(path, json.dumps({k: {"claims": c, "wrong": w, "wrong_pct": round(100 * w / c, 1) if c else None}
-                                    for k, (c, w) in sorted(steps.items())}))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for path in args.completions:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such completions file")
+        steps = by_step(r["completion"] for r in read_jsonl(path, repair=False) if "completion" in r)
+        print(path, json.dumps({k: {"claims": c, "wrong": w, "wrong_pct": round(100 * w / c, 1) if c else None}
+                                for k, (c, w) in sorted(steps.items())}))
     return 0
 
 
