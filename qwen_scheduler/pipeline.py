@@ -95,13 +95,17 @@ class Pipeline:
 
     def eval_targets(self) -> list[tuple[str, str]]:
         """``(label, model)``: baselines, base, SFT, then each GRPO checkpoint, and the final model unless
-        training ended at the last checkpoint (then it holds the same weights)."""
+        training ended at the last checkpoint (then it holds the same weights). Before GRPO has run (``--stages``
+        without it: SFT-only arms) the SFT model is the last; a later evaluation adds GRPO's."""
         from evaluation.checkpoints import discover_checkpoints, final_repeats_last
 
         e, grpo_dir = self.cfg["evaluate"], str(self.layout.grpo_dir)
         targets = [(b, b) for b in e.get("baselines") or []]
         targets += [("base", self.layout.base)] if e.get("base", True) else []
         targets.append(("sft", self.sft_model()))
+        if not self.layout.grpo_dir.is_dir():
+            print(f"no GRPO run in {grpo_dir} yet: evaluating the models before it")
+            return targets
         repeated = final_repeats_last(grpo_dir)
         for t in discover_checkpoints(grpo_dir, warn=lambda m: print(f"warning: {m}")):
             if not (t.label.startswith("final") and repeated):

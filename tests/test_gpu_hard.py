@@ -142,3 +142,23 @@ def test_bg_never_replaces_a_folder_it_did_not_make(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == (f"experiments/gpu_hard/run.sh: {mine} exists and is not a copy "
                                                       "made by bg: set REPO to a new folder")
     assert (mine / "notes.txt").read_text() == "keep" and not (tmp_path / "w" / "driver.log").exists()
+
+
+def test_an_sft_only_arm_evaluates_its_sft_model_and_is_collected(tmp_path):
+    """``dense_sft``: the `hard-dense` config's pipeline up to the evaluation of its SFT model (no GRPO), into
+    $W/hard-dense, brought back by collect."""
+    abl = tmp_path / "abl"
+    abl.mkdir()
+    dense = {"seed": 2, "train_size": 4, "preset": "hard", "holdout_name_sources": True,
+             "set": {"min_events": 4, "max_events": 8, "min_overlap_pairs": 1}}
+    Path(write_pipeline_config(abl, TINY, sft={**TINY["sft"], "data": dense})).rename(abl / "hard-dense.yaml")
+    r = _driver(tmp_path, "fg", "dense_sft", ABL=str(abl), REPO=str(ROOT))
+    assert r.returncode == 0 and "== all done: dense_sft" in r.stdout, r.stdout + r.stderr
+    arm = tmp_path / "w" / "hard-dense"
+    assert (arm / "data-sft" / "dataset_dict.json").is_file() and not (arm / "grpo").exists()
+    assert list(json.loads((arm / "eval-hard" / "summary.json").read_text())["models"]) == ["oracle", "greedy", "sft"]
+    r = _driver(tmp_path, "collect", str(tmp_path / "back"))
+    with tarfile.open(tmp_path / "back" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"hard-dense/report.md", "hard-dense/eval-hard400/sft/completions.jsonl", "hard-dense/sft/sft_summary.json"} \
+        <= names

@@ -302,3 +302,25 @@ def test_bad_evaluate_sampled_stops_before_any_stage(tmp_path, capsys, sampled, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "o" / "data").exists()
+
+
+def test_stages_without_grpo_evaluate_the_sft_model_and_a_later_run_adds_grpo(run, tmp_path, capsys):
+    """SFT-only arms (``--stages generate,model,sft,evaluate,report``): the evaluation and the report hold the models
+    before GRPO; once GRPO has run, the same evaluation adds its checkpoints."""
+    import shutil
+
+    config, out = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for folder in ("grpo", "eval", "plots"):
+        shutil.rmtree(copy / folder)
+    capsys.readouterr()
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "evaluate,report"]) == 0
+    assert f"no GRPO run in {copy / 'grpo'} yet" in capsys.readouterr().out
+    labels = list(json.loads((copy / "eval" / "summary.json").read_text())["models"])
+    assert labels == ["oracle", "greedy", "base", "sft"]
+    assert "| sft |" in (copy / "report.md").read_text()
+    shutil.copytree(out / "grpo", copy / "grpo")
+    assert cli(["pipeline", "--config", config, "--output", str(copy), "--stages", "evaluate"]) == 0
+    labels = list(json.loads((copy / "eval" / "summary.json").read_text())["models"])
+    assert labels == ["oracle", "greedy", "base", "sft", "grpo-checkpoint-2-epoch1.00"]
