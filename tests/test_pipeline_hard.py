@@ -268,7 +268,9 @@ def test_the_turns_ablation_changes_only_how_sft_rows_are_packed():
     preset = load_config("hard", None)
     turns = load_config(None, "experiments/ablations/hard-turns.yaml")
     recipe = yaml.safe_load(Path(preset["sft"]["recipe"]).read_text())
-    extra = {"turns": 2, "per_device_train_batch_size": recipe["per_device_train_batch_size"] // 2, "max_length": 4096}
+    extra = {"turns": 2, "per_device_train_batch_size": recipe["per_device_train_batch_size"] // 2, "max_length": 4096,
+             "time_budget_s": 360}
+    assert recipe["time_budget_s"] < 360  # a guard raised, not a setting of the training
     assert turns["sft"]["overrides"] == {**preset["sft"]["overrides"], **extra}  # the same problems per step
     turns["sft"]["overrides"] = preset["sft"]["overrides"]
     assert turns == preset
