@@ -105,9 +105,9 @@ def tokenize_turns(groups: list[list[dict]], tokenizer) -> tuple[list[list[int]]
     tokens = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])
     ids, mask = [], []
     for flags in masks:
-        pieces = [(next(tokens), flag) for flag in flags]
-        ids.append([t for piece, _ in pieces for t in piece])
-        mask.append([flag for piece, flag in pieces for _ in piece])
+        parts = [(next(tokens), flag) for flag in flags]
+        ids.append([t for part, _ in parts for t in part])
+        mask.append([flag for part, flag in parts for _ in part])
     return ids, mask
 
 
