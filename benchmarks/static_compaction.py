@@ -3,10 +3,11 @@
 A round's completions end at different lengths: in the `hard` preset most stop near 830-1,350 tokens and a few run
 to the 2,560-token cap, so past ~1,350 steps only those few still decode. Shapes, not weights, set the cost: this
 builds a random model of SmolLM2-135M's shape (``profile_static_decode.build_model``) and makes each row stop at a
-length drawn from that distribution (a subclass marks a row done at its length), then times the same round with
-``compact=True`` (the default) and ``compact=False``.
+length drawn from that distribution (a subclass marks a row done at its length), then times the same round with each
+``compact`` share of ``--variants`` (0: finished rows kept; 0.25: the default; 0.5: dropped twice as early).
 
     python benchmarks/static_compaction.py                       # GPU: 384 rows, prompts of ~420 tokens
+    python benchmarks/static_compaction.py --short 700 1000 --cap 1216 --variants 0.25 0.5   # a `gpu` round
     python benchmarks/static_compaction.py --device cpu --batch 40 --prompt 12 --short 8 16 --cap 40   # plumbing
 
 Prints one line per variant and repeat: seconds, generated tokens, tokens/s and the compactions (step, rows kept).
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--capped", type=float, default=0.02, help="share of rows at the cap")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--variants", type=float, nargs="+", default=[0.0, 0.25], metavar="SHARE",
+                    help="compact shares to time (0 = finished rows kept)")
     args = ap.parse_args(argv)
     import torch
 
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
     batch = prompts(args.batch, args.prompt, SMOLLM2_135M["vocab_size"])
     StoppingDecoder(model, lengths[:8]).generate(batch[:8], 8, [10**9], args.temperature)  # compile once
     for _ in range(args.repeat):
-        for compact in (False, True):
+        for compact in args.variants:
             dec = StoppingDecoder(model, lengths, compact=compact)
             sync()
             t0 = time.perf_counter()
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
             sync()
             secs = time.perf_counter() - t0
             assert len(out) == args.batch
-            print(f"compact={compact}: {secs:.2f} s, {sum(lengths)} tokens, {sum(lengths) / secs:.0f} tokens/s, "
+            print(f"compact={compact:g}: {secs:.2f} s, {sum(lengths)} tokens, {sum(lengths) / secs:.0f} tokens/s, "
                   f"compactions {dec.compactions}", flush=True)
     return 0
 

@@ -47,7 +47,8 @@ _ARCHS = ("llama", "qwen2", "mistral")
 _ROPE_TYPES = ("default", "linear", "llama3")
 BUCKET = 256  # attention-length granularity of the recorded decoding steps
 CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
-COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most a quarter still runs
+COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most ``compact`` of it still runs
+COMPACT_AT = 0.25  # the default share: each drop re-records the step's graphs, so not too often
 
 
 def _rope_type(cfg) -> str:
@@ -88,13 +89,14 @@ class StaticDecoder:
     """Batched sampling/greedy decoding of one model (see the module docstring).
 
     ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused=None`` fuses on CUDA only (see the
-    module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only; ``compact=False``
-    keeps finished rows in the batch to the end. After a call, ``compactions`` lists ``(tokens chosen, rows kept)``
-    for every time finished rows were dropped.
+    module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only; ``compact``: a batch
+    of ``COMPACT_MIN`` rows or more drops its finished rows once at most this share of it still runs (True:
+    ``COMPACT_AT``; False or 0 keeps them to the end). After a call, ``compactions`` lists ``(tokens chosen, rows
+    kept)`` for every time finished rows were dropped.
     """
 
     def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None,
-                 compact: bool = True):
+                 compact: bool | float = True):
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"StaticDecoder cannot run {reason}")
@@ -112,7 +114,10 @@ class StaticDecoder:
         self.min_p: float | None = None
         self.greedy = None  # during a call: the rows decoded greedily while the others sample (a bool tensor)
         self.weights: list[dict] = []
-        self.compact = compact
+        share = COMPACT_AT if compact is True else float(compact or 0)
+        if not 0 <= share < 1:
+            raise ValueError(f"compact must be a share of the batch in [0, 1), got {compact!r}")
+        self.compact = share
         self.compactions: list[tuple[int, int]] = []
         self.fused = fused = (self.device.type == "cuda") if fused is None else fused
         self._before, self._after = self._attn_in, self._attn_out
@@ -350,7 +355,7 @@ class StaticDecoder:
                 running = int((~self.done).sum())
                 if running == 0:
                     break
-                if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) // 4:
+                if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) * self.compact:
                     final, rows = self._drop_finished(final, rows)
                     self.compactions.append((steps, len(rows)))
             length = min(total, -(-(P + steps) // BUCKET) * BUCKET)

@@ -248,6 +248,9 @@ def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
     assert ours == StaticDecoder(model, fused=fused, compact=False).generate(prompts, max_new_tokens=80, eos_ids=eos)
     assert ours == _hf_greedy(model, prompts, 80, eos)
     assert max(len(r) for r in ours) > dec.compactions[0][0] > min(len(r) for r in ours)
+    half = StaticDecoder(model, fused=fused, compact=0.5)
+    assert half.generate(prompts, max_new_tokens=80, eos_ids=eos) == ours
+    assert half.compactions[0][0] <= dec.compactions[0][0] and half.compactions[0][1] > 10  # earlier, more rows kept
 
 
 def test_the_compaction_benchmark_stops_each_row_at_its_drawn_length():
@@ -268,3 +271,9 @@ def test_the_compaction_benchmark_stops_each_row_at_its_drawn_length():
             assert len(row) == 30 and row[n:] == [0] * (30 - n)
     greedy = [bench.StoppingDecoder(model, lengths, compact=c).generate(prompts, 30, [10**9]) for c in (False, True)]
     assert greedy[0] == greedy[1]
+
+
+@pytest.mark.parametrize("compact", [1.0, -0.1, 2])
+def test_a_compact_share_outside_zero_to_one_is_refused(compact):
+    with pytest.raises(ValueError, match="compact must be a share of the batch"):
+        StaticDecoder(_model("qwen2", seed=1), compact=compact)
