@@ -64,4 +64,9 @@ st_grpo_server() {
   kill $pid; wait $pid 2>/dev/null; return $rc
 }
 
+# the static decoder alone: a `gpu` round (384 rows stopping at 700-1,000 tokens, cap 1,216) with finished rows kept,
+# dropped at a quarter (the default) and at half, side by side, twice (benchmarks/static_compaction.py)
+st_compaction() { PYTHONPATH=$REPO:$SITES python3 benchmarks/static_compaction.py --short 700 1000 --cap 1216 \
+  --variants 0 0.25 0.5 --repeat 2; }
+
 main "$@"
