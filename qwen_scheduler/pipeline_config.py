@@ -21,9 +21,8 @@ its sections key by key:
 
 A dataset of its own (``sft.data``, ``grpo.data``, ``evaluate.tests.NAME``) holds ``qwen-scheduler generate``'s
 settings (``DATASET_KEYS``): seed (required), train_size (``sft.data``, ``grpo.data``) or test_size (a test set),
-and optionally preset,
-holdout_name_sources, test_name_sources and set {setting: value}; a section's ``data`` or ``tests`` is replaced
-whole by a config that sets it.
+and optionally preset, holdout_name_sources, test_name_sources and set {setting: value}; a section's ``data`` or
+``tests`` is replaced whole by a config that sets it.
 
 An unknown section or key is refused. A run folder keeps its settings (secrets redacted) in
 ``pipeline_config.json``; resuming it with other settings is refused.
