@@ -116,9 +116,16 @@ def swept_events(text: str) -> list[str] | None:
 
 def audit(text: str) -> Audit:
     """The overlap claims of the sweep in ``text`` (the part before ``</think>`` when there is one)."""
+    lines = claims_by_line(text)
+    return Audit(sum(a.claims for a in lines.values()), sum(a.wrong for a in lines.values()))
+
+
+def claims_by_line(text: str) -> dict[int, Audit]:
+    """:func:`audit`'s claims line by line: ``{line: Audit}`` for each sweep line that makes claims, numbered within
+    the sweep (0: the "Sweep by start" line); {} without a sweep."""
     parts = _split_sweep(text)
     if parts is None:
-        return Audit(0, 0)
+        return {}
     head, sweep = parts
     spans = {}
     for m in _LIST.finditer(head):
@@ -132,9 +139,11 @@ def audit(text: str) -> Audit:
         return s1 < e2 and s2 < e1
 
     hit = _clashes_earlier(spans)
-    claims = wrong = 0
+    out, line, seen = {}, 0, 0  # the line of the sweep at offset `seen`
     for m in _SWEEP.finditer(sweep):
+        line, seen = line + sweep.count("\n", seen, m.start()), m.start()
         k, kind, with_, not_ = int(m.group(1)), m.group(2), _members(m.group(3)), _members(m.group(4))
+        claims = wrong = 0
         if kind == "new group" or not (with_ or not_):
             claims += 1
             wrong += (k not in spans) or (hit[k] if kind == "new group" else not hit[k])
@@ -144,7 +153,8 @@ def audit(text: str) -> Audit:
         for c in not_:
             claims += 1
             wrong += clash(k, c) is not False
-    return Audit(claims, wrong)
+        out[line] = Audit(claims, wrong)
+    return out
 
 
 def _best_value(members: list[int], spans: dict[int, tuple[int, int]], values: dict[int, int]) -> int:

@@ -265,7 +265,7 @@ def test_an_extra_dataset_is_trained_on_with_the_first(tiny_model_dir, rows_file
     main_rows = [json.loads(line) for line in Path(rows_file).read_text().splitlines()]
     extra = tmp_path / "extra.jsonl"
     write_jsonl(extra, [renamed(r, k) for k, r in enumerate(main_rows[:3])])
-    argv = [a for a in _argv(tiny_model_dir, rows_file, tmp_path / "o", "--extra_dataset", str(extra))]
+    argv = _argv(tiny_model_dir, rows_file, tmp_path / "o", "--extra_dataset", str(extra))
     argv[argv.index("--limit") + 1] = "100"
     run = build(argv, dry_run=True)
     assert run.data.read == len(main_rows) + 3 and len(run.data.rows) == run.data.read  # none dropped

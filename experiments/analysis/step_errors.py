@@ -1,5 +1,6 @@
 """Wrong overlap claims of a sweep trace by the step's place in the sweep: per completions file, for the 1st, 2nd,
-... sweep step of all traces together, the claims made there and the wrong ones (``evaluation.trace_audit.audit``).
+... sweep step of all traces together, the claims made there and the wrong ones
+(``evaluation.trace_audit.claims_by_line``).
 Where a model's sweep goes wrong as it runs longer, past the lengths SFT showed (experiments/runs/hard/PLAN.md).
 
     python experiments/analysis/step_errors.py runs/x/eval-hard400/*/completions.jsonl
@@ -21,24 +22,17 @@ from typing import Iterable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evaluation.trace_audit import audit  # noqa: E402
+from evaluation.trace_audit import claims_by_line  # noqa: E402
 from scheduler_solver.errors import UserError, script_main  # noqa: E402
 
 
 def errors_by_step(text: str) -> list[tuple[int, int]]:
     """``(claims, wrong)`` of each sweep step ("#k HH:MM-HH:MM ...") in order; [] without a sweep."""
-    reasoning = text.split("</think>", 1)[0]
-    head, sep, sweep = reasoning.partition("Sweep by start")
+    _, sep, sweep = text.split("</think>", 1)[0].partition("Sweep by start")
     if not sep:
         return []
-    lines = sweep.split("\n")
-    out, before = [], (0, 0)
-    for i, line in enumerate(lines):
-        if line.startswith("#"):
-            got = audit(head + sep + "\n".join(lines[: i + 1]))
-            out.append((got.claims - before[0], got.wrong - before[1]))
-            before = (got.claims, got.wrong)
-    return out
+    claims = claims_by_line(text)
+    return [tuple(claims.get(i, (0, 0))) for i, line in enumerate(sweep.split("\n")) if line.startswith("#")]
 
 
 def by_step(texts: Iterable[str]) -> dict[int, list[int]]:
