@@ -32,9 +32,15 @@ st_grpo_vllm() { q $(R) --output_dir "$W/g/vllm" --generation_engine trl --use_v
 st_grpo_generate() { q $(R) --output_dir "$W/g/generate" --generation_engine trl --max_steps 1; }
 # LoRA: GRPO with vLLM colocate from the SFT model, then its adapter evaluated by vLLM (LoRARequest) and transformers
 st_grpo_lora_vllm() { q $(R) --output_dir "$W/g/lora" --generation_engine trl --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3 --use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-4 --save_strategy steps --save_steps 2 --bf16 true --dtype bfloat16; }
-ADAPTER() { ls -d "$W"/g/lora/checkpoint-* | sort -V | tail -1; }
+# or a LoRA adapter from 30 SFT steps on the SFT model (seconds; no vLLM needed to make it)
+st_lora_sft() { q train sft --config training/recipes/smollm2-sft.yaml --model_name_or_path "$(sft)" --dataset "$D100" \
+  --use_peft true --lora_r 16 --lora_alpha 32 --learning_rate 1e-4 --max_steps 30 --output_dir "$W/g/lora-sft"; }
+ADAPTER() {  # lora_sft's adapter, else GRPO's last LoRA checkpoint
+  local a; a=$(ls "$W"/g/lora-sft/adapter_config.json "$W"/g/lora-sft/checkpoint-*/adapter_config.json 2>/dev/null | head -1)
+  if [ -n "$a" ]; then dirname "$a"; else ls -d "$W"/g/lora/checkpoint-* | sort -V | tail -1; fi; }
 st_ev_lora_vllm() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-vllm" --engine vllm $EV; }
 st_ev_lora_tf() { q evaluate --dataset "$D2K" --limit 100 --model "$(ADAPTER)" --label lora --output "$W/ev/lora-tf" --engine transformers --batch-size 100 $EV; }
+st_ev_lora_vllm_2000() { q evaluate --dataset "$D2K" --model "$(ADAPTER)" --label lora --output "$W/ev/lora-vllm-2000" --engine vllm --batch-size 2000 $EV; }
 
 # the preset's GRPO (the pipeline's grpo stage) and both models on a test split of held-out real-world names
 st_grpo_preset() { q pipeline --preset gpu --output "$W/p" --stages grpo; }
