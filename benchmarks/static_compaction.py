@@ -4,7 +4,8 @@ A round's completions end at different lengths: in the `hard` preset most stop n
 to the 2,560-token cap, so past ~1,350 steps only those few still decode. Shapes, not weights, set the cost: this
 builds a random model of SmolLM2-135M's shape (``profile_static_decode.build_model``) and makes each row stop at a
 length drawn from that distribution (a subclass marks a row done at its length), then times the same round with each
-``compact`` share of ``--variants`` (0: finished rows kept; 0.25: the default; 0.5: dropped twice as early).
+``compact`` share of ``--variants`` (0: finished rows kept; 0.25: dropped once a quarter still runs; 0.5: the
+default, once half still runs).
 
     python benchmarks/static_compaction.py                       # GPU: 384 rows, prompts of ~420 tokens
     python benchmarks/static_compaction.py --short 700 1000 --cap 1216 --variants 0.25 0.5   # a `gpu` round

@@ -78,8 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     engines = ["auto", *ENGINES, *ALIASES]
     p.add_argument("--engine", default=None, choices=engines, metavar="{auto," + ",".join(ENGINES) + "}",
                    help="generation engine (default auto: vllm when vLLM is installed, CUDA is available and a model "
-                        f"has >= {VLLM_MIN_COMPLETIONS['full']} completions to make ({VLLM_MIN_COMPLETIONS['adapter']} for a LoRA "
-                        "adapter); else static for a full model on CUDA; "
+                        f"has >= {VLLM_MIN_COMPLETIONS['greedy']} greedy or {VLLM_MIN_COMPLETIONS['sampled']} sampled "
+                        f"completions to make ({VLLM_MIN_COMPLETIONS['adapter']} for a LoRA adapter); else static for "
+                        "a full model on CUDA; "
                         "else transformers). transformers: left-padded model.generate batches; transformers-cb: "
                         "transformers' continuous batching (all prompts at once; ignores --batch-size); static: a "
                         "static KV cache and CUDA-graph decoding steps for Llama/Qwen2 full models (greedy or "

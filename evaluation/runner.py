@@ -104,7 +104,8 @@ class EvalConfig:
                 + [("--model", m) for m in self.models])
 
 
-def resolve_engine(name: str, target: Target, completions: int, device: str = "auto") -> tuple[str, str]:
+def resolve_engine(name: str, target: Target, completions: int, device: str = "auto",
+                   sampled: bool = False) -> tuple[str, str]:
     """``(engine, why)`` for one target: the engine asked for, or ``auto``'s choice (``generation.factory``).
 
     >>> resolve_engine("static", Target("m", "m", "model"), 100)
@@ -114,7 +115,7 @@ def resolve_engine(name: str, target: Target, completions: int, device: str = "a
         require_vllm()
     if name != "auto":
         return name, "asked for"
-    engine, why = auto_engine(target.kind == "adapter", completions, device)
+    engine, why = auto_engine(target.kind == "adapter", completions, device, sampled)
     return engine, f"auto: {why}"
 
 
@@ -198,7 +199,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = _stderr) -> 
     if config.base and not any(t.kind == "adapter" for t in targets):
         raise UserError(f"--base {config.base} applies to LoRA adapters, and no model to evaluate is one; drop it")
     completions = len(rows) * config.samples
-    chosen = {t.label: resolve_engine(config.engine, t, completions, config.device) if t.neural
+    chosen = {t.label: resolve_engine(config.engine, t, completions, config.device, config.temperature > 0) if t.neural
               else ("baseline", "no model") for t in targets}
     engines = {label: engine for label, (engine, _) in chosen.items()}
     if any(e not in ("baseline", "vllm") for e in engines.values()):

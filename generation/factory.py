@@ -3,7 +3,7 @@
     >>> canonical_engine("transformers-static")
     'static'
     >>> choose_engine(adapter=False, completions=400, cuda=True, vllm=True)
-    ('static', 'a full model on CUDA; 400 completions < 2000, too few to pay for vLLM start-up')
+    ('static', 'a full model on CUDA; 400 greedy completions < 40000, too few to pay for vLLM start-up')
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from scheduler_solver.errors import UserError
 ENGINES = ("transformers", "transformers-cb", "static", "vllm")
 #: former names still accepted
 ALIASES = {"transformers-static": "static"}
-#: rows x samples from which ``auto`` picks vLLM, by what it replaces: its start-up (90-150 s on one H100) must pay
-#: for itself. Against the static decoder (a full model; ~10k tokens/s at 100 rows vs vLLM's ~24k) the break-even
-#: is ~1,400-2,700 completions of ~800 tokens; against ``model.generate`` (a LoRA adapter) a few hundred.
-#: Measured figures and commands: docs/gpu.md#vllm.
-VLLM_MIN_COMPLETIONS = {"full": 2000, "adapter": 400}
+#: rows x samples from which ``auto`` picks vLLM: its start-up (~50 s with its compile cache, ~150 s without, on one
+#: H100) must pay for itself against what it replaces. Measured side by side on one H100 (docs/gpu.md#vllm): a full
+#: SmolLM2 model greedy, the static decoder 33k generated tokens/s, vLLM 37k; sampled (temperature 1), 26k vs 52k;
+#: a LoRA adapter, ``model.generate`` 0.8k vs vLLM 18k. With a 100 s start-up that is ~40,000 greedy completions of
+#: ~800 tokens, ~6,000 sampled ones, ~100 for an adapter (estimates from those rates).
+VLLM_MIN_COMPLETIONS = {"greedy": 40000, "sampled": 6000, "adapter": 100}
 
 
 def canonical_engine(name: str) -> str:
@@ -45,14 +46,17 @@ def make_engine(name: str, model, tokenizer=None, **options):
     return cls[name](model, tokenizer, **options)
 
 
-def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool) -> tuple[str, str]:
-    """``(engine, why)`` for ``--engine auto``: vLLM for a large job on CUDA when it is installed, else the static
-    decoder for a full model on CUDA (it refuses LoRA), else ``model.generate``.
+def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool, sampled: bool = False) -> tuple[str, str]:
+    """``(engine, why)`` for ``--engine auto``: vLLM for a large job on CUDA when it is installed (how large:
+    :data:`VLLM_MIN_COMPLETIONS`, by what vLLM replaces), else the static decoder for a full model on CUDA (it refuses
+    LoRA), else ``model.generate``.
 
-    >>> choose_engine(adapter=True, completions=400, cuda=True, vllm=True)[0]
+    >>> choose_engine(adapter=True, completions=100, cuda=True, vllm=True)[0]
     'vllm'
-    >>> choose_engine(adapter=False, completions=2000, cuda=True, vllm=True)[0]
+    >>> choose_engine(adapter=False, completions=6000, cuda=True, vllm=True, sampled=True)[0]
     'vllm'
+    >>> choose_engine(adapter=False, completions=6000, cuda=True, vllm=True)[0]
+    'static'
     >>> choose_engine(adapter=True, completions=2000, cuda=True, vllm=False)
     ('transformers', 'a LoRA adapter (the static decoder runs full models); vLLM is not installed')
     >>> choose_engine(adapter=False, completions=2000, cuda=False, vllm=True)
@@ -60,21 +64,22 @@ def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool) -> tu
     """
     if not cuda:
         return "transformers", "no CUDA"
-    threshold = VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]
+    kind = "adapter" if adapter else "sampled" if sampled else "greedy"
+    threshold = VLLM_MIN_COMPLETIONS[kind]
+    what = f"{completions} {'' if adapter else kind + ' '}completions"
     if vllm and completions >= threshold:
-        return "vllm", f"vLLM is installed, CUDA is available and {completions} completions >= {threshold}"
-    no_vllm = (f"{completions} completions < {threshold}, too few to pay for vLLM start-up" if vllm
-               else "vLLM is not installed")
+        return "vllm", f"vLLM is installed, CUDA is available and {what} >= {threshold}"
+    no_vllm = f"{what} < {threshold}, too few to pay for vLLM start-up" if vllm else "vLLM is not installed"
     if not adapter:
         return "static", f"a full model on CUDA; {no_vllm}"
     return "transformers", f"a LoRA adapter (the static decoder runs full models); {no_vllm}"
 
 
-def auto_engine(adapter: bool, completions: int, device: str = "auto") -> tuple[str, str]:
+def auto_engine(adapter: bool, completions: int, device: str = "auto", sampled: bool = False) -> tuple[str, str]:
     """:func:`choose_engine` with what this machine has (``device`` ``cpu`` rules CUDA out)."""
     import torch
 
     from .vllm_engine import vllm_available
 
     cuda = device != "cpu" and torch.cuda.is_available()
-    return choose_engine(adapter, completions, cuda, vllm_available())
+    return choose_engine(adapter, completions, cuda, vllm_available(), sampled)

@@ -14,7 +14,7 @@ module, grouped-query attention, SiLU MLP) with
   with ``min_p`` only tokens of probability at least ``min_p`` times the top token's, as transformers' min-p;
   rows marked ``greedy`` take the argmax while the others sample: GRPO's greedy anchor),
 * a stop as soon as every sequence has emitted an EOS (checked every 16 steps), and, in a batch of at least 32
-  sequences, the finished ones dropped once at most a quarter of them still runs: the few long completions of a
+  sequences, the finished ones dropped once at most half of them still runs: the few long completions of a
   round then decode in a small batch (graphs recorded anew for it) instead of dragging the whole batch along.
 
 ``fused=True`` runs the same step with fewer, larger kernels: attention through one
@@ -48,7 +48,7 @@ _ROPE_TYPES = ("default", "linear", "llama3")
 BUCKET = 256  # attention-length granularity of the recorded decoding steps
 CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
 COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most ``compact`` of it still runs
-COMPACT_AT = 0.25  # the default share: each drop re-records the step's graphs, so not too often
+COMPACT_AT = 0.5  # the default share (each drop re-records the step's graphs): 2% faster than 0.25 on one H100
 
 
 def _rope_type(cfg) -> str:

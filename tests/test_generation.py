@@ -42,20 +42,21 @@ def test_names_and_aliases():
         make_engine("static", "some/model")
 
 
-@pytest.mark.parametrize("adapter,completions,cuda,vllm,engine", [
-    (False, 2000, True, True, "vllm"),  # a full model: vLLM's start-up must beat the static decoder
-    (False, 1999, True, True, "static"),
-    (False, 400, True, True, "static"),
-    (True, 400, True, True, "vllm"),  # an adapter: it only has to beat model.generate
-    (True, 399, True, True, "transformers"),
-    (False, 5000, True, False, "static"),
-    (False, 5000, False, True, "transformers"),
+@pytest.mark.parametrize("adapter,sampled,completions,cuda,vllm,engine", [
+    (False, False, 40000, True, True, "vllm"),  # a full model: vLLM's start-up must beat the static decoder
+    (False, False, 39999, True, True, "static"),
+    (False, True, 6000, True, True, "vllm"),  # sampling: vLLM generates twice as fast, so it pays sooner
+    (False, True, 5999, True, True, "static"),
+    (True, False, 100, True, True, "vllm"),  # an adapter: it only has to beat model.generate
+    (True, True, 99, True, True, "transformers"),
+    (False, False, 50000, True, False, "static"),
+    (False, True, 50000, False, True, "transformers"),
 ])
-def test_auto_chooses_by_what_is_known(adapter, completions, cuda, vllm, engine):
-    chosen, why = choose_engine(adapter, completions, cuda, vllm)
+def test_auto_chooses_by_what_is_known(adapter, sampled, completions, cuda, vllm, engine):
+    chosen, why = choose_engine(adapter, completions, cuda, vllm, sampled)
     assert chosen == engine and why
     if vllm and cuda:  # the reason names the threshold that decided
-        assert str(VLLM_MIN_COMPLETIONS["adapter" if adapter else "full"]) in why
+        assert str(VLLM_MIN_COMPLETIONS["adapter" if adapter else "sampled" if sampled else "greedy"]) in why
 
 
 def test_every_in_process_engine_makes_the_same_greedy_records(tiny, sample_rows):

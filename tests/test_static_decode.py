@@ -227,8 +227,9 @@ def test_greedy_rows_decode_greedily_among_sampled_ones():
 
 @pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
 def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
-    """A batch of 40 whose rows stop at different steps: once at most a quarter still runs, the finished rows leave
-    the batch; every row's tokens stay what model.generate gives, and what compact=False gives."""
+    """A batch of 40 whose rows stop at different steps: once at most a quarter (compact=0.25) or half (the default)
+    still runs, the finished rows leave the batch; every row's tokens stay what model.generate gives, and what
+    compact=False gives."""
     import random
 
     model = _model("qwen2", seed=6)
@@ -242,13 +243,13 @@ def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
         if sum(any(e in row[:40] for e in eos) for row in free) >= 30:
             break
         eos.append(t)
-    dec = StaticDecoder(model, fused=fused)
+    dec = StaticDecoder(model, fused=fused, compact=0.25)
     ours = dec.generate(prompts, max_new_tokens=80, eos_ids=eos)
     assert dec.compactions and all(kept <= 10 for _, kept in dec.compactions)
     assert ours == StaticDecoder(model, fused=fused, compact=False).generate(prompts, max_new_tokens=80, eos_ids=eos)
     assert ours == _hf_greedy(model, prompts, 80, eos)
     assert max(len(r) for r in ours) > dec.compactions[0][0] > min(len(r) for r in ours)
-    half = StaticDecoder(model, fused=fused, compact=0.5)
+    half = StaticDecoder(model, fused=fused)
     assert half.generate(prompts, max_new_tokens=80, eos_ids=eos) == ours
     assert half.compactions[0][0] <= dec.compactions[0][0] and half.compactions[0][1] > 10  # earlier, more rows kept
 
