@@ -99,20 +99,28 @@ class StaticEngine(TransformersEngine):
 
     name = "static"
 
-    def __init__(self, model, tokenizer, batch_size: Optional[int] = 8, progress: bool = True, strict: bool = False):
+    def __init__(self, model, tokenizer, batch_size: Optional[int] = 8, progress: bool = True, strict: bool = False,
+                 draft: int = 0):
+        from .lookup_decode import LookupDecoder
         from .static_decode import StaticDecoder, unsupported_reason
 
         super().__init__(model, tokenizer, batch_size, progress)
-        self.strict, self.reason, self._said = strict, unsupported_reason(model), False
+        if draft < 0:
+            raise UserError(f"draft tokens must be 0 (off) or more, got {draft}")
+        self.strict, self.reason, self._said, self.draft = strict, unsupported_reason(model), False, draft
         if self.reason is not None and strict:
             raise UserError(f"the static engine cannot run {self.reason}")
-        self.decoder = StaticDecoder(model) if self.reason is None else None
+        if self.reason is not None:
+            self.decoder = None
+        else:
+            self.decoder = LookupDecoder(model, draft=draft) if draft else StaticDecoder(model)
 
     @property
     def how(self) -> str:
         if self.reason is not None:
             return f"model.generate, left-padded (the static decoder cannot run {self.reason})"
-        return "static KV cache" + (", CUDA-graph decoding steps" if self.decoder.cuda_graph else ", eager steps")
+        return ("static KV cache" + (", CUDA-graph decoding steps" if self.decoder.cuda_graph else ", eager steps")
+                + (f", {self.draft} prompt-lookup draft tokens per step" if self.draft else ""))
 
     def unsupported(self, settings: GenerationSettings) -> Optional[str]:
         """Why the static decoder cannot run these settings with this model, or None."""

@@ -34,6 +34,9 @@ scaling that depends on the length, sliding windows; top-p / top-k are not offer
 
     from generation.static_decode import StaticDecoder
     completions = StaticDecoder(model).generate(prompt_ids, max_new_tokens=1216, eos_ids=[2], temperature=1.0)
+
+:class:`generation.lookup_decode.LookupDecoder` runs the same decoder with several tokens per step (prompt-lookup
+speculation).
 """
 
 from __future__ import annotations
@@ -318,12 +321,14 @@ class StaticDecoder:
             self.cache = self.graphs = self.pool = self.greedy = None
             self.model.train(was_training)
 
-    def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy=None):
+    def _start(self, prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy, room: int = 0):
+        """A batch's state, its prompts prefilled and its first tokens chosen; ``room``: cache positions and output
+        slots beyond ``max_new_tokens``. Returns the cache's length and the left-padded prompts [B, P]."""
         import torch
 
         dev = self.device
         B, P = len(prompts), max(len(p) for p in prompts)
-        total = -(-(P + max_new_tokens) // 16) * 16  # cache positions, rounded up so that mask rows stay aligned
+        total = -(-(P + max_new_tokens + room) // 16) * 16  # cache positions, rounded up: mask rows stay aligned
         self.P, self.temperature, self.pad_id = P, float(temperature), int(pad_id)
         mixed = greedy is not None and temperature > 0 and any(greedy)  # at temperature 0 every row is greedy
         self.greedy = torch.tensor([bool(g) for g in greedy], device=dev) if mixed else None
@@ -339,7 +344,7 @@ class StaticDecoder:
         self.ar = torch.arange(total, device=dev)
         self.valid = self.ar[None] >= pad[:, None]
         self.eos = torch.tensor(sorted(set(eos_ids)), device=dev)
-        self.out = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long, device=dev)
+        self.out = torch.full((B, max_new_tokens + room), self.pad_id, dtype=torch.long, device=dev)
         self.done = torch.zeros(B, dtype=torch.bool, device=dev)
         self.tok = torch.zeros(B, dtype=torch.long, device=dev)
         self.pos = P - pad  # position id of `tok`, the last token chosen (rows' prompts start at 0)
@@ -348,6 +353,13 @@ class StaticDecoder:
         self._emit(self._pick(logits), torch.zeros(1, dtype=torch.long, device=dev))
         self.graphs, self.pool = {}, None
         self.compactions = []
+        return total, ids
+
+    def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy=None):
+        import torch
+
+        total, _ = self._start(prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy)
+        B, P, dev = len(prompts), self.P, self.device
         final, rows = self.out, torch.arange(B, device=dev)  # every row's tokens; the original row of each row run
         steps = 1  # tokens chosen so far; the next step reads cache indices 0 .. P + steps - 1
         while steps < max_new_tokens:
@@ -407,6 +419,10 @@ class StaticDecoder:
                 print(f"static decoder: {what} failed ({str(e).splitlines()[0][:200]}); {then}", file=sys.stderr,
                       flush=True)
 
+    def _state(self):
+        """The tensors a decoding step changes in place (restored after the warm-up step before recording)."""
+        return [self.tok, self.pos, self.cur, self.done, self.out]
+
     def _graph(self, length: int):
         """The recorded decoding step for this attention length (recorded on first use)."""
         import torch
@@ -414,13 +430,14 @@ class StaticDecoder:
         graph = self.graphs.get(length)
         if graph is not None:
             return graph
-        state = [t.clone() for t in (self.tok, self.pos, self.cur, self.done, self.out)]
+        live = self._state()
+        state = [t.clone() for t in live]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             self._step(length)  # warm-up outside the graph (cuBLAS handles, lazy init)
         torch.cuda.current_stream().wait_stream(side)
-        for t, s in zip((self.tok, self.pos, self.cur, self.done, self.out), state):
+        for t, s in zip(live, state):
             t.copy_(s)
         graph = torch.cuda.CUDAGraph()
         if self.pool is None:

@@ -315,6 +315,9 @@ def test_full_fine_tune_with_the_static_decoder(warm_model, tmp_path, capsys, ex
     ({"engine": "fast"}, "not one of trl, static"),
     ({"engine": "trl", "greedy_anchor": True}, "greedy_anchor needs generation_engine: static"),
     ({"greedy_anchor": True}, None),
+    ({"draft_tokens": 4}, None),
+    ({"engine": "trl", "draft_tokens": 4}, "draft_tokens: 4 needs generation_engine: static"),
+    ({"draft_tokens": -1}, "draft_tokens: -1"),
 ])
 def test_static_engine_refuses_what_it_cannot_do(extra, refused):
     from types import SimpleNamespace
@@ -326,7 +329,7 @@ def test_static_engine_refuses_what_it_cannot_do(extra, refused):
                            min_p=None, repetition_penalty=1.0, generation_kwargs=None)
     model_args = SimpleNamespace(use_peft=extra.pop("use_peft", False))
     script = SimpleNamespace(generation_engine=extra.pop("engine", "static"),
-                             greedy_anchor=extra.pop("greedy_anchor", False))
+                             greedy_anchor=extra.pop("greedy_anchor", False), draft_tokens=extra.pop("draft_tokens", 0))
     for k, v in extra.items():
         setattr(args, k, v)
     if refused:
@@ -353,6 +356,8 @@ def _rollout_args(**kw):
     ("trl", "unsloth", {}, {"fast_inference": True}, "vLLM through Unsloth fast_inference"),
     ("trl", "unsloth", {}, {"fast_inference": False}, "model.generate through TRL"),
     ("static", "trl", {}, {}, "static engine: the static decoder"),
+    ("static", "trl", {"draft_tokens": 4}, {}, "static engine: the static decoder (static KV cache; CUDA-graph steps on "
+     "a GPU); 4 prompt-lookup draft tokens per step"),
 ])
 def test_the_plan_names_the_engine_that_generates(engine, backend, args, model, named):
     """The plan's completions line names what really generates: Unsloth's vLLM only where fast_inference is on."""
@@ -360,7 +365,7 @@ def test_the_plan_names_the_engine_that_generates(engine, backend, args, model, 
 
     from training.grpo_trainer import rollout_description
 
-    script = SimpleNamespace(generation_engine=engine, greedy_anchor=False)
+    script = SimpleNamespace(generation_engine=engine, greedy_anchor=False, draft_tokens=args.pop("draft_tokens", 0))
     model_args = SimpleNamespace(gpu_memory_utilization=0.6, **model)
     assert rollout_description(script, _rollout_args(**args), model_args, backend).startswith(named)
 
@@ -398,6 +403,24 @@ def test_greedy_anchor_decodes_the_first_completion_of_each_group_greedily(warm_
     assert first["true", "0"][0] == first["true", "1"][0]
     assert first["true", "0"][1] != first["true", "1"][1]
     assert first["false", "0"][0] != first["false", "1"][0]
+
+
+def test_draft_tokens_leave_the_greedy_rollouts_as_they_were(warm_model, tmp_path, capsys):
+    """draft_tokens (prompt-lookup speculation in the static engine): the plan names it, and the greedy-anchored
+    completion is the same as without it."""
+    from qwen_scheduler.cli import main
+    from scheduler_solver.io import read_jsonl
+
+    common = ["--use_peft", "false", "--generation_engine", "static", "--max_steps", "1", "--temperature", "1.5",
+              "--gradient_accumulation_steps", "2", "--greedy_anchor", "true", "--seed", "0"]
+    anchored = {}
+    for draft in ("0", "3"):
+        out = tmp_path / f"draft-{draft}"
+        assert main(_args(out, warm_model, *common, "--draft_tokens", draft)) == 0
+        assert ("3 prompt-lookup draft tokens per step" in capsys.readouterr().out) == (draft == "3")
+        samples = [r for r in read_jsonl(out / "completion_samples.jsonl") if r["step"] == 0]
+        anchored[draft] = min(samples, key=lambda r: r["sample"])["completion"]  # the first group's greedy one
+    assert anchored["0"] == anchored["3"] and "<schedule>" in anchored["0"]
 
 
 def test_mining_trains_on_the_rows_it_chose_and_a_resume_reuses_them(warm_model, tmp_path, capsys):

@@ -225,24 +225,28 @@ def test_greedy_rows_decode_greedily_among_sampled_ones():
         dec.generate(PROMPTS, max_new_tokens=4, eos_ids=[1], temperature=1.0, greedy=[True, False])
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
-def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
-    """A batch of 40 whose rows stop at different steps: once at most a quarter (compact=0.25) or half (the default)
-    still runs, the finished rows leave the batch; every row's tokens stay what model.generate gives, and what
-    compact=False gives."""
+def _stopping_batch():
+    """A model, 40 prompts and EOS tokens such that 30 of the 40 rows stop by step 40 (the others run on)."""
     import random
 
     model = _model("qwen2", seed=6)
     rng = random.Random(0)
     prompts = [[rng.randrange(2, 97) for _ in range(rng.randint(2, 12))] for _ in range(40)]
     free = StaticDecoder(model, compact=False).generate(prompts, max_new_tokens=80, eos_ids=[1])
-    # EOS tokens, the most written first, until 30 of the 40 rows have written one by step 40 (rows that write none
-    # in 80 steps run to the end)
-    eos: list[int] = []
+    eos: list[int] = []  # the tokens most written first
     for t in sorted(range(2, 97), key=lambda t: -sum(t in row[:40] for row in free)):
         if sum(any(e in row[:40] for e in eos) for row in free) >= 30:
             break
         eos.append(t)
+    return model, prompts, eos
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
+def test_finished_rows_are_dropped_and_every_row_still_decodes_as_alone(fused):
+    """A batch of 40 whose rows stop at different steps: once at most a quarter (compact=0.25) or half (the default)
+    still runs, the finished rows leave the batch; every row's tokens stay what model.generate gives, and what
+    compact=False gives."""
+    model, prompts, eos = _stopping_batch()
     dec = StaticDecoder(model, fused=fused, compact=0.25)
     ours = dec.generate(prompts, max_new_tokens=80, eos_ids=eos)
     assert dec.compactions and all(kept <= 10 for _, kept in dec.compactions)

@@ -79,6 +79,9 @@ class GRPOScriptArguments:
     greedy_anchor: bool = field(default=False, metadata={
         "help": "generation_engine static only: decode the first completion of every group greedily (the others "
                 "sample), so that each group's advantages also judge the answer that greedy evaluation gives."})
+    draft_tokens: int = field(default=0, metadata={
+        "help": "generation_engine static only: prompt-lookup speculative decoding with this many draft tokens per "
+                "step (generation/lookup_decode.py: the same tokens greedy, the same distribution sampled); 0: off."})
 
     def reward_specs(self):
         text = self.rewards.strip()
@@ -240,7 +243,7 @@ def make_trainer(run: GRPORun):
     except ValueError as e:  # TRL's own checks of the settings
         raise UserError(f"GRPOTrainer rejected the settings: {str(e).splitlines()[0]}")
     if script.generation_engine == "static":
-        trainer.use_static_engine(script.greedy_anchor)
+        trainer.use_static_engine(script.greedy_anchor, script.draft_tokens)
     if script.mine_candidates:
         from .mining import mined_dataset
 

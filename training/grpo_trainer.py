@@ -34,6 +34,9 @@ def check_generation_engine(script, args, model_args, backend: str = "trl") -> N
     if engine != "static" and script.greedy_anchor:
         raise UserError("greedy_anchor needs generation_engine: static (TRL's own generation samples every "
                         "completion of a group alike)")
+    if script.draft_tokens < 0 or (script.draft_tokens and engine != "static"):
+        raise UserError(f"draft_tokens: {script.draft_tokens} needs generation_engine: static and a count >= 0 "
+                        "(0: off)")
     if engine == "vllm":
         from .modeling import vllm_importable
 
@@ -73,6 +76,7 @@ def rollout_description(script, args, model_args, backend: str) -> str:
     """
     if script.generation_engine == "static":
         return ("static engine: the static decoder (static KV cache; CUDA-graph steps on a GPU)"
+                + (f"; {script.draft_tokens} prompt-lookup draft tokens per step" if script.draft_tokens else "")
                 + ("; the first of each group greedy" if script.greedy_anchor else ""))
     if backend == "unsloth":
         from .modeling import unsloth_fast_inference
@@ -173,9 +177,9 @@ def timed_trainer(base):
                     self._log_metric("train", "greedy_anchor/rows", float(sum(greedy)))
             return ids, None  # old log-probs are computed by the trainer, as on TRL's model.generate path
 
-        def use_static_engine(self, greedy_anchor: bool = False) -> None:
+        def use_static_engine(self, greedy_anchor: bool = False, draft_tokens: int = 0) -> None:
             """Rollouts from the generation layer's static engine over this trainer's model (refused, with the
-            reason, where it cannot reproduce the model)."""
+            reason, where it cannot reproduce the model); ``draft_tokens`` > 0: prompt-lookup speculation."""
             from generation.factory import make_engine
             from generation.static_decode import unsupported_reason
 
@@ -183,7 +187,7 @@ def timed_trainer(base):
             if reason is not None:
                 raise UserError(f"generation_engine: static cannot run {reason}; use generation_engine: trl")
             self.rollout_engine = make_engine("static", self.model, self.processing_class, batch_size=None,
-                                              progress=False, strict=True)
+                                              progress=False, strict=True, draft=draft_tokens)
             self.greedy_anchor = greedy_anchor
 
         def _generate_and_score_completions(self, inputs, *a, **kw):

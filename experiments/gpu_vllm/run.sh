@@ -75,4 +75,11 @@ st_grpo_server() {
 st_compaction() { PYTHONPATH=$REPO:$SITES python3 benchmarks/static_compaction.py --short 700 1000 --cap 1216 \
   --variants 0 0.25 0.5 --repeat 2; }
 
+# prompt-lookup speculation in the static decoder: a round of 48 training prompts x 8 at T 1 from the SFT model with
+# 0 (plain), 2, 4 and 6 draft tokens per step, twice (benchmarks/lookup_round.py); then GRPO rounds with 4 (as
+# grpo_static, one flag more)
+st_lookup() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
+  --split train --variants 0 2 4 6 --repeat 2; }
+st_grpo_lookup() { q $(R) --output_dir "$W/g/lookup" --generation_engine static --draft_tokens 4; }
+
 main "$@"
