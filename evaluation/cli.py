@@ -57,6 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed, samples=args.samples, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
         base=args.base, rules=args.rules, overwrite=args.overwrite,
         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
+        draft_tokens=args.draft_tokens,
     )
     run_evaluation(config)
     return 0
@@ -103,6 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vllm: share of GPU memory vLLM may take (weights, KV cache; default 0.9)")
     p.add_argument("--max-model-len", type=int, default=None,
                    help="vllm: longest prompt + completion in tokens (default: the longest prompt + --max-new-tokens)")
+    p.add_argument("--draft-tokens", type=int, default=0,
+                   help="static engine: prompt-lookup speculative decoding with this many draft tokens per step (the "
+                        "same greedy tokens, the same sampled distribution; generation/lookup_decode.py); 0: off")
     p.add_argument("--rules", default="strict", choices=["strict", "anchor"],
                    help="rule set for scoring (default strict; anchor = the reference project's evaluation)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results of these labels and start over")

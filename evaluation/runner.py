@@ -75,6 +75,7 @@ class EvalConfig:
     progress: bool = True
     gpu_memory_utilization: float = 0.9  # vllm
     max_model_len: Optional[int] = None  # vllm; default: the longest prompt + max_new_tokens
+    draft_tokens: int = 0  # static: prompt-lookup draft tokens per step (0: off)
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed, self.samples,
@@ -94,6 +95,8 @@ class EvalConfig:
         if not gen.do_sample and (self.top_p != 1.0 or self.min_p is not None):
             raise UserError("--top-p and --min-p shape sampling: pass --temperature > 0 or drop them "
                             "(greedy decoding would ignore them)")
+        if self.draft_tokens < 0 or (self.draft_tokens and self.engine != "static"):
+            raise UserError(f"--draft-tokens {self.draft_tokens} needs --engine static and a count >= 0 (0: off)")
         if self.engine == "transformers-cb" and self.batch_size is not None:
             raise UserError("--engine transformers-cb runs all prompts at once and would ignore --batch-size; drop it")
         return self
@@ -153,7 +156,8 @@ def open_engine(engine: str, group: list[Target], config: EvalConfig):
 
     (t,) = group
     model, tokenizer = load_model_and_tokenizer(t.spec, base=t.base, dtype=config.dtype, device=config.device)
-    return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress)
+    options = {"draft": config.draft_tokens} if engine == "static" and config.draft_tokens else {}
+    return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress, **options)
 
 
 def canonical(spec: str) -> str:
@@ -172,6 +176,7 @@ def label_settings(t: Target, config: EvalConfig, engine: str, rows: int) -> dic
         "engine": engine if neural else "baseline",
         "dtype": config.dtype if neural else None, "device": config.device if neural else None,
         "sampling": config.generation().as_dict() if neural else None,
+        **({"draft_tokens": config.draft_tokens} if neural and config.draft_tokens else {}),
     }
 
 

@@ -187,6 +187,24 @@ def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_
     assert summary["models"]["model"]["engine"] == "transformers-cb"
 
 
+def test_draft_tokens_decode_what_the_static_engine_decodes(tiny_model_dir, dataset, tmp_path, capsys):
+    """``--draft-tokens`` (prompt-lookup speculation in the static engine): greedy, the same completions; with
+    another engine, one line and exit 2."""
+    plain, draft = tmp_path / "plain", tmp_path / "draft"
+    common = ["evaluate", "--engine", "static", "--device", "cpu", "--dataset", dataset, "--model", tiny_model_dir,
+              "--max-new-tokens", "40", "--batch-size", "3"]
+    assert main([*common, "--output", str(plain)]) == 0
+    capsys.readouterr()
+    assert main([*common, "--output", str(draft), "--draft-tokens", "3"]) == 0
+    out = capsys.readouterr()
+    assert "3 prompt-lookup draft tokens per step" in out.out + out.err
+    _assert_same_completions(plain, draft)
+    assert main(["evaluate", "--engine", "transformers", "--dataset", dataset, "--model", tiny_model_dir,
+                 "--draft-tokens", "3", "--output", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--draft-tokens 3 needs --engine static" in err[0]
+
+
 def test_static_engine_matches_padded_greedy(tiny_model_dir, dataset, tmp_path, capsys):
     """``--engine static`` (static KV cache; CUDA graphs on a GPU) decodes what model.generate
     decodes; a LoRA adapter, which it cannot run, falls back to model.generate with a line on stderr."""

@@ -81,5 +81,7 @@ st_compaction() { PYTHONPATH=$REPO:$SITES python3 benchmarks/static_compaction.p
 st_lookup() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
   --split train --variants 0 2 4 6 --repeat 2; }
 st_grpo_lookup() { q $(R) --output_dir "$W/g/lookup" --generation_engine static --draft_tokens 4; }
+# ... and the 2,000-row greedy evaluation with 4 (as ev_static_2000)
+st_ev_lookup_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/lookup-2000" --engine static --batch-size 400 --draft-tokens 4 $EV; }
 
 main "$@"
