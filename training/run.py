@@ -17,9 +17,9 @@ both:
 4. ``output_dir`` gets the project's marker and ``run_config.yaml`` (the recipe and every resolved setting,
    secrets redacted); the trainer trains, printing one line per logged step and appending every log to
    ``output_dir/metrics.jsonl`` (``training.step_log``); the model (adapter or full weights), tokenizer and
-   ``trainer_state.json`` are saved; with a LoRA adapter and ``merge: true`` a checked 16-bit merge goes to
-   ``output_dir/merged`` (:func:`final_model` names the folder to hand on); ``output_dir/<kind>_summary.json``
-   sums the run up; with ``hub_repo`` the final model is pushed.
+   ``trainer_state.json`` are saved; with a LoRA adapter and ``merge: true`` a checked merge
+   (:func:`merge_dtype`) goes to ``output_dir/merged`` (:func:`final_model` names the folder to hand on);
+   ``output_dir/<kind>_summary.json`` sums the run up; with ``hub_repo`` the final model is pushed.
 
 The number of processes comes from ``WORLD_SIZE`` (set by ``accelerate launch`` / ``torchrun``; the main
 process is ``training.callbacks.is_main_process``). Nothing heavy is imported at module level.
@@ -248,8 +248,18 @@ def wait_for_all_processes() -> None:
         dist.barrier()
 
 
+def merge_dtype(model_dtype) -> str:
+    """The precision of the merge after training: float32 where the run trained float32 master weights (a 16-bit
+    merge would round away a small adapter's update and fail its check), else ``auto`` (16-bit on a GPU).
+
+    >>> merge_dtype("float32"), merge_dtype("bfloat16"), merge_dtype(None)
+    ('float32', 'auto', 'auto')
+    """
+    return "float32" if str(model_dtype) in ("float32", "fp32") else "auto"
+
+
 def _merge(run: Run) -> str:
-    """Merge the adapter in ``output_dir`` into the 16-bit model the user named (not a 4-bit mirror); checked."""
+    """Merge the adapter in ``output_dir`` into the model the user named (not a 4-bit mirror); checked."""
     from evaluation.models import adapter_base, is_adapter
 
     from .merge import merge_adapter
@@ -257,8 +267,8 @@ def _merge(run: Run) -> str:
     spec = run.model_args.model_name_or_path
     base = run.model_args.base_model or (adapter_base(spec) if is_adapter(spec) else spec)
     out = run.args.output_dir
-    return merge_adapter(out, str(Path(out) / "merged"), base=base, replace=True,
-                         rows=run.data.rows[: run.script.merge_check_prompts])["output"]
+    return merge_adapter(out, str(Path(out) / "merged"), base=base, dtype=merge_dtype(run.model_args.dtype),
+                         replace=True, rows=run.data.rows[: run.script.merge_check_prompts])["output"]
 
 
 def _train(run: Run, make_trainer: Callable[[Run], Any]) -> Optional[dict]:
