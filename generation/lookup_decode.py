@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from .settings import generated_length
-from .static_decode import BUCKET, CHECK_EVERY, COMPACT_MIN, StaticDecoder
+from .static_decode import BUCKET, CHECK_EVERY, StaticDecoder
 
 
 class LookupDecoder(StaticDecoder):
@@ -51,7 +51,7 @@ class LookupDecoder(StaticDecoder):
 
         hist, T, K = self.hist, self.hist.shape[1], self.draft
         end = self.P + self.n - 1  # index of each row's newest token
-        ar = torch.arange(T, device=self.device)
+        ar = self.ar  # the cache's indices, 0 .. T - 1
         match = torch.ones_like(hist, dtype=torch.bool)
         best = torch.zeros_like(end)
         for i in range(self.ngram):  # match[:, s]: the i + 1 tokens ending at s equal the row's last i + 1
@@ -76,17 +76,13 @@ class LookupDecoder(StaticDecoder):
         greedy_n = (argmax[:, :K] == draft).long().cumprod(1).sum(1)
         if self.temperature <= 0:
             return argmax, greedy_n + 1
-        scaled = logits / self.temperature
-        if self.min_p is not None:
-            floor = scaled.max(-1, keepdim=True).values + math.log(self.min_p)
-            scaled = scaled.masked_fill(scaled < floor, -math.inf)
+        scaled = self._scaled(logits)
         p_draft = scaled[:, :K].softmax(-1).gather(2, draft[..., None])[..., 0]  # [B, K]
         kept = torch.rand_like(p_draft) < p_draft
         n = kept.long().cumprod(1).sum(1)
         refused = torch.zeros_like(scaled, dtype=torch.bool)
         refused[:, :K].scatter_(2, draft[..., None], True)  # at slot j, draw from p without draft[j]
-        u = torch.rand_like(scaled).clamp_(min=1e-20)
-        drawn = (scaled.masked_fill(refused, -math.inf) - torch.log(-torch.log(u))).argmax(-1)  # [B, K + 1]
+        drawn = self._draw(scaled.masked_fill(refused, -math.inf))  # [B, K + 1]
         padded = torch.cat([draft, draft[:, :1]], 1)
         tokens = torch.where(slots < n[:, None], padded, drawn)
         if self.greedy is not None:
@@ -166,13 +162,11 @@ class LookupDecoder(StaticDecoder):
         self.passes = 0
         while True:
             if self.passes % CHECK_EVERY == 0:
-                running = int((~self.done).sum())
-                if running == 0:
+                checked = self._check(final, rows)
+                if checked is None:
                     break
-                if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) * self.compact:
-                    final, rows = self._drop_finished(final, rows)
-                    self.compactions.append((int(self.n.max()), len(rows)))
-                reach = P + int(self.n.max()) + CHECK_EVERY * S + S  # what the next CHECK_EVERY steps may read
+                final, rows = checked
+                reach = P + self._chosen() + CHECK_EVERY * S + S  # what the next CHECK_EVERY steps may read
                 length = min(total, -(-reach // BUCKET) * BUCKET)
             self._advance(length)
             self.passes += 1
@@ -187,5 +181,8 @@ class LookupDecoder(StaticDecoder):
         self.n, self.hist, self.start = self.n[keep], self.hist[keep], self.start[keep]
         return super()._drop_finished(final, rows)
 
+    def _chosen(self) -> int:
+        return int(self.n.max())
+
     def _state(self):
-        return [self.tok, self.pos, self.done, self.out, self.n, self.hist, self.busy]
+        return [*super()._state(), self.n, self.hist, self.busy]

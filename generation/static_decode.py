@@ -51,7 +51,7 @@ _ROPE_TYPES = ("default", "linear", "llama3")
 BUCKET = 256  # attention-length granularity of the recorded decoding steps
 CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
 COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most ``compact`` of it still runs
-COMPACT_AT = 0.5  # the default share (each drop re-records the step's graphs): 2% faster than 0.25 on one H100
+COMPACT_AT = 0.5  # the default share (each drop re-records the step's graphs; timings: docs/benchmarks.md)
 
 
 def _rope_type(cfg) -> str:
@@ -242,13 +242,24 @@ class StaticDecoder:
 
         if self.temperature <= 0:
             return logits.argmax(-1)
+        sampled = self._draw(self._scaled(logits))  # drawn for every row: greedy rows leave the others' noise
+        return sampled if self.greedy is None else torch.where(self.greedy, logits.argmax(-1), sampled)
+
+    def _scaled(self, logits):
+        """Logits at the set temperature, -inf for the tokens ``min_p`` rules out."""
         scaled = logits / self.temperature
         if self.min_p is not None:  # p >= min_p * p_max  <=>  logit >= max logit + log(min_p)
             floor = scaled.max(-1, keepdim=True).values + math.log(self.min_p)
             scaled = scaled.masked_fill(scaled < floor, -math.inf)
-        u = torch.rand_like(logits).clamp_(min=1e-20)  # drawn for every row: greedy rows leave the others' noise
-        sampled = (scaled - torch.log(-torch.log(u))).argmax(-1)
-        return sampled if self.greedy is None else torch.where(self.greedy, logits.argmax(-1), sampled)
+        return scaled
+
+    @staticmethod
+    def _draw(scaled):
+        """One token per row of ``softmax(scaled)`` (Gumbel-max: the argmax of the logits plus Gumbel noise)."""
+        import torch
+
+        u = torch.rand_like(scaled).clamp_(min=1e-20)
+        return (scaled - torch.log(-torch.log(u))).argmax(-1)
 
     def _emit(self, nxt, index):
         """Record the tokens chosen (new-token number ``index``, a 1-element tensor), mark stopped rows."""
@@ -364,12 +375,10 @@ class StaticDecoder:
         steps = 1  # tokens chosen so far; the next step reads cache indices 0 .. P + steps - 1
         while steps < max_new_tokens:
             if steps % CHECK_EVERY == 0:
-                running = int((~self.done).sum())
-                if running == 0:
+                checked = self._check(final, rows)
+                if checked is None:
                     break
-                if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) * self.compact:
-                    final, rows = self._drop_finished(final, rows)
-                    self.compactions.append((steps, len(rows)))
+                final, rows = checked
             length = min(total, -(-(P + steps) // BUCKET) * BUCKET)
             self._advance(length)
             steps += 1
@@ -377,6 +386,21 @@ class StaticDecoder:
             final[rows] = self.out
         stop = set(eos_ids)
         return [row[:generated_length(row, stop)[0]] for row in final[:, :steps].tolist()]
+
+    def _check(self, final, rows):
+        """A decoding loop's periodic check: None once every row has stopped; else ``(final, rows)``, the finished
+        rows dropped first where the batch is due (see :meth:`_drop_finished`; recorded in ``compactions``)."""
+        running = int((~self.done).sum())
+        if running == 0:
+            return None
+        if self.compact and len(rows) >= COMPACT_MIN and running <= len(rows) * self.compact:
+            final, rows = self._drop_finished(final, rows)
+            self.compactions.append((self._chosen(), len(rows)))
+        return final, rows
+
+    def _chosen(self) -> int:
+        """Tokens chosen so far by the rows still in the batch (the most by any of them)."""
+        return int(self.cur) - self.P + 1
 
     def _drop_finished(self, final, rows):
         """Keep only the rows still running: their state and KV cache sliced out, the finished rows' tokens kept in
