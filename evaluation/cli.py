@@ -15,6 +15,7 @@ import sys
 from scheduler_solver.errors import UserError
 
 from generation.factory import ALIASES, ENGINES, VLLM_MIN_COMPLETIONS
+from generation.lookup_decode import EVAL_DRAFT
 
 
 def engine_argument(args: argparse.Namespace) -> str:
@@ -78,8 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (resumable; shared by reruns)")
     engines = ["auto", *ENGINES, *ALIASES]
     p.add_argument("--engine", default=None, choices=engines, metavar="{auto," + ",".join(ENGINES) + "}",
-                   help="generation engine (default auto: vllm when vLLM is installed, CUDA is available and a model "
-                        f"has >= {VLLM_MIN_COMPLETIONS['greedy']} greedy or {VLLM_MIN_COMPLETIONS['sampled']} sampled "
+                   help="generation engine (default auto: on CUDA, static for a full model decoded greedily; vllm "
+                        f"when vLLM is installed and a model has >= {VLLM_MIN_COMPLETIONS['sampled']} sampled "
                         f"completions to make ({VLLM_MIN_COMPLETIONS['adapter']} for a LoRA adapter); else static for "
                         "a full model on CUDA; "
                         "else transformers). transformers: left-padded model.generate batches; transformers-cb: "
@@ -97,16 +98,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1, metavar="K",
                    help="completions per row; reports mean@k, pass@k (rows with >= 1 valid of k) and best@k")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="rows per generate call (default 8; vllm: prompts per chunk, default 256)")
+                   help="rows per generate call (default 8; static on CUDA: the rows that fit in half the free GPU "
+                        "memory, at most 400; vllm: prompts per chunk, default 256)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (transformers, static engines)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9,
                    help="vllm: share of GPU memory vLLM may take (weights, KV cache; default 0.9)")
     p.add_argument("--max-model-len", type=int, default=None,
                    help="vllm: longest prompt + completion in tokens (default: the longest prompt + --max-new-tokens)")
-    p.add_argument("--draft-tokens", type=int, default=0,
+    p.add_argument("--draft-tokens", type=int, default=None,
                    help="static engine: prompt-lookup speculative decoding with this many draft tokens per step (the "
-                        "same greedy tokens, the same sampled distribution; generation/lookup_decode.py); 0: off")
+                        "same greedy tokens, the same sampled distribution; generation/lookup_decode.py); 0: off "
+                        f"(default: {EVAL_DRAFT} with the static engine)")
     p.add_argument("--rules", default="strict", choices=["strict", "anchor"],
                    help="rule set for scoring (default strict; anchor = the reference project's evaluation)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results of these labels and start over")

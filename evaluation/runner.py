@@ -31,6 +31,7 @@ from scheduler_solver.rules import RULE_SETS
 from scheduler_solver.scoring import row_optimum
 
 from generation.factory import auto_engine, canonical_engine, make_engine
+from generation.lookup_decode import EVAL_DRAFT
 from generation.settings import GenerationSettings, Job
 from generation.vllm_engine import check_options, require_vllm
 
@@ -66,7 +67,8 @@ class EvalConfig:
     min_p: Optional[float] = None
     seed: int = 0
     samples: int = 1
-    batch_size: Optional[int] = None  # default: 8 (transformers, static), 256 prompts per chunk (vllm)
+    batch_size: Optional[int] = None  # default: 8 (transformers; static on CPU), the rows that fit (static on CUDA),
+    # 256 prompts per chunk (vllm)
     dtype: str = "auto"
     device: str = "auto"
     base: Optional[str] = None
@@ -75,7 +77,7 @@ class EvalConfig:
     progress: bool = True
     gpu_memory_utilization: float = 0.9  # vllm
     max_model_len: Optional[int] = None  # vllm; default: the longest prompt + max_new_tokens
-    draft_tokens: int = 0  # static: prompt-lookup draft tokens per step (0: off)
+    draft_tokens: Optional[int] = None  # static: prompt-lookup draft tokens per step (0: off; None: EVAL_DRAFT)
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed, self.samples,
@@ -95,7 +97,7 @@ class EvalConfig:
         if not gen.do_sample and (self.top_p != 1.0 or self.min_p is not None):
             raise UserError("--top-p and --min-p shape sampling: pass --temperature > 0 or drop them "
                             "(greedy decoding would ignore them)")
-        if self.draft_tokens < 0 or (self.draft_tokens and self.engine != "static"):
+        if self.draft_tokens is not None and (self.draft_tokens < 0 or (self.draft_tokens and self.engine != "static")):
             raise UserError(f"--draft-tokens {self.draft_tokens} needs --engine static and a count >= 0 (0: off)")
         if self.engine == "transformers-cb" and self.batch_size is not None:
             raise UserError("--engine transformers-cb runs all prompts at once and would ignore --batch-size; drop it")
@@ -156,8 +158,23 @@ def open_engine(engine: str, group: list[Target], config: EvalConfig):
 
     (t,) = group
     model, tokenizer = load_model_and_tokenizer(t.spec, base=t.base, dtype=config.dtype, device=config.device)
-    options = {"draft": config.draft_tokens} if engine == "static" and config.draft_tokens else {}
+    options = {"draft": draft_tokens(config, engine)} if engine == "static" else {}
+    if engine == "static" and config.batch_size is None and next(model.parameters()).device.type == "cuda":
+        batch_size = None  # the rows that fit (StaticEngine.rows_per_batch)
     return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress, **options)
+
+
+def draft_tokens(config: EvalConfig, engine: str) -> int:
+    """Prompt-lookup draft tokens per step: the count asked for, else :data:`EVAL_DRAFT` with the static engine.
+
+    >>> draft_tokens(EvalConfig("d", "o"), "static"), draft_tokens(EvalConfig("d", "o", draft_tokens=0), "static")
+    (4, 0)
+    >>> draft_tokens(EvalConfig("d", "o"), "vllm")
+    0
+    """
+    if engine != "static":
+        return 0
+    return EVAL_DRAFT if config.draft_tokens is None else config.draft_tokens
 
 
 def canonical(spec: str) -> str:
@@ -176,7 +193,7 @@ def label_settings(t: Target, config: EvalConfig, engine: str, rows: int) -> dic
         "engine": engine if neural else "baseline",
         "dtype": config.dtype if neural else None, "device": config.device if neural else None,
         "sampling": config.generation().as_dict() if neural else None,
-        **({"draft_tokens": config.draft_tokens} if neural and config.draft_tokens else {}),
+        **({"draft_tokens": draft_tokens(config, engine)} if neural and draft_tokens(config, engine) else {}),
     }
 
 

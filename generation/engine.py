@@ -64,6 +64,10 @@ class ModelEngine(Engine):
         batches = f"batches of {self.batch_size}" if self.batch_size else "all prompts at once"
         return f"{self.name}: {self.how}, {batches} ({param.device.type}, {str(param.dtype).replace('torch.', '')})"
 
+    def rows_per_batch(self, length: int, rows: int) -> int:
+        """Rows per batch for a job of ``rows`` rows of up to ``length`` positions: ``batch_size``, else all."""
+        return self.batch_size or rows
+
     def stop_ids(self) -> list[int]:
         stop = eos_ids(self.model, self.tokenizer)
         if not stop:
@@ -91,7 +95,7 @@ class ModelEngine(Engine):
         prompt_ids = {i: tok(chat_prompt(tok, chats[i]), add_special_tokens=False)["input_ids"]
                       for i in {j.index for j in jobs}}
         order = sorted(jobs, key=lambda j: (-len(prompt_ids[j.index]), j.index, j.sample))
-        size = self.batch_size or len(order)
+        size = self.rows_per_batch(len(prompt_ids[order[0].index]) + settings.max_new_tokens, len(order))
         stop = self.stop_ids()
         for batch in _progress([order[i:i + size] for i in range(0, len(order), size)], self.progress):
             if settings.do_sample:

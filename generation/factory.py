@@ -2,8 +2,8 @@
 
     >>> canonical_engine("transformers-static")
     'static'
-    >>> choose_engine(adapter=False, completions=400, cuda=True, vllm=True)
-    ('static', 'a full model on CUDA; 400 greedy completions < 40000, too few to pay for vLLM start-up')
+    >>> choose_engine(adapter=False, completions=400, cuda=True, vllm=True, sampled=True)
+    ('static', 'a full model on CUDA; 400 sampled completions < 6000, too few to pay for vLLM start-up')
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ ENGINES = ("transformers", "transformers-cb", "static", "vllm")
 #: former names still accepted
 ALIASES = {"transformers-static": "static"}
 #: rows x samples from which ``auto`` picks vLLM: its start-up (~50 s with its compile cache, ~150 s without, on one
-#: H100) must pay for itself against what it replaces. Measured side by side on one H100 (docs/gpu.md#vllm): a full
-#: SmolLM2 model greedy, the static decoder 33k generated tokens/s, vLLM 37k; sampled (temperature 1), 26k vs 52k;
-#: a LoRA adapter, ``model.generate`` 0.8k vs vLLM 18k. With a 100 s start-up that is ~40,000 greedy completions of
-#: ~800 tokens, ~6,000 sampled ones, ~100 for an adapter (estimates from those rates).
-VLLM_MIN_COMPLETIONS = {"greedy": 40000, "sampled": 6000, "adapter": 100}
+#: H100) must pay for itself against what it replaces. Measured on H100s (docs/gpu.md#vllm): a full SmolLM2 model
+#: greedy, the static decoder with prompt lookup 50k generated tokens/s, vLLM 37k (never worth it: no entry);
+#: sampled (temperature 1), the static decoder 26k vs vLLM 52k; a LoRA adapter, ``model.generate`` 0.8k vs vLLM 18k.
+#: With a 100 s start-up that is ~6,000 sampled completions of ~800 tokens and ~100 for an adapter (estimates).
+VLLM_MIN_COMPLETIONS = {"sampled": 6000, "adapter": 100}
 
 
 def canonical_engine(name: str) -> str:
@@ -47,15 +47,15 @@ def make_engine(name: str, model, tokenizer=None, **options):
 
 
 def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool, sampled: bool = False) -> tuple[str, str]:
-    """``(engine, why)`` for ``--engine auto``: vLLM for a large job on CUDA when it is installed (how large:
-    :data:`VLLM_MIN_COMPLETIONS`, by what vLLM replaces), else the static decoder for a full model on CUDA (it refuses
-    LoRA), else ``model.generate``.
+    """``(engine, why)`` for ``--engine auto``: on CUDA, the static decoder for a full model decoded greedily; vLLM for a
+    large sampled or adapter job when it is installed (how large: :data:`VLLM_MIN_COMPLETIONS`), else the static
+    decoder for a full model (it refuses LoRA), else ``model.generate``.
 
     >>> choose_engine(adapter=True, completions=100, cuda=True, vllm=True)[0]
     'vllm'
     >>> choose_engine(adapter=False, completions=6000, cuda=True, vllm=True, sampled=True)[0]
     'vllm'
-    >>> choose_engine(adapter=False, completions=6000, cuda=True, vllm=True)[0]
+    >>> choose_engine(adapter=False, completions=10**6, cuda=True, vllm=True)[0]
     'static'
     >>> choose_engine(adapter=True, completions=2000, cuda=True, vllm=False)
     ('transformers', 'a LoRA adapter (the static decoder runs full models); vLLM is not installed')
@@ -65,6 +65,8 @@ def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool, sampl
     if not cuda:
         return "transformers", "no CUDA"
     kind = "adapter" if adapter else "sampled" if sampled else "greedy"
+    if kind == "greedy":
+        return "static", "a full model on CUDA, greedy: the static decoder with prompt lookup outpaces vLLM"
     threshold = VLLM_MIN_COMPLETIONS[kind]
     what = f"{completions} {'' if adapter else kind + ' '}completions"
     if vllm and completions >= threshold:

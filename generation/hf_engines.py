@@ -122,6 +122,18 @@ class StaticEngine(TransformersEngine):
         return ("static KV cache" + (", CUDA-graph decoding steps" if self.decoder.cuda_graph else ", eager steps")
                 + (f", {self.draft} prompt-lookup draft tokens per step" if self.draft else ""))
 
+    def rows_per_batch(self, length: int, rows: int) -> int:
+        """Without a ``batch_size``, on CUDA: as many rows as fit in half the free GPU memory (at most ``MAX_ROWS``)."""
+        if self.batch_size or self.decoder is None or self.decoder.device.type != "cuda":
+            return super().rows_per_batch(length, rows)
+        return min(rows, self.decoder.rows_that_fit(length + self.draft + 1, draft=self.draft))
+
+    def describe(self) -> str:
+        text = super().describe()
+        if not self.batch_size and self.decoder is not None and self.decoder.device.type == "cuda":
+            text = text.replace("all prompts at once", "batches of the rows that fit in half the free GPU memory")
+        return text
+
     def unsupported(self, settings: GenerationSettings) -> Optional[str]:
         """Why the static decoder cannot run these settings with this model, or None."""
         if self.reason is None and settings.do_sample and settings.top_p < 1:

@@ -31,6 +31,11 @@ from .settings import generated_length
 from .static_decode import BUCKET, CHECK_EVERY, StaticDecoder
 
 
+#: draft tokens per step for greedy evaluation with the static engine (``evaluate``'s default); the measurements
+#: behind it are in docs/benchmarks.md (prompt-lookup decoding)
+EVAL_DRAFT = 4
+
+
 class LookupDecoder(StaticDecoder):
     """:class:`StaticDecoder` with ``draft`` prompt-lookup tokens per step (n-grams of up to ``ngram`` tokens)."""
 

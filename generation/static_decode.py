@@ -52,6 +52,7 @@ BUCKET = 256  # attention-length granularity of the recorded decoding steps
 CHECK_EVERY = 16  # decoding steps between checks that every sequence has stopped
 COMPACT_MIN = 32  # a batch at least this large drops its finished rows once at most ``compact`` of it still runs
 COMPACT_AT = 0.5  # the default share (each drop re-records the step's graphs; timings: docs/benchmarks.md)
+MAX_ROWS = 400  # the most rows per batch that ``rows_that_fit`` proposes (the largest batch measured on a GPU)
 
 
 def _rope_type(cfg) -> str:
@@ -128,6 +129,17 @@ class StaticDecoder:
         if self.compiled:
             self._before = torch.compile(self._attn_in, dynamic=True, fullgraph=True)
             self._after = torch.compile(self._attn_out, dynamic=True, fullgraph=True)
+
+    def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5, draft: int = 0) -> int:
+        """Rows of ``length`` positions (prompt + new tokens) whose KV cache and logits take at most ``share`` of
+        ``free_bytes`` (default: the GPU's free memory), between 1 and :data:`MAX_ROWS`."""
+        if free_bytes is None:
+            import torch
+
+            free_bytes = torch.cuda.mem_get_info(self.device)[0]
+        kv = 2 * self.cfg.num_hidden_layers * self.n_kv * self.head_dim * self.dtype.itemsize  # bytes per cached position
+        logits = 3 * (draft + 1) * self.cfg.vocab_size * 4  # float32 logits and their scaled copies per row
+        return max(1, min(MAX_ROWS, int(share * free_bytes) // (length * kv + logits)))
 
     # ------------------------------------------------------------ weights
 

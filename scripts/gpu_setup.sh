@@ -8,7 +8,8 @@
 #   export PYTHONPATH=/tmp/site-unsloth:/tmp/site
 #
 # PYTHONPATH must name $SITE in the shell that runs Python afterwards (a script cannot export to its caller).
-# $SITE is this script's own folder: it is replaced only when it holds this script's marker (.gpu_setup).
+# $SITE is this script's own folder: it is replaced only when it holds this script's marker (.gpu_setup), which
+# names the bundle installed (the sha256 of its part-01/MANIFEST.json) so that a driver can tell two bundles apart.
 # Exit 1 with one line when a part is missing or a wheel does not match its hash; 2 for bad arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --dis
   --root-user-action=ignore --target "$site.new" "$wheels"/*.whl
 # torchao 0.17.0 ships a stray top-level "test" package that would shadow the stdlib one: drop it.
 [ -f "$site.new/test/test_ops.py" ] && [ -d "$site.new/torchao" ] && rm -rf "$site.new/test"
-touch "$site.new/.gpu_setup"
+sha256sum "$bundle/part-01/MANIFEST.json" | cut -d" " -f1 > "$site.new/.gpu_setup"
 rm -rf "$site"; mv "$site.new" "$site"
 t2=$(ms)
 echo "gpu_setup: $(ls "$wheels" | wc -l) wheels into $site; restore+check $((t1 - t0)) ms, pip install $((t2 - t1)) ms"

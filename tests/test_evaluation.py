@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import make_run
+from generation.lookup_decode import EVAL_DRAFT
 from qwen_scheduler.cli import main
 from scheduler_solver.prompts import SYSTEM_PROMPT, build_messages, chat_prompt
 
@@ -188,17 +189,21 @@ def test_continuous_batching_matches_padded_greedy(tiny_model_dir, dataset, tmp_
 
 
 def test_draft_tokens_decode_what_the_static_engine_decodes(tiny_model_dir, dataset, tmp_path, capsys):
-    """``--draft-tokens`` (prompt-lookup speculation in the static engine): greedy, the same completions; with
-    another engine, one line and exit 2."""
-    plain, draft = tmp_path / "plain", tmp_path / "draft"
+    """``--draft-tokens`` (prompt-lookup speculation in the static engine; EVAL_DRAFT by default, 0 turns it off):
+    greedy, the same completions, the count recorded in the label's settings; with another engine, one line and
+    exit 2."""
+    plain, draft, default = tmp_path / "plain", tmp_path / "draft", tmp_path / "default"
     common = ["evaluate", "--engine", "static", "--device", "cpu", "--dataset", dataset, "--model", tiny_model_dir,
               "--max-new-tokens", "40", "--batch-size", "3"]
-    assert main([*common, "--output", str(plain)]) == 0
-    capsys.readouterr()
-    assert main([*common, "--output", str(draft), "--draft-tokens", "3"]) == 0
+    assert main([*common, "--output", str(plain), "--draft-tokens", "0"]) == 0
     out = capsys.readouterr()
-    assert "3 prompt-lookup draft tokens per step" in out.out + out.err
-    _assert_same_completions(plain, draft)
+    assert "prompt-lookup" not in out.out + out.err
+    for folder, count in ((draft, 3), (default, None)):
+        assert main([*common, "--output", str(folder), *(["--draft-tokens", str(count)] if count else [])]) == 0
+        out = capsys.readouterr()
+        assert f"{count or EVAL_DRAFT} prompt-lookup draft tokens per step" in out.out + out.err
+        assert json.loads(next(folder.glob("*/settings.json")).read_text())["draft_tokens"] == (count or EVAL_DRAFT)
+        _assert_same_completions(plain, folder)
     assert main(["evaluate", "--engine", "transformers", "--dataset", dataset, "--model", tiny_model_dir,
                  "--draft-tokens", "3", "--output", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

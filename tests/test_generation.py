@@ -43,8 +43,7 @@ def test_names_and_aliases():
 
 
 @pytest.mark.parametrize("adapter,sampled,completions,cuda,vllm,engine", [
-    (False, False, 40000, True, True, "vllm"),  # a full model: vLLM's start-up must beat the static decoder
-    (False, False, 39999, True, True, "static"),
+    (False, False, 10**6, True, True, "static"),  # a full model, greedy: static with prompt lookup is faster
     (False, True, 6000, True, True, "vllm"),  # sampling: vLLM generates twice as fast, so it pays sooner
     (False, True, 5999, True, True, "static"),
     (True, False, 100, True, True, "vllm"),  # an adapter: it only has to beat model.generate
@@ -55,8 +54,8 @@ def test_names_and_aliases():
 def test_auto_chooses_by_what_is_known(adapter, sampled, completions, cuda, vllm, engine):
     chosen, why = choose_engine(adapter, completions, cuda, vllm, sampled)
     assert chosen == engine and why
-    if vllm and cuda:  # the reason names the threshold that decided
-        assert str(VLLM_MIN_COMPLETIONS["adapter" if adapter else "sampled" if sampled else "greedy"]) in why
+    if vllm and cuda and (adapter or sampled):  # the reason names the threshold that decided
+        assert str(VLLM_MIN_COMPLETIONS["adapter" if adapter else "sampled"]) in why
 
 
 def test_every_in_process_engine_makes_the_same_greedy_records(tiny, sample_rows):

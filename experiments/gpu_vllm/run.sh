@@ -16,14 +16,15 @@ st_wait_vllm() { for _ in $(seq 900); do [ -f /tmp/site-vllm/.gpu_setup ] && ret
 st_sft() { q pipeline --preset gpu --output "$W/p" --stages generate,model,sft; }
 st_sft_short() { q pipeline --config experiments/gpu_vllm/sft-short.yaml --output "$W/p" --stages generate,model,sft; }
 st_data2k() { q generate --output "$D2K" --train-size 0 --test-size 2000 --seed 12 --holdout-name-sources; }
-# evaluation: the SFT model, greedy, 100 then 2,000 rows, each engine in its own folder (start-up included)
-st_ev_static_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-100" --engine static --batch-size 100 $EV; }
+# evaluation: the SFT model, greedy, 100 then 2,000 rows, each engine in its own folder (start-up included; static
+# without drafting, lookup_2000 with)
+st_ev_static_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-100" --engine static --draft-tokens 0 --batch-size 100 $EV; }
 st_ev_vllm_100() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/vllm-100" --engine vllm $EV; }
-st_ev_static_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/static-2000" --engine static --batch-size 400 $EV; }
+st_ev_static_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/static-2000" --engine static --draft-tokens 0 --batch-size 400 $EV; }
 st_ev_vllm_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/vllm-2000" --engine vllm --batch-size 2000 $EV; }
 # sampled: 100 rows x 4 samples at temperature 1
 SMP="--temperature 1.0 --samples 4 --seed 0"
-st_ev_static_sampled() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-sampled" --engine static --batch-size 400 $EV $SMP; }
+st_ev_static_sampled() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/static-sampled" --engine static --draft-tokens 0 --batch-size 400 $EV $SMP; }
 st_ev_vllm_sampled() { q evaluate --dataset "$D2K" --limit 100 --model "$(sft)" --label sft --output "$W/ev/vllm-sampled" --engine vllm --batch-size 400 $EV $SMP; }
 # GRPO rounds of 384 completions from the SFT model, one engine each (2 rounds; the first includes warm-up)
 R() { echo "train grpo --config experiments/gpu_vllm/rounds.yaml --model_name_or_path $(sft) --dataset $D100"; }
@@ -51,7 +52,7 @@ st_ev_realworld() {
 
 # the short form (a host held for minutes only): the base model instead of the SFT model, the same comparisons
 st_base() { q model prepare --output "$W/base" && q generate --output "$W/d512" --train-size 512 --test-size 100 --seed 12 --holdout-name-sources; }
-st_ev_static_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/static-base" --engine static --batch-size 100 $EV; }
+st_ev_static_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/static-base" --engine static --draft-tokens 0 --batch-size 100 $EV; }
 st_ev_vllm_base() { q evaluate --dataset "$W/d512" --model "$W/base" --label base --output "$W/ev/vllm-base" --engine vllm $EV; }
 st_grpo_vllm_base() { q train grpo --config experiments/gpu_vllm/rounds.yaml --model_name_or_path "$W/base" --dataset "$W/d512" --output_dir "$W/g/vllm-base" --max_steps 1 --generation_engine trl --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3; }
 
