@@ -10,7 +10,9 @@ every completion to its full length (no EOS can be drawn). A GRPO round of the g
 
 Prints one line per variant and timed shape (seconds, ms per decoding step, tokens/s) and the profiler's kernel
 tables. Variants: ``plain`` (``StaticDecoder(fused=False)``), ``fused`` (``fused=True``, the default on CUDA: one
-attention kernel per layer, the pointwise work compiled), ``sdpa`` (the fused attention without compiling).
+attention kernel per layer, the pointwise work compiled), ``sdpa`` (the fused attention without compiling),
+``lookupN`` (``LookupDecoder(draft=N)``, fused: a random model's drafts are refused, so each step is one pass over
+N + 1 positions per row that keeps one token; its ms per step is the cost of such a pass).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=384)
     ap.add_argument("--prompt", type=int, default=420)
     ap.add_argument("--new", type=int, default=850)
-    ap.add_argument("--variants", default="plain,fused", help="comma-separated: plain, fused, sdpa")
+    ap.add_argument("--variants", default="plain,fused", help="comma-separated: plain, fused, sdpa, lookupN (N >= 1)")
     ap.add_argument("--output", type=Path)
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                     help="also print the profiler's kernel table of each variant (--no-profile: the timings only)")
@@ -70,6 +72,7 @@ def main(argv=None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from generation.lookup_decode import LookupDecoder
     from generation.static_decode import StaticDecoder
 
     cuda = args.device.startswith("cuda")
@@ -85,6 +88,9 @@ def main(argv=None) -> int:
         say(f"device {torch.cuda.get_device_name()} torch {torch.__version__}")
     options = {"plain": {"fused": False}, "fused": {"fused": True}, "sdpa": {"fused": True, "compile": False}}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in variants:
+        if v.startswith("lookup") and v[6:].isdigit() and int(v[6:]) >= 1:
+            options[v] = {"draft": int(v[6:])}
     unknown = sorted(set(variants) - set(options))
     if unknown:
         print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)
@@ -93,7 +99,8 @@ def main(argv=None) -> int:
               (max(args.batch // 6, 1), args.new), (max(args.batch // 48, 1), args.new)]
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     for variant in variants:
-        dec = StaticDecoder(model, **options[variant])
+        dec = LookupDecoder(model, **options[variant]) if "draft" in options[variant] else StaticDecoder(
+            model, **options[variant])
         t0 = time.perf_counter()
         timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up (and compilation)
         say(f"{variant}: first call (warm-up, compilation) {time.perf_counter() - t0:.1f} s")
