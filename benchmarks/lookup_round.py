@@ -53,9 +53,8 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from generation.lookup_decode import LookupDecoder
+    from generation.lookup_decode import make_decoder
     from generation.settings import eos_ids
-    from generation.static_decode import StaticDecoder
     from scheduler_solver.data import load_split
     from scheduler_solver.rules import check, summarize
     from scheduler_solver.scoring import row_problem
@@ -68,11 +67,11 @@ def main(argv=None) -> int:
     problems = [row_problem(rows[i], i) for i in range(args.prompts)]
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     for draft in sorted(set(args.variants)):  # compile once per step shape, outside the timings
-        dec = LookupDecoder(model, draft=draft) if draft else StaticDecoder(model)
+        dec = make_decoder(model, draft)
         dec.generate(batch[:8], 8, stop, args.temperature)
     for _ in range(args.repeat):
         for draft in args.variants:
-            dec = LookupDecoder(model, draft=draft) if draft else StaticDecoder(model)
+            dec = make_decoder(model, draft)
             sync()
             t0 = time.perf_counter()
             out = dec.generate(batch, max_new_tokens=args.max_new, eos_ids=stop, temperature=args.temperature)

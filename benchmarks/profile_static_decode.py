@@ -72,8 +72,7 @@ def main(argv=None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from generation.lookup_decode import LookupDecoder
-    from generation.static_decode import StaticDecoder
+    from generation.lookup_decode import make_decoder
 
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -99,8 +98,7 @@ def main(argv=None) -> int:
               (max(args.batch // 6, 1), args.new), (max(args.batch // 48, 1), args.new)]
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     for variant in variants:
-        dec = LookupDecoder(model, **options[variant]) if "draft" in options[variant] else StaticDecoder(
-            model, **options[variant])
+        dec = make_decoder(model, **options[variant])
         t0 = time.perf_counter()
         timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up (and compilation)
         say(f"{variant}: first call (warm-up, compilation) {time.perf_counter() - t0:.1f} s")

@@ -158,10 +158,12 @@ def open_engine(engine: str, group: list[Target], config: EvalConfig):
 
     (t,) = group
     model, tokenizer = load_model_and_tokenizer(t.spec, base=t.base, dtype=config.dtype, device=config.device)
-    options = {"draft": draft_tokens(config, engine)} if engine == "static" else {}
-    if engine == "static" and config.batch_size is None and next(model.parameters()).device.type == "cuda":
+    if engine != "static":
+        return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress)
+    if config.batch_size is None and next(model.parameters()).device.type == "cuda":
         batch_size = None  # the rows that fit (StaticEngine.rows_per_batch)
-    return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress, **options)
+    return make_engine(engine, model, tokenizer, batch_size=batch_size, progress=config.progress,
+                       draft=draft_tokens(config, engine))
 
 
 def draft_tokens(config: EvalConfig, engine: str) -> int:
@@ -186,6 +188,7 @@ def canonical(spec: str) -> str:
 def label_settings(t: Target, config: EvalConfig, engine: str, rows: int) -> dict:
     neural = t.neural
     spec = canonical(t.spec) if neural else t.spec
+    draft = draft_tokens(config, engine) if neural else 0
     return {
         "label": t.label, "model": spec, "kind": t.kind, "base": t.base, "epoch": t.epoch, "step": t.step,
         "generation": config.generation().fingerprint() if neural else {},
@@ -193,7 +196,7 @@ def label_settings(t: Target, config: EvalConfig, engine: str, rows: int) -> dic
         "engine": engine if neural else "baseline",
         "dtype": config.dtype if neural else None, "device": config.device if neural else None,
         "sampling": config.generation().as_dict() if neural else None,
-        **({"draft_tokens": draft_tokens(config, engine)} if neural and draft_tokens(config, engine) else {}),
+        **({"draft_tokens": draft} if draft else {}),
     }
 
 

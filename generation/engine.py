@@ -61,8 +61,12 @@ class ModelEngine(Engine):
 
     def describe(self) -> str:
         param = next(self.model.parameters())
-        batches = f"batches of {self.batch_size}" if self.batch_size else "all prompts at once"
-        return f"{self.name}: {self.how}, {batches} ({param.device.type}, {str(param.dtype).replace('torch.', '')})"
+        return (f"{self.name}: {self.how}, {self.batches()} "
+                f"({param.device.type}, {str(param.dtype).replace('torch.', '')})")
+
+    def batches(self) -> str:
+        """How :meth:`rows_per_batch` splits a job, in a few words for :meth:`describe`."""
+        return f"batches of {self.batch_size}" if self.batch_size else "all prompts at once"
 
     def rows_per_batch(self, length: int, rows: int) -> int:
         """Rows per batch for a job of ``rows`` rows of up to ``length`` positions: ``batch_size``, else all."""

@@ -47,9 +47,9 @@ def make_engine(name: str, model, tokenizer=None, **options):
 
 
 def choose_engine(adapter: bool, completions: int, cuda: bool, vllm: bool, sampled: bool = False) -> tuple[str, str]:
-    """``(engine, why)`` for ``--engine auto``: on CUDA, the static decoder for a full model decoded greedily; vLLM for a
-    large sampled or adapter job when it is installed (how large: :data:`VLLM_MIN_COMPLETIONS`), else the static
-    decoder for a full model (it refuses LoRA), else ``model.generate``.
+    """``(engine, why)`` for ``--engine auto``: on CUDA, the static decoder for a full model decoded greedily; vLLM
+    for a large sampled or adapter job when it is installed (how large: :data:`VLLM_MIN_COMPLETIONS`), else the
+    static decoder for a full model (it refuses LoRA), else ``model.generate``.
 
     >>> choose_engine(adapter=True, completions=100, cuda=True, vllm=True)[0]
     'vllm'

@@ -101,8 +101,8 @@ class StaticEngine(TransformersEngine):
 
     def __init__(self, model, tokenizer, batch_size: Optional[int] = 8, progress: bool = True, strict: bool = False,
                  draft: int = 0):
-        from .lookup_decode import LookupDecoder
-        from .static_decode import StaticDecoder, unsupported_reason
+        from .lookup_decode import make_decoder
+        from .static_decode import unsupported_reason
 
         super().__init__(model, tokenizer, batch_size, progress)
         if draft < 0:
@@ -110,10 +110,7 @@ class StaticEngine(TransformersEngine):
         self.strict, self.reason, self._said, self.draft = strict, unsupported_reason(model), False, draft
         if self.reason is not None and strict:
             raise UserError(f"the static engine cannot run {self.reason}")
-        if self.reason is not None:
-            self.decoder = None
-        else:
-            self.decoder = LookupDecoder(model, draft=draft) if draft else StaticDecoder(model)
+        self.decoder = make_decoder(model, draft) if self.reason is None else None
 
     @property
     def how(self) -> str:
@@ -122,17 +119,19 @@ class StaticEngine(TransformersEngine):
         return ("static KV cache" + (", CUDA-graph decoding steps" if self.decoder.cuda_graph else ", eager steps")
                 + (f", {self.draft} prompt-lookup draft tokens per step" if self.draft else ""))
 
-    def rows_per_batch(self, length: int, rows: int) -> int:
-        """Without a ``batch_size``, on CUDA: as many rows as fit in half the free GPU memory (at most ``MAX_ROWS``)."""
-        if self.batch_size or self.decoder is None or self.decoder.device.type != "cuda":
-            return super().rows_per_batch(length, rows)
-        return min(rows, self.decoder.rows_that_fit(length + self.draft + 1, draft=self.draft))
+    @property
+    def sized_by_memory(self) -> bool:
+        """Without a ``batch_size``, on CUDA: batches of as many rows as fit in half the free GPU memory (at most
+        ``MAX_ROWS``); elsewhere ``batch_size`` or all prompts at once."""
+        return not self.batch_size and self.decoder is not None and self.decoder.device.type == "cuda"
 
-    def describe(self) -> str:
-        text = super().describe()
-        if not self.batch_size and self.decoder is not None and self.decoder.device.type == "cuda":
-            text = text.replace("all prompts at once", "batches of the rows that fit in half the free GPU memory")
-        return text
+    def rows_per_batch(self, length: int, rows: int) -> int:
+        if not self.sized_by_memory:
+            return super().rows_per_batch(length, rows)
+        return min(rows, self.decoder.rows_that_fit(length))
+
+    def batches(self) -> str:
+        return "batches of the rows that fit in half the free GPU memory" if self.sized_by_memory else super().batches()
 
     def unsupported(self, settings: GenerationSettings) -> Optional[str]:
         """Why the static decoder cannot run these settings with this model, or None."""

@@ -36,6 +36,11 @@ from .static_decode import BUCKET, CHECK_EVERY, StaticDecoder
 EVAL_DRAFT = 4
 
 
+def make_decoder(model, draft: int = 0, **options) -> StaticDecoder:
+    """:class:`LookupDecoder` with ``draft`` tokens per step, or the plain :class:`StaticDecoder` for 0."""
+    return LookupDecoder(model, draft=draft, **options) if draft else StaticDecoder(model, **options)
+
+
 class LookupDecoder(StaticDecoder):
     """:class:`StaticDecoder` with ``draft`` prompt-lookup tokens per step (n-grams of up to ``ngram`` tokens)."""
 
@@ -44,6 +49,7 @@ class LookupDecoder(StaticDecoder):
             raise ValueError(f"draft and ngram must be at least 1, got {draft} and {ngram}")
         super().__init__(model, **options)
         self.draft, self.ngram = int(draft), int(ngram)
+        self.width = self.room = self.draft + 1  # the last token and the draft; a step may write past max_new_tokens
         self.steps = 0  # after a call: decoding steps in which a row still ran (each chose 1 to draft + 1 tokens)
         self.passes = 0  # ... and all steps run (stops are checked every CHECK_EVERY steps)
 
@@ -102,8 +108,7 @@ class LookupDecoder(StaticDecoder):
         import torch
         import torch.nn.functional as F
 
-        B, K = self.tok.shape[0], self.draft
-        S = K + 1
+        B, K, S = self.tok.shape[0], self.draft, self.width
         offs = torch.arange(S, device=self.device)
         draft = self._draft_tokens()
         inp = torch.cat([self.tok[:, None], draft], 1)  # [B, S]
@@ -152,8 +157,8 @@ class LookupDecoder(StaticDecoder):
     def _generate(self, prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy=None):
         import torch
 
-        dev, S = self.device, self.draft + 1
-        total, ids = self._start(prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy, room=S)
+        dev, S = self.device, self.width
+        total, ids = self._start(prompts, max_new_tokens, eos_ids, temperature, pad_id, greedy, room=self.room)
         B, P = ids.shape
         self.max_new = max_new_tokens
         self.start = P - self.pos  # each row's first cache index holding a prompt token

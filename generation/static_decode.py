@@ -99,6 +99,9 @@ class StaticDecoder:
     kept)`` for every time finished rows were dropped.
     """
 
+    width = 1  # positions per row in one decoding step
+    room = 0  # cache positions and output slots beyond max_new_tokens
+
     def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None,
                  compact: bool | float = True):
         reason = unsupported_reason(model)
@@ -130,16 +133,16 @@ class StaticDecoder:
             self._before = torch.compile(self._attn_in, dynamic=True, fullgraph=True)
             self._after = torch.compile(self._attn_out, dynamic=True, fullgraph=True)
 
-    def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5, draft: int = 0) -> int:
-        """Rows of ``length`` positions (prompt + new tokens) whose KV cache and logits take at most ``share`` of
-        ``free_bytes`` (default: the GPU's free memory), between 1 and :data:`MAX_ROWS`."""
+    def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5) -> int:
+        """Rows of ``length`` positions (prompt + new tokens) whose KV cache (with ``room``) and logits (``width``
+        positions) take at most ``share`` of ``free_bytes`` (default: the GPU's free memory), in [1, MAX_ROWS]."""
         if free_bytes is None:
             import torch
 
             free_bytes = torch.cuda.mem_get_info(self.device)[0]
-        kv = 2 * self.cfg.num_hidden_layers * self.n_kv * self.head_dim * self.dtype.itemsize  # bytes per cached position
-        logits = 3 * (draft + 1) * self.cfg.vocab_size * 4  # float32 logits and their scaled copies per row
-        return max(1, min(MAX_ROWS, int(share * free_bytes) // (length * kv + logits)))
+        kv = 2 * self.cfg.num_hidden_layers * self.n_kv * self.head_dim * self.dtype.itemsize  # bytes per position
+        logits = 3 * self.width * self.cfg.vocab_size * 4  # float32 logits and their scaled copies per row
+        return max(1, min(MAX_ROWS, int(share * free_bytes) // ((length + self.room) * kv + logits)))
 
     # ------------------------------------------------------------ weights
 

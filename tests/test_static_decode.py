@@ -287,6 +287,7 @@ def test_a_compact_share_outside_zero_to_one_is_refused(compact):
 def test_rows_that_fit_share_the_free_memory_between_cache_and_logits():
     """A row of L positions takes L x (2 x layers x kv heads x head dim x bytes) of KV cache plus its logits; the
     rows that fit grow with the free memory, shrink with the length and the draft, and stay in [1, MAX_ROWS]."""
+    from generation.lookup_decode import LookupDecoder
     from generation.static_decode import MAX_ROWS
 
     dec = StaticDecoder(_model("llama"))  # float32 on CPU: 4 bytes; 2 layers, 2 kv heads of 8 dims
@@ -296,6 +297,7 @@ def test_rows_that_fit_share_the_free_memory_between_cache_and_logits():
     assert dec.rows_that_fit(1000, free_bytes=2 * 37 * row) == 37  # half of the free memory
     assert dec.rows_that_fit(1000, free_bytes=2 * 37 * row - 1) == 36
     assert dec.rows_that_fit(2000, free_bytes=2 * 37 * row) == 18
-    assert dec.rows_that_fit(1000, free_bytes=2 * 37 * row, draft=4) < 37  # five positions of logits per row
+    lookup = LookupDecoder(_model("llama"), draft=4)  # five positions of logits and cache room per row
+    assert lookup.rows_that_fit(1000, free_bytes=2 * 37 * row) < 37
     assert dec.rows_that_fit(1000, free_bytes=10) == 1
     assert dec.rows_that_fit(1000, free_bytes=10**15) == MAX_ROWS
