@@ -77,24 +77,30 @@ class LookupDecoder(StaticDecoder):
         known = (idx <= end[:, None]) & (best[:, None] > 0)  # past the newest token there is nothing to copy yet
         return torch.where(known, hist.gather(1, idx.clamp(max=T - 1)), self.pad_id)
 
+    chooser = "_choose"
+
     def _choose(self, logits, draft):
-        """``(tokens [B, draft + 1], count [B])``: a row's chosen tokens are ``tokens[:count]``."""
+        """``(tokens [B, draft + 1], count [B])``: a row's chosen tokens are ``tokens[:count]``. Written so that,
+        compiled, it reads the logits [B, draft + 1, V] in a few passes: ``p(d)`` from the draft token's logit and
+        a log-sum-exp, the refused token masked by comparing with the vocabulary's indices."""
         import torch
 
         K = self.draft
-        slots = torch.arange(K + 1, device=self.device)[None]
+        logits = logits.float()
+        slots = torch.arange(K + 1, device=logits.device)[None]
         argmax = logits.argmax(-1)  # [B, K + 1]
         greedy_n = (argmax[:, :K] == draft).long().cumprod(1).sum(1)
         if self.temperature <= 0:
             return argmax, greedy_n + 1
         scaled = self._scaled(logits)
-        p_draft = scaled[:, :K].softmax(-1).gather(2, draft[..., None])[..., 0]  # [B, K]
+        head = scaled[:, :K]
+        p_draft = (head.gather(2, draft[..., None])[..., 0] - head.logsumexp(-1)).exp()  # [B, K]
         kept = torch.rand_like(p_draft) < p_draft
         n = kept.long().cumprod(1).sum(1)
-        refused = torch.zeros_like(scaled, dtype=torch.bool)
-        refused[:, :K].scatter_(2, draft[..., None], True)  # at slot j, draw from p without draft[j]
-        drawn = self._draw(scaled.masked_fill(refused, -math.inf))  # [B, K + 1]
         padded = torch.cat([draft, draft[:, :1]], 1)
+        refuse = torch.cat([draft, torch.full_like(draft[:, :1], -1)], 1)  # at slot j < K: draw p without draft[j]
+        vocab = torch.arange(logits.shape[-1], device=logits.device)
+        drawn = self._draw(scaled.masked_fill(vocab == refuse[..., None], -math.inf))  # [B, K + 1]
         tokens = torch.where(slots < n[:, None], padded, drawn)
         if self.greedy is not None:
             tokens = torch.where(self.greedy[:, None], argmax, tokens)
@@ -135,8 +141,8 @@ class LookupDecoder(StaticDecoder):
                 o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g * S, d]
             o = o.reshape(B, self.n_kv, g, S, self.head_dim).permute(0, 3, 1, 2, 4).reshape(B * S, -1)
             x = self._after(x, o, w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
-        logits = F.linear(self._rms(x, self.norm), self.lm_head).float().reshape(B, S, -1)
-        tokens, count = self._choose(logits, draft)
+        logits = F.linear(self._rms(x, self.norm), self.lm_head).reshape(B, S, -1)  # cast by the chooser
+        tokens, count = self._select(logits, draft)
         self.busy.add_((~self.done).any().long())
         # a row stops at its first EOS, at max_new_tokens, or stays stopped; later slots become padding
         eos = torch.isin(tokens, self.eos) & (offs[None] < count[:, None])

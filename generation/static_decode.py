@@ -20,7 +20,7 @@ module, grouped-query attention, SiLU MLP) with
 ``fused=True`` runs the same step with fewer, larger kernels: attention through one
 ``scaled_dot_product_attention`` call per layer (a group's query heads as the query positions of its KV head), and,
 on CUDA, the work before and after attention (norms, rotary embeddings, casts, residual adds, the MLP's activation)
-compiled by ``torch.compile`` into a few fused kernels shared by every layer. It is the default on CUDA (faster
+and the choice of tokens from the logits compiled by ``torch.compile`` into a few fused kernels. It is the default on CUDA (faster
 at every batch size ``benchmarks/profile_static_decode.py`` times; figures in docs/benchmarks.md) and off
 elsewhere unless asked; on CPU it runs eagerly and must give the same tokens.
 
@@ -101,6 +101,7 @@ class StaticDecoder:
 
     width = 1  # positions per row in one decoding step
     room = 0  # cache positions and output slots beyond max_new_tokens
+    chooser = "_pick"  # the method that turns a step's logits into its tokens (compiled with the pointwise work)
 
     def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None,
                  compact: bool | float = True):
@@ -127,11 +128,19 @@ class StaticDecoder:
         self.compact = share
         self.compactions: list[tuple[int, int]] = []
         self.fused = fused = (self.device.type == "cuda") if fused is None else fused
-        self._before, self._after = self._attn_in, self._attn_out
-        self.compiled = bool(fused and (self.device.type == "cuda" if compile is None else compile))
-        if self.compiled:
-            self._before = torch.compile(self._attn_in, dynamic=True, fullgraph=True)
-            self._after = torch.compile(self._attn_out, dynamic=True, fullgraph=True)
+        self._compile(bool(fused and (self.device.type == "cuda" if compile is None else compile)))
+
+    def _compile(self, on: bool) -> None:
+        """The step's work before and after attention and its choice of tokens (``chooser``, over the whole
+        vocabulary's logits): compiled by ``torch.compile`` into a few fused kernels each when ``on``, else the
+        plain methods."""
+        import torch
+
+        parts = [self._attn_in, self._attn_out, getattr(self, self.chooser)]
+        if on:
+            parts = [torch.compile(f, dynamic=True, fullgraph=True) for f in parts]
+        self._before, self._after, self._select = parts
+        self.compiled = on
 
     def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5) -> int:
         """Rows of ``length`` positions (prompt + new tokens) whose KV cache (with ``room``) and logits (``width``
@@ -255,6 +264,7 @@ class StaticDecoder:
         probability is at least ``min_p`` times the most likely one's when ``min_p`` is set."""
         import torch
 
+        logits = logits.float()
         if self.temperature <= 0:
             return logits.argmax(-1)
         sampled = self._draw(self._scaled(logits))  # drawn for every row: greedy rows leave the others' noise
@@ -310,8 +320,8 @@ class StaticDecoder:
                 att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias  # [B, KV, g, L]
                 o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
             x = self._after(x, o.reshape(B, -1), w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
-        logits = F.linear(self._rms(x, self.norm), self.lm_head).float()
-        self._emit(self._pick(logits), self.cur - (self.P - 1))  # the token after cache index cur
+        logits = F.linear(self._rms(x, self.norm), self.lm_head)  # [B, V], cast to float32 by the chooser
+        self._emit(self._select(logits), self.cur - (self.P - 1))  # the token after cache index cur
         self.pos.add_(1)
         self.cur.add_(1)
 
@@ -448,7 +458,7 @@ class StaticDecoder:
             except RuntimeError as e:
                 if self.compiled:
                     what, then = "compiling the fused step", "running it uncompiled"
-                    self._before, self._after, self.compiled = self._attn_in, self._attn_out, False
+                    self._compile(False)
                     self.graphs = {}
                 elif self.cuda_graph:
                     what, then = "CUDA graph recording", "decoding without graphs"

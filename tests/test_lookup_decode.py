@@ -14,14 +14,19 @@ from test_static_decode import PROMPTS, _hf_greedy, _model, _stopping_batch  # n
 LOOPY = [[5, 6, 7, 8, 5, 6, 7, 8, 5, 6], [20, 21, 22, 20, 21], [9, 9, 9, 9], [30, 31, 40, 41, 30, 31, 40, 41, 30]]
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["matmul-attention", "fused"])
+STEPS = [(False, False), (True, False), (True, True)]  # (fused, compile): the step's three forms
+STEP_IDS = ["matmul-attention", "fused", "fused-compiled"]
+
+
+@pytest.mark.parametrize("fused,compile", STEPS, ids=STEP_IDS)
 @pytest.mark.parametrize("draft,ngram", [(1, 1), (4, 3), (6, 2)])
-def test_greedy_equals_the_static_decoder_and_takes_fewer_steps(fused, draft, ngram):
+def test_greedy_equals_the_static_decoder_and_takes_fewer_steps(fused, compile, draft, ngram):
     model = _model("qwen2", seed=3)
     prompts = PROMPTS + LOOPY
     plain = StaticDecoder(model, fused=fused).generate(prompts, max_new_tokens=60, eos_ids=[1])
-    dec = LookupDecoder(model, draft=draft, ngram=ngram, fused=fused)
+    dec = LookupDecoder(model, draft=draft, ngram=ngram, fused=fused, compile=compile)
     ours = dec.generate(prompts, max_new_tokens=60, eos_ids=[1])
+    assert dec.compiled == compile
     assert ours == plain == _hf_greedy(model, prompts, 60, [1])
     assert dec.steps < max(len(r) for r in ours) - 1  # drafts were kept: fewer steps than tokens after the first
 
@@ -50,14 +55,16 @@ def test_dropping_finished_rows_keeps_every_row_as_alone():
 
 def _choose(decoder, logits, draft, temperature=1.0, min_p=None):
     decoder.temperature, decoder.min_p, decoder.greedy = temperature, min_p, None
-    return decoder._choose(logits, draft)
+    return decoder._select(logits, draft)  # the decoder's own choice: compiled when it compiles
 
 
-def test_a_sampled_token_has_the_target_distribution_whatever_the_draft():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_a_sampled_token_has_the_target_distribution_whatever_the_draft(compile):
     """Speculative sampling with a one-token draft: the first token is the draft with probability p(draft), else a
     draw from p without it; together exactly p. Checked on 60,000 rows for a kept-often and a kept-rarely draft."""
     torch.manual_seed(0)
-    dec = LookupDecoder(_model("qwen2"), draft=2)
+    dec = LookupDecoder(_model("qwen2"), draft=2, fused=compile, compile=compile)
+    assert dec.compiled == compile
     p = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
     logits = p.log().expand(60000, 3, 5).clone()
     for first in (0, 4):
@@ -82,22 +89,25 @@ def test_greedy_choice_keeps_the_agreeing_prefix_and_adds_the_models_token():
     assert tokens[0, :3].tolist() == [2, 3, 4] and tokens[1, 0].item() == 2
 
 
-def test_min_p_filtered_draft_tokens_are_never_kept():
-    dec = LookupDecoder(_model("qwen2"), draft=1)
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_min_p_filtered_draft_tokens_are_never_kept(compile):
+    dec = LookupDecoder(_model("qwen2"), draft=1, fused=compile, compile=compile)
     logits = torch.tensor([[[4.0, 0.0, -9.0], [0.0, 0.0, 0.0]]]).expand(5000, 2, 3).clone()
     tokens, count = _choose(dec, logits, torch.full((5000, 1), 2), min_p=0.05)
     assert (count == 1).all() and not (tokens[:, 0] == 2).any()
 
 
-def test_sampled_generation_matches_plain_sampling_in_distribution():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_sampled_generation_matches_plain_sampling_in_distribution(compile):
     """End to end on a tiny model: the first two generated tokens' frequencies over 3,000 samples of one prompt are
-    those of plain sampling (each within 0.04)."""
+    those of plain (eager) sampling (each within 0.04), with the lookup step eager or compiled."""
     model = _model("qwen2", seed=5)
     prompts = [LOOPY[0]] * 3000
     torch.manual_seed(1)
     plain = StaticDecoder(model).generate(prompts, max_new_tokens=3, eos_ids=[1], temperature=1.5)
     torch.manual_seed(2)
-    ours = LookupDecoder(model, draft=2).generate(prompts, max_new_tokens=3, eos_ids=[1], temperature=1.5)
+    dec = LookupDecoder(model, draft=2, fused=compile, compile=compile)
+    ours = dec.generate(prompts, max_new_tokens=3, eos_ids=[1], temperature=1.5)
     for slot in (0, 1):
         a = torch.bincount(torch.tensor([r[slot] for r in plain if len(r) > slot]), minlength=97).float()
         b = torch.bincount(torch.tensor([r[slot] for r in ours if len(r) > slot]), minlength=97).float()

@@ -128,6 +128,29 @@ def test_a_step_that_fails_to_compile_runs_uncompiled(capsys):
         plain.generate(PROMPTS, max_new_tokens=4, eos_ids=[1])
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("min_p", [None, 0.1])
+def test_the_steps_choice_samples_softmax_at_the_temperature_above_min_p(compile, min_p):
+    """The step's choice of tokens (compiled on a GPU) on 40,000 rows of bf16 logits: frequencies within 0.01 of
+    softmax(logits / T), renormalised over the tokens min_p keeps; flagged greedy rows take the argmax."""
+    dec = StaticDecoder(_model("qwen2"), fused=compile, compile=compile)
+    assert dec.compiled == compile
+    logits = torch.tensor([2.0, 1.5, 1.0, 0.2, -1.0, -3.0]).to(torch.bfloat16)
+    p = torch.softmax(logits.float() / 0.8, -1)
+    if min_p is not None:
+        p = torch.where(p >= min_p * p.max(), p, 0.0)
+        p = p / p.sum()
+    n = 40000
+    dec.temperature, dec.min_p = 0.8, min_p
+    dec.greedy = torch.arange(n) % 4 == 0
+    torch.manual_seed(0)
+    tokens = dec._select(logits.expand(n, 6).clone())
+    assert (tokens[dec.greedy] == 0).all()
+    freq = torch.bincount(tokens[~dec.greedy], minlength=6).float() / int((~dec.greedy).sum())
+    assert (freq - p).abs().max() < 0.01, freq
+    assert (freq[p == 0] == 0).all()
+
+
 def test_sampling_matches_temperature_distribution():
     """Gumbel-max sampling: the first token's frequencies follow softmax(logits / T)."""
     model = _model("qwen2", seed=4)
