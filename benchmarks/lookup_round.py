@@ -2,11 +2,13 @@
 
 Speculation pays only where drafts are right, so this needs a model that writes the task's traces (e.g. the SFT
 model of ``qwen-scheduler pipeline --preset gpu --stages generate,model,sft``) and the task's prompts. Each variant
-(``--variants``: draft tokens per step, 0 = :class:`~generation.static_decode.StaticDecoder`) generates the same round
+(``--variants``: draft tokens per step, 0 = :class:`~generation.static_decode.StaticDecoder`; ``N+choice``: the same
+with the choice of tokens compiled, ``compile_choice=True``) generates the same round
 (``--prompts`` rows x ``--samples`` completions, ``--temperature``, ``--max-new`` cap) and is scored by the strict
 rules, so a change in what is sampled would show as a change in validity:
 
     python benchmarks/lookup_round.py --model runs/p/sft --dataset runs/p/data --variants 0 2 4 6 --repeat 2
+    python benchmarks/lookup_round.py --model runs/p/sft --dataset runs/p/data --variants 0 0+choice 2 2+choice
 
 Prints one line per variant and repeat: seconds, generated tokens, tokens/s, decoding steps, tokens per step per
 row, valid completions and the mean score. On CPU (``--device cpu``) it runs eagerly: a check of the plumbing.
@@ -36,6 +38,23 @@ def build_round(tokenizer, rows, prompts: int, samples: int) -> tuple[list[list[
     return ids, which
 
 
+def variant(text: str) -> str:
+    """``DRAFT`` or ``DRAFT+choice`` (draft tokens per step; the choice of tokens compiled).
+
+    >>> variant("2+choice"), options("2+choice"), options("0")
+    ('2+choice', (2, {'compile_choice': True}), (0, {}))
+    """
+    draft, _, extra = text.partition("+")
+    if not draft.isdigit() or extra not in ("", "choice"):
+        raise argparse.ArgumentTypeError(f"a variant is DRAFT or DRAFT+choice (e.g. 2, 2+choice), got {text!r}")
+    return text
+
+
+def options(text: str) -> tuple[int, dict]:
+    draft, _, extra = text.partition("+")
+    return int(draft), ({"compile_choice": True} if extra else {})
+
+
 @script_main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--max-new", type=int, default=1216)
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--variants", type=int, nargs="+", default=[0, 4], metavar="DRAFT")
+    ap.add_argument("--variants", type=variant, nargs="+", default=["0", "4"], metavar="DRAFT[+choice]")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args(argv)
     import torch
@@ -66,12 +85,13 @@ def main(argv=None) -> int:
     batch, which = build_round(tokenizer, rows, args.prompts, args.samples)
     problems = [row_problem(rows[i], i) for i in range(args.prompts)]
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    for draft in sorted(set(args.variants)):  # compile once per step shape, outside the timings
-        dec = make_decoder(model, draft)
-        dec.generate(batch[:8], 8, stop, args.temperature)
+    for name in sorted(set(args.variants)):  # compile once per step shape, outside the timings
+        draft, extra = options(name)
+        make_decoder(model, draft, **extra).generate(batch[:8], 8, stop, args.temperature)
     for _ in range(args.repeat):
-        for draft in args.variants:
-            dec = make_decoder(model, draft)
+        for name in args.variants:
+            draft, extra = options(name)
+            dec = make_decoder(model, draft, **extra)
             sync()
             t0 = time.perf_counter()
             out = dec.generate(batch, max_new_tokens=args.max_new, eos_ids=stop, temperature=args.temperature)
@@ -81,7 +101,7 @@ def main(argv=None) -> int:
             steps = dec.steps if draft else max(len(r) for r in out)
             texts = tokenizer.batch_decode(out, skip_special_tokens=True)
             s = summarize(check(t, *problems[i]) for t, i in zip(texts, which))
-            print(f"draft={draft}: {secs:.2f} s, {tokens} tokens, {tokens / secs:.0f} tokens/s, {steps} steps, "
+            print(f"draft={name}: {secs:.2f} s, {tokens} tokens, {tokens / secs:.0f} tokens/s, {steps} steps, "
                   f"{tokens / len(out) / max(steps, 1):.2f} tokens per step per row, valid {s['valid']}/{len(out)}, "
                   f"mean {s['mean_score']:.2f}", flush=True)
     return 0

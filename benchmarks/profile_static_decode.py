@@ -12,7 +12,10 @@ Prints one line per variant and timed shape (seconds, ms per decoding step, toke
 tables. Variants: ``plain`` (``StaticDecoder(fused=False)``), ``fused`` (``fused=True``, the default on CUDA: one
 attention kernel per layer, the pointwise work compiled), ``sdpa`` (the fused attention without compiling),
 ``lookupN`` (``LookupDecoder(draft=N)``, fused: a random model's drafts are refused, so each step is one pass over
-N + 1 positions per row that keeps one token; its ms per step is the cost of such a pass).
+N + 1 positions per row that keeps one token; its ms per step is the cost of such a pass); ``VARIANT+choice``: the
+same with the choice of tokens compiled too (``compile_choice=True``).
+
+    python benchmarks/profile_static_decode.py --variants fused,fused+choice,lookup2,lookup2+choice --no-profile
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=384)
     ap.add_argument("--prompt", type=int, default=420)
     ap.add_argument("--new", type=int, default=850)
-    ap.add_argument("--variants", default="plain,fused", help="comma-separated: plain, fused, sdpa, lookupN (N >= 1)")
+    ap.add_argument("--variants", default="plain,fused",
+                    help="comma-separated: plain, fused, sdpa, lookupN (N >= 1); fused+choice, lookupN+choice")
     ap.add_argument("--output", type=Path)
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                     help="also print the profiler's kernel table of each variant (--no-profile: the timings only)")
@@ -88,8 +92,11 @@ def main(argv=None) -> int:
     options = {"plain": {"fused": False}, "fused": {"fused": True}, "sdpa": {"fused": True, "compile": False}}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:
-        if v.startswith("lookup") and v[6:].isdigit() and int(v[6:]) >= 1:
-            options[v] = {"draft": int(v[6:])}
+        base = v.removesuffix("+choice")
+        if base.startswith("lookup") and base[6:].isdigit() and int(base[6:]) >= 1:
+            options[base] = {"draft": int(base[6:])}
+        if v != base and base in ("fused", *(k for k in options if k.startswith("lookup"))):
+            options[v] = {**options[base], "compile_choice": True}
     unknown = sorted(set(variants) - set(options))
     if unknown:
         print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)

@@ -20,9 +20,11 @@ module, grouped-query attention, SiLU MLP) with
 ``fused=True`` runs the same step with fewer, larger kernels: attention through one
 ``scaled_dot_product_attention`` call per layer (a group's query heads as the query positions of its KV head), and,
 on CUDA, the work before and after attention (norms, rotary embeddings, casts, residual adds, the MLP's activation)
-and the choice of tokens from the logits compiled by ``torch.compile`` into a few fused kernels. It is the default on CUDA (faster
+compiled by ``torch.compile`` into a few fused kernels shared by every layer. It is the default on CUDA (faster
 at every batch size ``benchmarks/profile_static_decode.py`` times; figures in docs/benchmarks.md) and off
-elsewhere unless asked; on CPU it runs eagerly and must give the same tokens.
+elsewhere unless asked; on CPU it runs eagerly and must give the same tokens. ``compile_choice=True`` compiles the
+choice of tokens from the whole vocabulary's logits too (sampling, min-p, the lookup decoder's acceptance); it is
+off by default until it is timed on a GPU.
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
@@ -95,16 +97,17 @@ class StaticDecoder:
     ``cuda_graph=None`` records graphs on CUDA and runs eagerly elsewhere; ``fused=None`` fuses on CUDA only (see the
     module docstring); ``compile=None`` compiles the fused step's pointwise work on CUDA only; ``compact``: a batch
     of ``COMPACT_MIN`` rows or more drops its finished rows once at most this share of it still runs (True:
-    ``COMPACT_AT``; False or 0 keeps them to the end). After a call, ``compactions`` lists ``(tokens chosen, rows
-    kept)`` for every time finished rows were dropped.
+    ``COMPACT_AT``; False or 0 keeps them to the end); ``compile_choice`` compiles the choice of tokens as well
+    (with ``compile`` only). After a call, ``compactions`` lists ``(tokens chosen, rows kept)`` for every time
+    finished rows were dropped.
     """
 
     width = 1  # positions per row in one decoding step
     room = 0  # cache positions and output slots beyond max_new_tokens
-    chooser = "_pick"  # the method that turns a step's logits into its tokens (compiled with the pointwise work)
+    chooser = "_pick"  # the method that turns a step's logits into its tokens
 
     def __init__(self, model, cuda_graph: bool | None = None, fused: bool | None = None, compile: bool | None = None,
-                 compact: bool | float = True):
+                 compact: bool | float = True, compile_choice: bool = False):
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"StaticDecoder cannot run {reason}")
@@ -128,19 +131,21 @@ class StaticDecoder:
         self.compact = share
         self.compactions: list[tuple[int, int]] = []
         self.fused = fused = (self.device.type == "cuda") if fused is None else fused
-        self._compile(bool(fused and (self.device.type == "cuda" if compile is None else compile)))
+        on = bool(fused and (self.device.type == "cuda" if compile is None else compile))
+        self._compile(on, on and compile_choice)
 
-    def _compile(self, on: bool) -> None:
-        """The step's work before and after attention and its choice of tokens (``chooser``, over the whole
-        vocabulary's logits): compiled by ``torch.compile`` into a few fused kernels each when ``on``, else the
+    def _compile(self, on: bool, choice: bool = False) -> None:
+        """The step's work before and after attention compiled by ``torch.compile`` into a few fused kernels when
+        ``on``, and its choice of tokens from the whole vocabulary's logits (``chooser``) when ``choice``; else the
         plain methods."""
         import torch
 
-        parts = [self._attn_in, self._attn_out, getattr(self, self.chooser)]
-        if on:
-            parts = [torch.compile(f, dynamic=True, fullgraph=True) for f in parts]
-        self._before, self._after, self._select = parts
-        self.compiled = on
+        def compiled(f, yes):
+            return torch.compile(f, dynamic=True, fullgraph=True) if yes else f
+
+        self._before, self._after = compiled(self._attn_in, on), compiled(self._attn_out, on)
+        self._select = compiled(getattr(self, self.chooser), choice)
+        self.compiled, self.compiled_choice = on, choice
 
     def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5) -> int:
         """Rows of ``length`` positions (prompt + new tokens) whose KV cache (with ``room``) and logits (``width``
@@ -456,7 +461,11 @@ class StaticDecoder:
                     self._step(length)
                 return
             except RuntimeError as e:
-                if self.compiled:
+                if self.compiled_choice:
+                    what, then = "compiling the choice of tokens", "choosing uncompiled"
+                    self._compile(self.compiled, False)
+                    self.graphs = {}
+                elif self.compiled:
                     what, then = "compiling the fused step", "running it uncompiled"
                     self._compile(False)
                     self.graphs = {}

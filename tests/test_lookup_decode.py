@@ -14,7 +14,7 @@ from test_static_decode import PROMPTS, _hf_greedy, _model, _stopping_batch  # n
 LOOPY = [[5, 6, 7, 8, 5, 6, 7, 8, 5, 6], [20, 21, 22, 20, 21], [9, 9, 9, 9], [30, 31, 40, 41, 30, 31, 40, 41, 30]]
 
 
-STEPS = [(False, False), (True, False), (True, True)]  # (fused, compile): the step's three forms
+STEPS = [(False, False), (True, False), (True, True)]  # (fused, compile): the step's forms (compiled: its choice too)
 STEP_IDS = ["matmul-attention", "fused", "fused-compiled"]
 
 
@@ -24,9 +24,9 @@ def test_greedy_equals_the_static_decoder_and_takes_fewer_steps(fused, compile, 
     model = _model("qwen2", seed=3)
     prompts = PROMPTS + LOOPY
     plain = StaticDecoder(model, fused=fused).generate(prompts, max_new_tokens=60, eos_ids=[1])
-    dec = LookupDecoder(model, draft=draft, ngram=ngram, fused=fused, compile=compile)
+    dec = LookupDecoder(model, draft=draft, ngram=ngram, fused=fused, compile=compile, compile_choice=compile)
     ours = dec.generate(prompts, max_new_tokens=60, eos_ids=[1])
-    assert dec.compiled == compile
+    assert dec.compiled == dec.compiled_choice == compile
     assert ours == plain == _hf_greedy(model, prompts, 60, [1])
     assert dec.steps < max(len(r) for r in ours) - 1  # drafts were kept: fewer steps than tokens after the first
 
@@ -63,8 +63,8 @@ def test_a_sampled_token_has_the_target_distribution_whatever_the_draft(compile)
     """Speculative sampling with a one-token draft: the first token is the draft with probability p(draft), else a
     draw from p without it; together exactly p. Checked on 60,000 rows for a kept-often and a kept-rarely draft."""
     torch.manual_seed(0)
-    dec = LookupDecoder(_model("qwen2"), draft=2, fused=compile, compile=compile)
-    assert dec.compiled == compile
+    dec = LookupDecoder(_model("qwen2"), draft=2, fused=compile, compile=compile, compile_choice=compile)
+    assert dec.compiled_choice == compile
     p = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
     logits = p.log().expand(60000, 3, 5).clone()
     for first in (0, 4):
@@ -91,7 +91,7 @@ def test_greedy_choice_keeps_the_agreeing_prefix_and_adds_the_models_token():
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_min_p_filtered_draft_tokens_are_never_kept(compile):
-    dec = LookupDecoder(_model("qwen2"), draft=1, fused=compile, compile=compile)
+    dec = LookupDecoder(_model("qwen2"), draft=1, fused=compile, compile=compile, compile_choice=compile)
     logits = torch.tensor([[[4.0, 0.0, -9.0], [0.0, 0.0, 0.0]]]).expand(5000, 2, 3).clone()
     tokens, count = _choose(dec, logits, torch.full((5000, 1), 2), min_p=0.05)
     assert (count == 1).all() and not (tokens[:, 0] == 2).any()
@@ -106,7 +106,7 @@ def test_sampled_generation_matches_plain_sampling_in_distribution(compile):
     torch.manual_seed(1)
     plain = StaticDecoder(model).generate(prompts, max_new_tokens=3, eos_ids=[1], temperature=1.5)
     torch.manual_seed(2)
-    dec = LookupDecoder(model, draft=2, fused=compile, compile=compile)
+    dec = LookupDecoder(model, draft=2, fused=compile, compile=compile, compile_choice=compile)
     ours = dec.generate(prompts, max_new_tokens=3, eos_ids=[1], temperature=1.5)
     for slot in (0, 1):
         a = torch.bincount(torch.tensor([r[slot] for r in plain if len(r) > slot]), minlength=97).float()
@@ -131,11 +131,15 @@ def test_the_round_benchmark_times_and_scores_each_variant(tiny_model_dir, tmp_p
     capsys.readouterr()
     bench = load_script("benchmarks/lookup_round.py")
     assert bench.main(["--model", tiny_model_dir, "--dataset", str(tmp_path / "d"), "--device", "cpu", "--prompts",
-                       "2", "--samples", "2", "--max-new", "24", "--temperature", "0", "--variants", "0", "3"]) == 0
+                       "2", "--samples", "2", "--max-new", "24", "--temperature", "0", "--variants", "0", "3",
+                       "3+choice"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("draft=")]
-    assert [ln.split(":")[0] for ln in lines] == ["draft=0", "draft=3"]
+    assert [ln.split(":")[0] for ln in lines] == ["draft=0", "draft=3", "draft=3+choice"]
     figures = [re.search(r"(\d+) tokens, .* valid (\d+)/4, mean ([\d.]+)", ln).groups() for ln in lines]
-    assert figures[0] == figures[1] and int(figures[0][0]) > 0
+    assert figures[0] == figures[1] == figures[2] and int(figures[0][0]) > 0
+    with pytest.raises(SystemExit) as bad:
+        bench.main(["--model", tiny_model_dir, "--dataset", str(tmp_path / "d"), "--variants", "2x"])
+    assert bad.value.code == 2 and "a variant is DRAFT or DRAFT+choice" in capsys.readouterr().err
     assert bench.main(["--model", tiny_model_dir, "--dataset", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
 
 

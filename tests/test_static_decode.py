@@ -128,13 +128,28 @@ def test_a_step_that_fails_to_compile_runs_uncompiled(capsys):
         plain.generate(PROMPTS, max_new_tokens=4, eos_ids=[1])
 
 
+def test_a_choice_that_fails_to_compile_is_made_uncompiled_and_the_step_stays_compiled(capsys):
+    model = _model("llama", seed=7)
+
+    def broken(*args):
+        raise RuntimeError("backend compiler failed on a random op")
+
+    dec = StaticDecoder(model, fused=True, compile=True, compile_choice=True)
+    dec._select = broken
+    assert dec.generate(PROMPTS, max_new_tokens=12, eos_ids=[1]) == _hf_greedy(model, PROMPTS, 12, [1])
+    err = capsys.readouterr().err
+    assert "compiling the choice of tokens failed (backend compiler failed on a random op); choosing uncompiled" in err
+    assert dec.compiled and not dec.compiled_choice and dec._select.__name__ == "_pick"
+    assert StaticDecoder(model, fused=True, compile=False, compile_choice=True).compiled_choice is False
+
+
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("min_p", [None, 0.1])
 def test_the_steps_choice_samples_softmax_at_the_temperature_above_min_p(compile, min_p):
     """The step's choice of tokens (compiled on a GPU) on 40,000 rows of bf16 logits: frequencies within 0.01 of
     softmax(logits / T), renormalised over the tokens min_p keeps; flagged greedy rows take the argmax."""
-    dec = StaticDecoder(_model("qwen2"), fused=compile, compile=compile)
-    assert dec.compiled == compile
+    dec = StaticDecoder(_model("qwen2"), fused=compile, compile=compile, compile_choice=compile)
+    assert dec.compiled_choice == compile
     logits = torch.tensor([2.0, 1.5, 1.0, 0.2, -1.0, -3.0]).to(torch.bfloat16)
     p = torch.softmax(logits.float() / 0.8, -1)
     if min_p is not None:

@@ -81,6 +81,12 @@ st_compaction() { PYTHONPATH=$REPO:$SITES python3 benchmarks/static_compaction.p
 # grpo_static, one flag more)
 st_lookup() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
   --split train --variants 0 2 4 6 --repeat 2; }
+# the step's choice of tokens compiled (compile_choice) beside it uncompiled: first the cost of a pass (a random
+# model, no bundle needed), then the trained model's round, plain and with 2 draft tokens, twice
+st_choice_profile() { PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --no-profile \
+  --variants fused,fused+choice,lookup2,lookup2+choice; }
+st_choice() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
+  --split train --variants 0 0+choice 2 2+choice --repeat 2; }
 st_grpo_lookup() { q $(R) --output_dir "$W/g/lookup" --generation_engine static --draft_tokens 4; }
 # ... and the 2,000-row greedy evaluation with 4 (as ev_static_2000)
 st_ev_lookup_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/lookup-2000" --engine static --batch-size 400 --draft-tokens 4 $EV; }
