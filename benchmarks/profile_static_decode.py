@@ -13,9 +13,13 @@ tables. Variants: ``plain`` (``StaticDecoder(fused=False)``), ``fused`` (``fused
 attention kernel per layer, the pointwise work compiled), ``sdpa`` (the fused attention without compiling),
 ``lookupN`` (``LookupDecoder(draft=N)``, fused: a random model's drafts are refused, so each step is one pass over
 N + 1 positions per row that keeps one token; its ms per step is the cost of such a pass); ``VARIANT+choice``: the
-same with the choice of tokens compiled too (``compile_choice=True``).
+same fused, with its pointwise work and its choice of tokens compiled (``compile_choice=True``; on a CPU too).
 
     python benchmarks/profile_static_decode.py --variants fused,fused+choice,lookup2,lookup2+choice --no-profile
+    python benchmarks/profile_static_decode.py --variants lookup2,lookup2+choice --choice-only   # the choice alone
+
+``--choice-only`` times each variant's choice of tokens alone, at temperature 1, on random float32 logits of
+``--batch`` rows x its positions per step x the vocabulary (no decoding).
 """
 
 from __future__ import annotations
@@ -61,6 +65,27 @@ def timed(decoder, batch, prompt, new, temperature, sync):
     return secs, tokens
 
 
+def time_choice(decoder, batch: int, sync, repeat: int = 20) -> float:
+    """Seconds per call of ``decoder``'s choice of tokens (sampling at temperature 1) on random logits."""
+    import torch
+
+    vocab = SMOLLM2_135M["vocab_size"]
+    shape = (batch, vocab) if decoder.width == 1 else (batch, decoder.width, vocab)
+    gen = torch.Generator(device=decoder.device).manual_seed(0)
+    logits = torch.randn(shape, generator=gen, device=decoder.device).to(decoder.dtype)
+    args = (logits,) if decoder.width == 1 else (logits, torch.randint(vocab, (batch, decoder.width - 1),
+                                                                       generator=gen, device=decoder.device))
+    decoder.temperature, decoder.min_p, decoder.greedy = 1.0, None, None
+    for _ in range(3):  # warm-up (and compilation)
+        decoder._select(*args)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        decoder._select(*args)
+    sync()
+    return (time.perf_counter() - t0) / repeat
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -72,6 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--output", type=Path)
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                     help="also print the profiler's kernel table of each variant (--no-profile: the timings only)")
+    ap.add_argument("--choice-only", action="store_true", help="time each variant's choice of tokens alone")
     args = ap.parse_args(argv)
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -96,7 +122,7 @@ def main(argv=None) -> int:
         if base.startswith("lookup") and base[6:].isdigit() and int(base[6:]) >= 1:
             options[base] = {"draft": int(base[6:])}
         if v != base and base in ("fused", *(k for k in options if k.startswith("lookup"))):
-            options[v] = {**options[base], "compile_choice": True}
+            options[v] = {**options[base], "fused": True, "compile": True, "compile_choice": True}  # on CPU too
     unknown = sorted(set(variants) - set(options))
     if unknown:
         print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)
@@ -106,6 +132,10 @@ def main(argv=None) -> int:
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     for variant in variants:
         dec = make_decoder(model, **options[variant])
+        if args.choice_only:
+            say(f"{variant:14s} batch {args.batch:4d} x {dec.width} positions: "
+                f"{1000 * time_choice(dec, args.batch, sync):7.2f} ms per choice")
+            continue
         t0 = time.perf_counter()
         timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up (and compilation)
         say(f"{variant}: first call (warm-up, compilation) {time.perf_counter() - t0:.1f} s")

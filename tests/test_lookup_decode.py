@@ -154,3 +154,21 @@ def test_the_offline_count_is_the_decoders_own_step_count(draft, ngram):
         dec = LookupDecoder(model, draft=draft, ngram=ngram)
         out = dec.generate([prompt], max_new_tokens=50, eos_ids=[1])[0]
         assert dec.steps == count(prompt + out[:1], out[1:], draft, ngram, pad=0), prompt
+
+
+def test_the_pass_profile_times_each_variants_choice_and_refuses_unknown_variants(capsys):
+    """benchmarks/profile_static_decode.py --choice-only on CPU: a line per variant with its positions per step;
+    ``+choice`` variants really compile the choice (dynamo captures a frame); an unknown variant is exit 2."""
+    from conftest import load_script
+    from torch._dynamo.utils import counters
+
+    bench = load_script("benchmarks/profile_static_decode.py")
+    captured = counters["stats"]["calls_captured"]
+    assert bench.main(["--device", "cpu", "--batch", "4", "--choice-only",
+                       "--variants", "fused,lookup2,lookup2+choice"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "ms per choice" in ln]
+    assert [ln.split()[0] for ln in lines] == ["fused", "lookup2", "lookup2+choice"]
+    assert [ln.split(" x ")[1].split()[0] for ln in lines] == ["1", "3", "3"]
+    assert counters["stats"]["calls_captured"] > captured
+    assert bench.main(["--device", "cpu", "--variants", "plain+choice"]) == 2
+    assert "unknown variant(s) plain+choice" in capsys.readouterr().err

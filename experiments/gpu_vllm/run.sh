@@ -83,8 +83,10 @@ st_lookup() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model
   --split train --variants 0 2 4 6 --repeat 2; }
 # the step's choice of tokens compiled (compile_choice) beside it uncompiled: first the cost of a pass (a random
 # model, no bundle needed), then the trained model's round, plain and with 2 draft tokens, twice
-st_choice_profile() { PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --no-profile \
-  --variants fused,fused+choice,lookup2,lookup2+choice; }
+st_choice_profile() { PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --choice-only \
+    --variants fused,fused+choice,lookup2,lookup2+choice &&
+  PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --no-profile \
+    --variants fused,fused+choice,lookup2,lookup2+choice; }
 st_choice() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
   --split train --variants 0 0+choice 2 2+choice --repeat 2; }
 st_grpo_lookup() { q $(R) --output_dir "$W/g/lookup" --generation_engine static --draft_tokens 4; }
