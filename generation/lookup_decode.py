@@ -88,10 +88,14 @@ class LookupDecoder(StaticDecoder):
         K = self.draft
         logits = logits.float()
         slots = torch.arange(K + 1, device=logits.device)[None]
-        argmax = logits.argmax(-1)  # [B, K + 1]
-        greedy_n = (argmax[:, :K] == draft).long().cumprod(1).sum(1)
+
+        def greedy():  # the argmax at each slot, and how many draft tokens agree with it
+            argmax = logits.argmax(-1)  # [B, K + 1]
+            return argmax, (argmax[:, :K] == draft).long().cumprod(1).sum(1)
+
         if self.temperature <= 0:
-            return argmax, greedy_n + 1
+            argmax, agreed = greedy()
+            return argmax, agreed + 1
         scaled = self._scaled(logits)
         head = scaled[:, :K]
         p_draft = (head.gather(2, draft[..., None])[..., 0] - head.logsumexp(-1)).exp()  # [B, K]
@@ -103,8 +107,9 @@ class LookupDecoder(StaticDecoder):
         drawn = self._draw(scaled.masked_fill(vocab == refuse[..., None], -math.inf))  # [B, K + 1]
         tokens = torch.where(slots < n[:, None], padded, drawn)
         if self.greedy is not None:
+            argmax, agreed = greedy()
             tokens = torch.where(self.greedy[:, None], argmax, tokens)
-            n = torch.where(self.greedy, greedy_n, n)
+            n = torch.where(self.greedy, agreed, n)
         return tokens, n + 1
 
     # ------------------------------------------------------------ one step

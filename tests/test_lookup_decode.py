@@ -172,3 +172,17 @@ def test_the_pass_profile_times_each_variants_choice_and_refuses_unknown_variant
     assert counters["stats"]["calls_captured"] > captured
     assert bench.main(["--device", "cpu", "--variants", "plain+choice"]) == 2
     assert "unknown variant(s) plain+choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_greedy_rows_among_sampled_ones_decode_as_the_greedy_decoder(compile):
+    """GRPO's greedy anchor with drafting: flagged rows are exactly the plain greedy decode, the others sample."""
+    model = _model("qwen2", seed=5)
+    prompts = PROMPTS + LOOPY
+    flags = [i % 2 == 0 for i in range(len(prompts))]
+    greedy = StaticDecoder(model).generate(prompts, max_new_tokens=30, eos_ids=[1])
+    torch.manual_seed(0)
+    dec = LookupDecoder(model, draft=3, fused=compile, compile=compile, compile_choice=compile)
+    mixed = dec.generate(prompts, max_new_tokens=30, eos_ids=[1], temperature=1.5, greedy=flags)
+    assert [m for m, f in zip(mixed, flags) if f] == [g for g, f in zip(greedy, flags) if f]
+    assert any(m != g for m, g, f in zip(mixed, greedy, flags) if not f)
