@@ -77,11 +77,11 @@ def time_choice(decoder, batch: int, sync, repeat: int = 20) -> float:
                                                                        generator=gen, device=decoder.device))
     decoder.temperature, decoder.min_p, decoder.greedy = 1.0, None, None
     for _ in range(3):  # warm-up (and compilation)
-        decoder._select(*args)
+        decoder._choose_tokens(*args)
     sync()
     t0 = time.perf_counter()
     for _ in range(repeat):
-        decoder._select(*args)
+        decoder._choose_tokens(*args)
     sync()
     return (time.perf_counter() - t0) / repeat
 

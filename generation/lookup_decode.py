@@ -147,7 +147,7 @@ class LookupDecoder(StaticDecoder):
             o = o.reshape(B, self.n_kv, g, S, self.head_dim).permute(0, 3, 1, 2, 4).reshape(B * S, -1)
             x = self._after(x, o, w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
         logits = F.linear(self._rms(x, self.norm), self.lm_head).reshape(B, S, -1)  # cast by the chooser
-        tokens, count = self._select(logits, draft)
+        tokens, count = self._choose_tokens(logits, draft)
         self.busy.add_((~self.done).any().long())
         # a row stops at its first EOS, at max_new_tokens, or stays stopped; later slots become padding
         eos = torch.isin(tokens, self.eos) & (offs[None] < count[:, None])

@@ -144,7 +144,7 @@ class StaticDecoder:
             return torch.compile(f, dynamic=True, fullgraph=True) if yes else f
 
         self._before, self._after = compiled(self._attn_in, on), compiled(self._attn_out, on)
-        self._select = compiled(getattr(self, self.chooser), choice)
+        self._choose_tokens = compiled(getattr(self, self.chooser), choice)
         self.compiled, self.compiled_choice = on, choice
 
     def rows_that_fit(self, length: int, free_bytes: int | None = None, share: float = 0.5) -> int:
@@ -326,7 +326,7 @@ class StaticDecoder:
                 o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
             x = self._after(x, o.reshape(B, -1), w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
         logits = F.linear(self._rms(x, self.norm), self.lm_head)  # [B, V], cast to float32 by the chooser
-        self._emit(self._select(logits), self.cur - (self.P - 1))  # the token after cache index cur
+        self._emit(self._choose_tokens(logits), self.cur - (self.P - 1))  # the token after cache index cur
         self.pos.add_(1)
         self.cur.add_(1)
 

@@ -55,7 +55,7 @@ def test_dropping_finished_rows_keeps_every_row_as_alone():
 
 def _choose(decoder, logits, draft, temperature=1.0, min_p=None):
     decoder.temperature, decoder.min_p, decoder.greedy = temperature, min_p, None
-    return decoder._select(logits, draft)  # the decoder's own choice: compiled when it compiles
+    return decoder._choose_tokens(logits, draft)  # the decoder's own choice: compiled when it compiles
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])

@@ -135,11 +135,11 @@ def test_a_choice_that_fails_to_compile_is_made_uncompiled_and_the_step_stays_co
         raise RuntimeError("backend compiler failed on a random op")
 
     dec = StaticDecoder(model, fused=True, compile=True, compile_choice=True)
-    dec._select = broken
+    dec._choose_tokens = broken
     assert dec.generate(PROMPTS, max_new_tokens=12, eos_ids=[1]) == _hf_greedy(model, PROMPTS, 12, [1])
     err = capsys.readouterr().err
     assert "compiling the choice of tokens failed (backend compiler failed on a random op); choosing uncompiled" in err
-    assert dec.compiled and not dec.compiled_choice and dec._select.__name__ == "_pick"
+    assert dec.compiled and not dec.compiled_choice and dec._choose_tokens.__name__ == "_pick"
     assert StaticDecoder(model, fused=True, compile=False, compile_choice=True).compiled_choice is False
 
 
@@ -159,7 +159,7 @@ def test_the_steps_choice_samples_softmax_at_the_temperature_above_min_p(compile
     dec.temperature, dec.min_p = 0.8, min_p
     dec.greedy = torch.arange(n) % 4 == 0
     torch.manual_seed(0)
-    tokens = dec._select(logits.expand(n, 6).clone())
+    tokens = dec._choose_tokens(logits.expand(n, 6).clone())
     assert (tokens[dec.greedy] == 0).all()
     freq = torch.bincount(tokens[~dec.greedy], minlength=6).float() / int((~dec.greedy).sum())
     assert (freq - p).abs().max() < 0.01, freq
