@@ -3,7 +3,8 @@
 Speculation pays only where drafts are right, so this needs a model that writes the task's traces (e.g. the SFT
 model of ``qwen-scheduler pipeline --preset gpu --stages generate,model,sft``) and the task's prompts. Each variant
 (``--variants``: draft tokens per step, 0 = :class:`~generation.static_decode.StaticDecoder`; ``N+choice``: the same
-with the choice of tokens compiled, ``compile_choice=True``) generates the same round
+fused, with the pointwise work and the choice of tokens compiled, ``compile_choice=True``, on a CPU too) generates
+the same round
 (``--prompts`` rows x ``--samples`` completions, ``--temperature``, ``--max-new`` cap) and is scored by the strict
 rules, so a change in what is sampled would show as a change in validity:
 
@@ -42,17 +43,18 @@ def variant(text: str) -> str:
     """``DRAFT`` or ``DRAFT+choice`` (draft tokens per step; the choice of tokens compiled).
 
     >>> variant("2+choice"), options("2+choice"), options("0")
-    ('2+choice', (2, {'compile_choice': True}), (0, {}))
+    ('2+choice', (2, {'fused': True, 'compile': True, 'compile_choice': True}), (0, {}))
     """
-    draft, _, extra = text.partition("+")
-    if not draft.isdigit() or extra not in ("", "choice"):
+    draft, sep, extra = text.partition("+")
+    if not (draft.isdecimal() and draft.isascii()) or (sep and extra != "choice"):
         raise argparse.ArgumentTypeError(f"a variant is DRAFT or DRAFT+choice (e.g. 2, 2+choice), got {text!r}")
     return text
 
 
 def options(text: str) -> tuple[int, dict]:
+    """Draft tokens and :func:`make_decoder` options of a variant (``+choice``: compiled, on a CPU too)."""
     draft, _, extra = text.partition("+")
-    return int(draft), ({"compile_choice": True} if extra else {})
+    return int(draft), ({"fused": True, "compile": True, "compile_choice": True} if extra else {})
 
 
 @script_main

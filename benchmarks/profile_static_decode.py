@@ -18,8 +18,8 @@ same fused, with its pointwise work and its choice of tokens compiled (``compile
     python benchmarks/profile_static_decode.py --variants fused,fused+choice,lookup2,lookup2+choice --no-profile
     python benchmarks/profile_static_decode.py --variants lookup2,lookup2+choice --choice-only   # the choice alone
 
-``--choice-only`` times each variant's choice of tokens alone, at temperature 1, on random float32 logits of
-``--batch`` rows x its positions per step x the vocabulary (no decoding).
+``--choice-only`` times each variant's choice of tokens alone, at temperature 1, on random logits in the decoder's
+dtype (bf16 on CUDA, float32 on CPU) of ``--batch`` rows x its positions per step x the vocabulary (no decoding).
 """
 
 from __future__ import annotations
@@ -104,9 +104,22 @@ def main(argv=None) -> int:
 
     from generation.lookup_decode import make_decoder
 
+    options = {"plain": {"fused": False}, "fused": {"fused": True}, "sdpa": {"fused": True, "compile": False}}
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in variants:
+        base = v.removesuffix("+choice")
+        if base.startswith("lookup") and base[6:].isdecimal() and base[6:].isascii() and int(base[6:]) >= 1:
+            options[base] = {"draft": int(base[6:])}
+        if v != base and base in ("fused", *(k for k in options if k.startswith("lookup"))):
+            options[v] = {**options[base], "fused": True, "compile": True, "compile_choice": True}  # on CPU too
+    unknown = sorted(set(variants) - set(options))
+    if unknown:
+        print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)
+        return 2
+
+    model = build_model(args.device)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    model = build_model(args.device)
     lines = []
 
     def say(s):
@@ -115,18 +128,6 @@ def main(argv=None) -> int:
 
     if cuda:
         say(f"device {torch.cuda.get_device_name()} torch {torch.__version__}")
-    options = {"plain": {"fused": False}, "fused": {"fused": True}, "sdpa": {"fused": True, "compile": False}}
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    for v in variants:
-        base = v.removesuffix("+choice")
-        if base.startswith("lookup") and base[6:].isdigit() and int(base[6:]) >= 1:
-            options[base] = {"draft": int(base[6:])}
-        if v != base and base in ("fused", *(k for k in options if k.startswith("lookup"))):
-            options[v] = {**options[base], "fused": True, "compile": True, "compile_choice": True}  # on CPU too
-    unknown = sorted(set(variants) - set(options))
-    if unknown:
-        print(f"error: unknown variant(s) {', '.join(unknown)} (choose from {', '.join(options)})", file=sys.stderr)
-        return 2
     shapes = [(args.batch, args.new), (args.batch, args.new), (args.batch, max(args.new // 4, 1)),
               (max(args.batch // 6, 1), args.new), (max(args.batch // 48, 1), args.new)]
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])

@@ -24,7 +24,7 @@ compiled by ``torch.compile`` into a few fused kernels shared by every layer. It
 at every batch size ``benchmarks/profile_static_decode.py`` times; figures in docs/benchmarks.md) and off
 elsewhere unless asked; on CPU it runs eagerly and must give the same tokens. ``compile_choice=True`` compiles the
 choice of tokens from the whole vocabulary's logits too (sampling, min-p, the lookup decoder's acceptance); it is
-off by default until it is timed on a GPU.
+off by default.
 
 Weights are a bf16 copy (on CPU: float32) of the model's, refreshed by every :meth:`StaticDecoder.generate`
 call, so a trainer can keep float32 master weights and call it after each update (a model already in bf16
@@ -461,9 +461,9 @@ class StaticDecoder:
                     self._step(length)
                 return
             except RuntimeError as e:
-                if self.compiled_choice:
-                    what, then = "compiling the choice of tokens", "choosing uncompiled"
-                    self._compile(self.compiled, False)
+                if self.compiled_choice:  # the cheaper retreat first (the error does not say which part failed)
+                    what, then = "the compiled step", "trying it with the choice of tokens uncompiled"
+                    self._choose_tokens, self.compiled_choice = getattr(self, self.chooser), False
                     self.graphs = {}
                 elif self.compiled:
                     what, then = "compiling the fused step", "running it uncompiled"

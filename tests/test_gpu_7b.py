@@ -197,8 +197,12 @@ def test_driver_skips_a_run_that_would_end_past_the_time_left(tmp_path):
     for item, need in (("merge-bf16", 720), ("merge-fp32", 900), ("eval-vllm", 720), ("eval-transformers", 780)):
         assert f"{item}: skipped (needs up to {need} s" in r.stdout  # the item and the adapter it needs first
     assert not (tmp_path / "w" / "out" / "results.jsonl").exists()
+    r = _driver(tmp_path, "fg", "--left", "150", "a:24:0.5", BUDGET_a="100", LOAD_a="50")
+    assert r.returncode == 0 and "a:24:0.5: skipped (needs up to 160 s" in r.stdout, r.stdout + r.stderr
     r = _driver(tmp_path, "fg", "e")
     assert r.returncode == 2 and "unknown item 'e'" in r.stdout
+    r = _driver(tmp_path, "fg", "a:24:0.5:x")
+    assert r.returncode == 2 and "bad item 'a:24:0.5:x' (CONFIG:CARD_GIB[:SHARE]" in r.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="checks the line of a machine without vLLM")

@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 
 from generation.lookup_decode import LookupDecoder  # noqa: E402
 from generation.static_decode import StaticDecoder  # noqa: E402
-from test_static_decode import PROMPTS, _hf_greedy, _model, _stopping_batch  # noqa: E402
+from test_static_decode import PROMPTS, _hf_greedy, _model, _stopping_batch, fresh_dynamo  # noqa: E402, F401
 
 # prompts that repeat themselves, so that drafts copied from them are often right
 LOOPY = [[5, 6, 7, 8, 5, 6, 7, 8, 5, 6], [20, 21, 22, 20, 21], [9, 9, 9, 9], [30, 31, 40, 41, 30, 31, 40, 41, 30]]
@@ -75,7 +75,7 @@ def test_a_sampled_token_has_the_target_distribution_whatever_the_draft(compile)
         assert abs((count > 1).float().mean() - p[first]) < 0.01  # the draft token kept with probability p(draft)
         second = tokens[count > 1, 1]  # given the first was kept, the second has the distribution at slot 1
         freq2 = torch.bincount(second, minlength=5).float() / len(second)
-        assert (freq2 - p).abs().max() < 0.02, (first, freq2)
+        assert (freq2 - p).abs().max() < 4 * (0.25 / len(second)) ** 0.5, (first, freq2)  # 4 standard errors at most
 
 
 def test_greedy_choice_keeps_the_agreeing_prefix_and_adds_the_models_token():
@@ -91,9 +91,12 @@ def test_greedy_choice_keeps_the_agreeing_prefix_and_adds_the_models_token():
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_min_p_filtered_draft_tokens_are_never_kept(compile):
+    """Token 2 has probability 0.075 (kept ~375 times in 5,000 without min-p) but less than 0.1 x the top token's."""
     dec = LookupDecoder(_model("qwen2"), draft=1, fused=compile, compile=compile, compile_choice=compile)
-    logits = torch.tensor([[[4.0, 0.0, -9.0], [0.0, 0.0, 0.0]]]).expand(5000, 2, 3).clone()
-    tokens, count = _choose(dec, logits, torch.full((5000, 1), 2), min_p=0.05)
+    logits = torch.tensor([[[4.0, 0.0, 1.5], [0.0, 0.0, 0.0]]]).expand(5000, 2, 3).clone()
+    tokens, count = _choose(dec, logits, torch.full((5000, 1), 2), min_p=None)
+    assert 250 < int((count == 2).sum()) < 500
+    tokens, count = _choose(dec, logits, torch.full((5000, 1), 2), min_p=0.1)
     assert (count == 1).all() and not (tokens[:, 0] == 2).any()
 
 

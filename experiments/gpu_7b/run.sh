@@ -89,13 +89,19 @@ recorded() {  # recorded COMMAND...: succeeds once COMMAND added its line to res
   [ "$(cat "$W/out/results.jsonl" 2>/dev/null | wc -l)" -gt "$before" ]
 }
 
+run_name() {  # run_name CONFIG[:CARD[:SHARE]]: the run's name (log, metrics, done marker), e.g. a-24gib-share0.5
+  local config card share
+  IFS=: read -r config card share <<< "$1"
+  echo "$config${card:+-${card}gib}${share:+-share$share}"
+}
+
 run_one() {  # run_one CONFIG[:CARD[:SHARE]]: one gpu_7b.py run (SHARE: its --vllm-share)
   local config card="" share="" name
   IFS=: read -r config card share <<< "$1"
-  name=$config${card:+-${card}gib}${share:+-share$share}
+  name=$(run_name "$1")
   recorded g7 run "$config" --steps "${STEPS:-5}" --work "$Q" --out "$W/out" --site "$SITE" \
     --budget "${BUDGET[$config]}" --load-s "${LOAD[$config]}" ${card:+--card-gib "$card"} \
-    ${share:+--vllm-share "$share"} $CPU_FLAG || return 1
+    ${share:+--vllm-share "$share" --tag "share$share"} $CPU_FLAG || return 1
   cp "$Q/runs/$config/metrics.jsonl" "$W/out/logs/$name.metrics.jsonl" 2>/dev/null
   return 0
 }
@@ -120,9 +126,11 @@ chain() {  # chain [--left S] ITEM...
       data) once data build_data ;;
       [abcd]|[abcd]:[0-9]*)
         config=${item%%:*}
+        [[ $item =~ ^[abcd](:[0-9]+(\.[0-9]+)?(:[0-9]*\.?[0-9]+)?)?$ ]] ||
+          { say "bad item '$item' (CONFIG:CARD_GIB[:SHARE], e.g. a:24:0.5)"; return 2; }
         once data build_data || { say "$item: no data, stopped"; return 1; }
         fits "$item" $(( ${BUDGET[$config]} + 60 )) || continue
-        once "run-${item//:/-}" run_one "$item" ;;
+        once "run-$(run_name "$item")" run_one "$item" ;;
       adapter|merge-bf16|merge-fp32|eval-vllm|eval-transformers)
         once data build_data || { say "$item: no data, stopped"; return 1; }
         need=$(( ${BUDGET[$item]} + 60 ))
@@ -130,7 +138,7 @@ chain() {  # chain [--left S] ITEM...
         fits "$item" "$need" || continue
         once adapter after_one adapter || { say "$item: no adapter, stopped"; return 1; }
         [ "$item" = adapter ] || once "run-$item" recorded after_one "$item" ;;
-      *) say "unknown item '$item' (model, data, a, b, c, d, CONFIG:CARD_GIB, adapter, ${AFTER[*]} or after)"
+      *) say "unknown item '$item' (model, data, a, b, c, d, CONFIG:CARD_GIB[:SHARE], adapter, ${AFTER[*]} or after)"
          return 2 ;;
     esac
   done
