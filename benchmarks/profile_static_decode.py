@@ -19,7 +19,8 @@ same fused, with its pointwise work and its choice of tokens compiled (``compile
     python benchmarks/profile_static_decode.py --variants lookup2,lookup2+choice --choice-only   # the choice alone
 
 ``--choice-only`` times each variant's choice of tokens alone, at temperature 1, on random logits in the decoder's
-dtype (bf16 on CUDA, float32 on CPU) of ``--batch`` rows x its positions per step x the vocabulary (no decoding).
+dtype (bf16 on CUDA, float32 on CPU) of ``--batch`` rows x its positions per step x the vocabulary (no decoding);
+on CUDA it also says whether the choice draws fresh random numbers at each replay of a CUDA graph.
 """
 
 from __future__ import annotations
@@ -65,17 +66,46 @@ def timed(decoder, batch, prompt, new, temperature, sync):
     return secs, tokens
 
 
-def time_choice(decoder, batch: int, sync, repeat: int = 20) -> float:
-    """Seconds per call of ``decoder``'s choice of tokens (sampling at temperature 1) on random logits."""
+def choice_inputs(decoder, batch: int, flat: bool = False) -> tuple:
+    """Arguments of ``decoder``'s choice of tokens: random logits in its dtype (``flat``: all equal), and for a
+    lookup decoder random draft tokens; the decoder set to sample at temperature 1."""
     import torch
 
     vocab = SMOLLM2_135M["vocab_size"]
     shape = (batch, vocab) if decoder.width == 1 else (batch, decoder.width, vocab)
     gen = torch.Generator(device=decoder.device).manual_seed(0)
     logits = torch.randn(shape, generator=gen, device=decoder.device).to(decoder.dtype)
-    args = (logits,) if decoder.width == 1 else (logits, torch.randint(vocab, (batch, decoder.width - 1),
-                                                                       generator=gen, device=decoder.device))
+    if flat:
+        logits.zero_()
     decoder.temperature, decoder.min_p, decoder.greedy = 1.0, None, None
+    return (logits,) if decoder.width == 1 else (logits, torch.randint(vocab, (batch, decoder.width - 1),
+                                                                       generator=gen, device=decoder.device))
+
+
+def fresh_draws_in_a_graph(decoder, batch: int) -> str:
+    """CUDA only: whether two replays of a CUDA graph holding the choice (as the decoder's recorded steps hold it)
+    draw different tokens from flat logits, i.e. whether its random numbers are fresh at every replay: "yes", "no",
+    or "capture failed (...)"."""
+    import torch
+
+    args = choice_inputs(decoder, batch, flat=True)
+    decoder._choose_tokens(*args)  # compiled before capture, as the decoder's warm-up step does
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            out = decoder._choose_tokens(*args)
+    except RuntimeError as e:
+        return f"capture failed ({str(e).splitlines()[0][:120]})"
+    first = out if torch.is_tensor(out) else out[0]
+    graph.replay()
+    before = first.clone()
+    graph.replay()
+    return "no" if torch.equal(before, first) else "yes"
+
+
+def time_choice(decoder, batch: int, sync, repeat: int = 20) -> float:
+    """Seconds per call of ``decoder``'s choice of tokens (sampling at temperature 1) on random logits."""
+    args = choice_inputs(decoder, batch)
     for _ in range(3):  # warm-up (and compilation)
         decoder._choose_tokens(*args)
     sync()
@@ -134,8 +164,9 @@ def main(argv=None) -> int:
     for variant in variants:
         dec = make_decoder(model, **options[variant])
         if args.choice_only:
+            fresh = f"; fresh draws at each graph replay: {fresh_draws_in_a_graph(dec, args.batch)}" if cuda else ""
             say(f"{variant:14s} batch {args.batch:4d} x {dec.width} positions: "
-                f"{1000 * time_choice(dec, args.batch, sync):7.2f} ms per choice")
+                f"{1000 * time_choice(dec, args.batch, sync):7.2f} ms per choice{fresh}")
             continue
         t0 = time.perf_counter()
         timed(dec, min(args.batch, 8), args.prompt, 32, 1.0, sync)  # warm-up (and compilation)
