@@ -128,9 +128,7 @@ class LookupDecoder(StaticDecoder):
         cos, sin = self.cos_t[pos], self.sin_t[pos]
         keep = (self.ar[:length][None, None] <= cidx[..., None]) & self.valid[:, None, :length]  # [B, S, L]
         g = self.n_heads // self.n_kv
-        keep = keep[:, None, None].expand(B, 1, g, S, length).reshape(B, 1, g * S, length)
-        if not self.fused:
-            bias = torch.zeros(keep.shape, device=self.device, dtype=torch.float32).masked_fill_(~keep, -math.inf)
+        bias = self._bias(keep[:, None, None].expand(B, 1, g, S, length).reshape(B, 1, g * S, length))
         x = self.embed[inp.reshape(-1)].float()  # [B * S, D]: every position is a row for the pointwise work
         write = cidx[:, None, :, None].expand(B, self.n_kv, S, self.head_dim)
         scale = 1.0 / math.sqrt(self.head_dim)
@@ -140,7 +138,7 @@ class LookupDecoder(StaticDecoder):
             vc.scatter_(2, write, v.reshape(B, S, self.n_kv, self.head_dim).transpose(1, 2))
             q = q.reshape(B, S, self.n_kv, g, self.head_dim).permute(0, 2, 3, 1, 4).reshape(B, self.n_kv, g * S, -1)
             if self.fused:
-                o = F.scaled_dot_product_attention(q, kc[:, :, :length], vc[:, :, :length], attn_mask=keep)
+                o = F.scaled_dot_product_attention(q, kc[:, :, :length], vc[:, :, :length], attn_mask=bias)
             else:
                 att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias
                 o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g * S, d]

@@ -300,6 +300,15 @@ class StaticDecoder:
         self.done |= torch.isin(nxt, self.eos)
         self.tok.copy_(nxt)
 
+    def _bias(self, keep):
+        """A step's attention mask, made once for all layers: 0 where ``keep``, -inf elsewhere, in the attention's
+        dtype (the fused step's SDPA would otherwise turn a boolean mask into this at every layer; float32 for the
+        matmul attention)."""
+        import torch
+
+        dtype = self.dtype if self.fused else torch.float32
+        return torch.zeros(keep.shape, device=self.device, dtype=dtype).masked_fill_(~keep, -math.inf)
+
     def _step(self, length: int):
         """One decoding step for every sequence (attention over cache[:, :, :length]); in-place state."""
         import torch
@@ -308,9 +317,7 @@ class StaticDecoder:
         B = self.tok.shape[0]
         cos, sin = self.cos_t[self.pos], self.sin_t[self.pos]  # [B, d]
         keep = (self.ar[:length] <= self.cur) & self.valid[:, :length]  # [B, L]
-        if not self.fused:
-            bias = torch.zeros(keep.shape, device=self.device, dtype=torch.float32).masked_fill_(~keep, -math.inf)
-            bias = bias[:, None, None]  # [B, 1, 1, L]
+        bias = self._bias(keep[:, None, None])  # [B, 1, 1, L]
         x = self.embed[self.tok].float()
         g = self.n_heads // self.n_kv
         scale = 1.0 / math.sqrt(self.head_dim)
@@ -320,7 +327,7 @@ class StaticDecoder:
             vc.index_copy_(2, self.cur, v[:, :, None])
             q = q.reshape(B, self.n_kv, g, self.head_dim)  # a group's query heads share one KV head and one mask
             if self.fused:
-                o = F.scaled_dot_product_attention(q, kc[:, :, :length], vc[:, :, :length], attn_mask=keep[:, None, None])
+                o = F.scaled_dot_product_attention(q, kc[:, :, :length], vc[:, :, :length], attn_mask=bias)
             else:
                 att = torch.matmul(q, kc[:, :, :length].transpose(-1, -2)).float() * scale + bias  # [B, KV, g, L]
                 o = torch.matmul(att.softmax(-1).to(self.dtype), vc[:, :, :length])  # [B, KV, g, d]
