@@ -82,13 +82,13 @@ st_compaction() { PYTHONPATH=$REPO:$SITES python3 benchmarks/static_compaction.p
 st_lookup() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
   --split train --variants 0 2 4 6 --repeat 2; }
 # the step's choice of tokens compiled (compile_choice) beside it uncompiled: first the cost of a pass (a random
-# model, no bundle needed), then the trained model's round, plain and with 2 draft tokens, twice
+# model, no bundle needed), then the trained model's round, plain and with 1-3 draft tokens, twice
 st_choice_profile() { PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --choice-only \
     --variants fused,fused+choice,lookup2,lookup2+choice &&
   PYTHONPATH=$REPO python3 benchmarks/profile_static_decode.py --no-profile \
     --variants fused,fused+choice,lookup2,lookup2+choice; }
 st_choice() { PYTHONPATH=$REPO:$SITES python3 benchmarks/lookup_round.py --model "$(sft)" --dataset "$D100" \
-  --split train --variants 0 0+choice 2 2+choice --repeat 2; }
+  --split train --variants 0 0+choice 1+choice 2 2+choice 3+choice --repeat 2; }
 st_grpo_lookup() { q $(R) --output_dir "$W/g/lookup" --generation_engine static --draft_tokens 4; }
 # ... and the 2,000-row greedy evaluation with 4 (as ev_static_2000)
 st_ev_lookup_2000() { q evaluate --dataset "$D2K" --model "$(sft)" --label sft --output "$W/ev/lookup-2000" --engine static --batch-size 400 --draft-tokens 4 $EV; }
