@@ -101,11 +101,10 @@ class LookupDecoder(StaticDecoder):
         p_draft = (head.gather(2, draft[..., None])[..., 0] - head.logsumexp(-1)).exp()  # [B, K]
         kept = torch.rand_like(p_draft) < p_draft
         n = kept.long().cumprod(1).sum(1)
-        padded = torch.cat([draft, draft[:, :1]], 1)
-        refuse = torch.cat([draft, torch.full_like(draft[:, :1], -1)], 1)  # at slot j < K: draw p without draft[j]
+        padded = torch.cat([draft, torch.full_like(draft[:, :1], -1)], 1)  # no draft token at slot K
         vocab = torch.arange(logits.shape[-1], device=logits.device)
-        drawn = self._draw(scaled.masked_fill(vocab == refuse[..., None], -math.inf))  # [B, K + 1]
-        tokens = torch.where(slots < n[:, None], padded, drawn)
+        drawn = self._draw(scaled.masked_fill(vocab == padded[..., None], -math.inf))  # slot j: p without draft[j]
+        tokens = torch.where(slots < n[:, None], padded, drawn)  # n <= K: slot K is always drawn
         if self.greedy is not None:
             argmax, agreed = greedy()
             tokens = torch.where(self.greedy[:, None], argmax, tokens)

@@ -262,7 +262,7 @@ class StaticDecoder:
             o = F.scaled_dot_product_attention(q.transpose(1, 2), kk, vv, attn_mask=keep)
             x = self._attn_out(x, o.transpose(1, 2).reshape(B, P, -1), w["o"], w["o_b"], w["ln2"], w["gu"], w["down"])
         last = self._rms(x[:, -1], self.norm)
-        return F.linear(last, self.lm_head).float()
+        return F.linear(last, self.lm_head)  # cast to float32 by _pick
 
     def _pick(self, logits):
         """Next tokens: argmax (greedy) or Gumbel-max sampling at the set temperature, among the tokens whose
@@ -470,7 +470,7 @@ class StaticDecoder:
             except RuntimeError as e:
                 if self.compiled_choice:  # the cheaper retreat first (the error does not say which part failed)
                     what, then = "the compiled step", "trying it with the choice of tokens uncompiled"
-                    self._choose_tokens, self.compiled_choice = getattr(self, self.chooser), False
+                    self._compile(self.compiled, False)
                     self.graphs = {}
                 elif self.compiled:
                     what, then = "compiling the fused step", "running it uncompiled"
